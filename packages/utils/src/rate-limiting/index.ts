@@ -1,0 +1,18 @@
+// Public surface of @universo/utils/rate-limiting. Re-exports only.
+export { createRateLimiter, createRateLimiters } from './create-rate-limiters.js'
+export { RedisClientManager } from './redis-client-manager.js'
+export { ERROR_CODES, RateLimitError } from './errors.js'
+export type { RateLimitErrorCode } from './errors.js'
+export { DEFAULT_RATE_LIMIT_CONFIG } from './options.js'
+export { RATE_LIMIT_EXCEEDED } from './response.js'
+export { redactCredentials } from './redact.js'
+export type { RedisConnectOptions } from './redis-connection.js'
+export type {
+  RateLimitConfig,
+  RateLimiters,
+  RateLimitExceededBody,
+  RateLimitLogger,
+  RateLimitRequestHandler,
+  RateLimitType,
+  RedisCommandClient,
+} from './types.js'

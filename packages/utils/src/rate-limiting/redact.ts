@@ -1,0 +1,31 @@
+// Removes credentials from anything that may reach a log line or an error message.
+
+const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]*)@(?=\S)/gi
+
+/**
+ * Hides the userinfo of every URL-like token in `text`: `redis://user:pass@host` becomes
+ * `redis://user:***@host`. A userinfo without a colon, or one without a scheme before it, is
+ * hidden whole, because some people put a password there. It errs towards hiding too much.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(TOKEN_WITH_USERINFO, (_match, lead: string, scheme: string | undefined, userinfo: string) => {
+    const colon = userinfo.indexOf(':')
+    const safe = scheme !== undefined && colon >= 0 && !userinfo.includes('/') ? `${userinfo.slice(0, colon)}:***` : '***'
+    return `${lead}${scheme ?? ''}${safe}@`
+  })
+}
+
+/** Removes credentials and every occurrence of the given secrets (for messages that quote them bare). */
+export function redactSecrets(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = redactCredentials(text)
+  for (const secret of secrets) {
+    if (secret) out = out.split(secret).join('***')
+  }
+  return out
+}
+
+/** The message of an unknown thrown value, with credentials removed. */
+export function describeError(error: unknown, secrets: readonly (string | undefined)[] = []): string {
+  const message = error instanceof Error ? error.message : String(error)
+  return redactSecrets(message, secrets)
+}

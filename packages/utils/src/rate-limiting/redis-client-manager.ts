@@ -1,0 +1,37 @@
+// The public, static face of the process's one Redis connection (the original API's name).
+import type { Redis } from 'ioredis'
+
+import type { RateLimitLogger } from './logger.js'
+import { RedisConnection, type RedisConnectOptions } from './redis-connection.js'
+
+/** The process's one connection. Internal: services go through RedisClientManager. */
+export const sharedConnection = new RedisConnection()
+const connection = sharedConnection
+
+/**
+ * One ioredis connection per process, shared by every limiter. A thin facade: the behaviour
+ * lives in {@link RedisConnection}.
+ */
+export class RedisClientManager {
+  private constructor() {}
+
+  /** The connected client, for `redisUrl` or else REDIS_URL. Concurrent callers share one connect. */
+  static getClient(redisUrl?: string, options?: RedisConnectOptions): Promise<Redis> {
+    return connection.get(redisUrl, options)
+  }
+
+  /** Hands in a client made elsewhere; the manager owns (and will close) it from now on. */
+  static setClient(client: Redis, logger?: RateLimitLogger): void {
+    connection.set(client, logger)
+  }
+
+  /** True while the shared client is connected and ready. */
+  static isConnected(): boolean {
+    return connection.isConnected()
+  }
+
+  /** Closes the shared client. Idempotent: logs `[Redis] Closing connection...` and `[Redis] Connection closed` once. */
+  static close(): Promise<void> {
+    return connection.close()
+  }
+}

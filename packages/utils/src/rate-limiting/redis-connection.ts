@@ -1,0 +1,224 @@
+// Holds at most one ioredis client: connects it once, reconnects it forever, closes it once.
+import { Redis } from 'ioredis'
+
+import { ERROR_CODES, RateLimitError } from './errors.js'
+import { consoleLogger, debug, type RateLimitLogger } from './logger.js'
+import { describeError } from './redact.js'
+import { parseRedisUrl, type RedisEndpoint } from './redis-url.js'
+
+/** How the first connection is made. Later reconnects never give up. */
+export interface RedisConnectOptions {
+  /** Where `[Redis] ...` lines go. @default console */
+  readonly logger?: RateLimitLogger
+  /** Reconnect attempts allowed before the first successful connection. @default 3 */
+  readonly connectRetries?: number
+  /** How long the first connection may take in all, in ms. @default 10000 */
+  readonly connectTimeoutMs?: number
+}
+
+/** The name every connection of ours gives itself, so `CLIENT LIST` shows which are ours. */
+export const CONNECTION_NAME = 'universo-rate-limit'
+/** ioredis retries one command this many times across reconnects before failing it. */
+export const MAX_RETRIES_PER_REQUEST = 3
+const MAX_RECONNECT_DELAY_MS = 3000
+const QUIT_TIMEOUT_MS = 1000
+
+/** The guide's back-off: 100, 200, 300 ... ms, capped at 3 s. */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
+}
+
+type Held =
+  | { readonly kind: 'injected'; readonly client: Redis; readonly logger: RateLimitLogger }
+  | {
+      readonly kind: 'owned'
+      readonly client: Redis
+      readonly logger: RateLimitLogger
+      readonly endpoint: RedisEndpoint
+      readonly ready: Promise<Redis>
+      readonly abort: (error: Error) => void
+    }
+
+export class RedisConnection {
+  #held: Held | undefined
+  #closing: Promise<void> | undefined
+
+  /**
+   * The connected client. Without `url`, REDIS_URL is used. Concurrent callers share one connect;
+   * a failed connect is torn down completely, so the next call starts afresh.
+   */
+  async get(url?: string, options: RedisConnectOptions = {}): Promise<Redis> {
+    const held = this.#held
+    if (held?.kind === 'injected') return held.client
+    const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
+    const raw = url ?? process.env.REDIS_URL
+    if (raw === undefined || raw.trim() === '') {
+      throw new RateLimitError(
+        ERROR_CODES.REDIS_URL_MISSING,
+        'Redis URL not provided. Set REDIS_URL environment variable.',
+        { option: 'REDIS_URL' },
+      )
+    }
+    const endpoint = parseRedisUrl(raw, source)
+    if (held !== undefined) {
+      if (!sameServer(held.endpoint, endpoint)) {
+        throw new RateLimitError(
+          ERROR_CODES.REDIS_CLIENT_CONFLICT,
+          `${source} asks for ${endpoint.safeUrl}, but this process already uses ${held.endpoint.safeUrl}; ` +
+            'one process holds one Redis connection',
+          { option: source },
+        )
+      }
+      return held.ready
+    }
+    return this.#connect(endpoint, options)
+  }
+
+  /** Hands in a client made elsewhere (tests, custom options). The connection owns it from now on. */
+  set(client: Redis, logger: RateLimitLogger = consoleLogger): void {
+    if (this.#held !== undefined) {
+      throw new RateLimitError(
+        ERROR_CODES.REDIS_CLIENT_CONFLICT,
+        'RedisClientManager already holds a client; call close() before handing in another',
+      )
+    }
+    this.#held = { kind: 'injected', client, logger }
+  }
+
+  /** True once a client is held: connecting, connected or handed in. */
+  holdsClient(): boolean {
+    return this.#held !== undefined
+  }
+
+  /** True while the client is connected and ready for commands. */
+  isConnected(): boolean {
+    return this.#held?.client.status === 'ready'
+  }
+
+  /** Closes the client once; later and concurrent calls wait for the same close and log nothing. */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing
+    const held = this.#held
+    if (held === undefined) return Promise.resolve()
+    this.#closing = this.#shutDown(held).finally(() => {
+      this.#held = undefined
+      this.#closing = undefined
+    })
+    return this.#closing
+  }
+
+  async #shutDown(held: Held): Promise<void> {
+    held.logger.info('[Redis] Closing connection...')
+    if (held.kind === 'owned') {
+      held.abort(new RateLimitError(ERROR_CODES.REDIS_CLOSED, 'Redis connection closed before it was ready'))
+    }
+    await quitOrDisconnect(held.client)
+    held.logger.info('[Redis] Connection closed')
+  }
+
+  #connect(endpoint: RedisEndpoint, options: RedisConnectOptions): Promise<Redis> {
+    const logger = options.logger ?? consoleLogger
+    const connectRetries = options.connectRetries ?? 3
+    const timeoutMs = options.connectTimeoutMs ?? 10_000
+    let everReady = false
+    let lastError: string | undefined
+
+    const client = new Redis({
+      host: endpoint.host,
+      port: endpoint.port,
+      db: endpoint.db,
+      username: endpoint.username,
+      password: endpoint.password,
+      tls: endpoint.tls ? {} : undefined,
+      connectionName: CONNECTION_NAME,
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+      retryStrategy: (attempt: number) => {
+        // Before the first success a bounded number of tries keeps boot short; afterwards an
+        // outage never ends the client (the original gave up for good after 3 tries).
+        if (!everReady && attempt > connectRetries) {
+          logger.error('[Redis] Max retry attempts reached')
+          return null
+        }
+        const delay = reconnectDelay(attempt)
+        logger.warn(`[Redis] Retrying connection in ${delay}ms (attempt ${attempt})`)
+        return delay
+      },
+      // A replica promoted away from us answers READONLY: reconnect and resend the command.
+      reconnectOnError: (error: Error) => (/^READONLY\b/.test(error.message) ? 2 : false),
+    })
+
+    client.on('ready', () => {
+      everReady = true
+      lastError = undefined
+      logger.info('[Redis] Client connected successfully')
+    })
+    client.on('error', (error: unknown) => {
+      const message = describeError(error, [endpoint.password])
+      debug('redis error: %s', message)
+      // One line per distinct failure until the next success, not one per reconnect attempt.
+      if (message !== lastError) {
+        lastError = message
+        logger.error(`[Redis] Connection error: ${message}`)
+      }
+    })
+
+    let abort: (error: Error) => void = () => {}
+    const ready = new Promise<Redis>((resolve, reject) => {
+      const timer = setTimeout(
+        () => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`),
+        timeoutMs,
+      )
+      const onReady = (): void => {
+        cleanup()
+        resolve(client)
+      }
+      const onEnd = (): void =>
+        fail(`gave up on ${endpoint.safeUrl} after ${connectRetries} retries (${lastError ?? 'no reply'})`)
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        client.off('ready', onReady)
+        client.off('end', onEnd)
+      }
+      const fail = (why: string): void => rejectWith(new RateLimitError(
+        ERROR_CODES.REDIS_CONNECT_TIMEOUT,
+        `Redis connection timeout: ${why}`,
+        { option: 'REDIS_URL' },
+      ))
+      const rejectWith = (error: Error): void => {
+        cleanup()
+        // Never leave a failed client reconnecting in the background.
+        client.disconnect()
+        if (this.#held?.client === client) this.#held = undefined
+        reject(error)
+      }
+      abort = rejectWith
+      client.once('ready', onReady)
+      client.once('end', onEnd)
+    })
+    // Failures arrive through the events above; connect()'s own rejection carries nothing more.
+    client.connect().catch(() => {})
+    this.#held = { kind: 'owned', client, logger, endpoint, ready, abort }
+    debug('connecting to %s', endpoint.safeUrl)
+    return ready
+  }
+}
+
+function sameServer(a: RedisEndpoint, b: RedisEndpoint): boolean {
+  return a.host === b.host && a.port === b.port && a.db === b.db && a.tls === b.tls && a.username === b.username
+}
+
+async function quitOrDisconnect(client: Redis): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect()
+    return
+  }
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, QUIT_TIMEOUT_MS)
+  })
+  await Promise.race([client.quit().then(() => undefined, () => undefined), timedOut])
+  clearTimeout(timer)
+  client.disconnect()
+}

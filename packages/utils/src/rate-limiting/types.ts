@@ -1,0 +1,86 @@
+// Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
+import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
+
+import type { RateLimitLogger } from './logger.js'
+
+export type { RateLimitLogger } from './logger.js'
+
+/** Which budget a limiter draws from. Each type of one keyPrefix has its own counter. */
+export type RateLimitType = 'read' | 'write' | 'custom'
+
+/**
+ * The smallest Redis client the limiters need: something that sends one raw command.
+ * ioredis's `Redis` fits as is; `createIoredisMockAdapter` makes ioredis-mock fit.
+ */
+export interface RedisCommandClient {
+  call(command: string, ...args: string[]): Promise<unknown>
+}
+
+/** Options of createRateLimiter and createRateLimiters. Unknown keys are rejected. */
+export interface RateLimitConfig {
+  /**
+   * Length of one window, in ms. An integer from 1000 (1 s) to 2147483647 (about 24.8 days).
+   * @default 900000 (15 minutes)
+   */
+  windowMs?: number
+  /** Requests per window and client for the read limiter. A positive safe integer. @default 100 */
+  maxRead?: number
+  /** Requests per window and client for the write limiter. A positive safe integer. @default 60 */
+  maxWrite?: number
+  /** Requests per window and client for a custom limiter. A positive safe integer. @default 100 */
+  maxCustom?: number
+  /**
+   * Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.
+   * 1-64 characters from `A-Z a-z 0-9 . _ - { }` (no colon, so prefixes can never overlap).
+   * Two limiters with the same prefix and type in one process are refused: they would double count.
+   * @default 'rate-limit'
+   */
+  keyPrefix?: string
+  /** The `error` text of the 429 body. A non-empty string. @default 'Too many requests, please try again later.' */
+  message?: string
+  /**
+   * Redis to share the budget through. When neither this, `redisClient` nor REDIS_URL is set,
+   * each process counts in memory. @default process.env.REDIS_URL
+   */
+  redisUrl?: string
+  /** A client to use instead of the process's shared connection (tests, custom set-ups). */
+  redisClient?: RedisCommandClient
+  /** Connection attempts retried before the first connection fails the call. An integer 0-20. @default 3 */
+  redisRetries?: number
+  /**
+   * Kept so that code written against the first implementation still compiles. Ignored with a
+   * warning: reconnect delays follow the guide's `min(attempt * 100, 3000)` ms.
+   * @deprecated
+   */
+  redisRetryDelay?: number
+  /** Also send the legacy `X-RateLimit-*` headers. @default false */
+  legacyHeaders?: boolean
+  /** Where operator lines go. @default console */
+  logger?: RateLimitLogger
+}
+
+/** An Express middleware that limits one type of request: express-rate-limit's handler, plus dispose. */
+export type RateLimitRequestHandler = ExpressRateLimitHandler & {
+  /**
+   * Frees this limiter's keyPrefix and type so another limiter may take them, and stops its
+   * in-memory timer. It does not close the shared Redis connection: that is RedisClientManager.close().
+   */
+  dispose(): void
+}
+
+/** The read and write limiters of one service. */
+export interface RateLimiters {
+  readonly read: RateLimitRequestHandler
+  readonly write: RateLimitRequestHandler
+  /** Disposes both limiters (see RateLimitRequestHandler.dispose). */
+  dispose(): void
+}
+
+/** The JSON body of a 429 answer. */
+export interface RateLimitExceededBody {
+  readonly success: false
+  readonly error: string
+  readonly code: 'RATE_LIMIT_EXCEEDED'
+  /** Seconds until the window resets; the same value as the Retry-After header. */
+  readonly retryAfter: number
+}

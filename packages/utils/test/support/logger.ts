@@ -1,0 +1,34 @@
+// A logger that records every line, so tests can assert on exactly what operators would see.
+import type { RateLimitLogger } from '../../src/rate-limiting/index.js'
+
+export interface RecordedLine {
+  readonly level: 'info' | 'warn' | 'error'
+  readonly message: string
+}
+
+export interface RecordingLogger extends RateLimitLogger {
+  readonly lines: RecordedLine[]
+  /** Messages only, in order. */
+  messages(): string[]
+  /** Every line and its details flattened to text, for "never prints the password" checks. */
+  text(): string
+}
+
+export function recordingLogger(): RecordingLogger {
+  const lines: RecordedLine[] = []
+  const details: string[] = []
+  const record =
+    (level: RecordedLine['level']) =>
+    (message: string, ...rest: unknown[]): void => {
+      lines.push({ level, message })
+      details.push(message, ...rest.map((r) => (r instanceof Error ? `${r.message} ${r.stack}` : String(r))))
+    }
+  return {
+    lines,
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+    messages: () => lines.map((l) => l.message),
+    text: () => details.join('\n'),
+  }
+}

@@ -1,0 +1,65 @@
+import RedisMock from 'ioredis-mock'
+import request from 'supertest'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { createRateLimiters, type RateLimiters } from '../../src/rate-limiting/index.js'
+import { createIoredisMockAdapter } from '../../src/rate-limiting/testing/index.js'
+import { createApp } from '../support/app.js'
+import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
+import { recordingLogger } from '../support/logger.js'
+
+describeLimiterContract('rate-limit-redis over ioredis-mock', {
+  storeLine: 'Using Redis store (distributed mode)',
+  options: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
+})
+
+// ioredis-mock instances share one dataset per host and port, so each test reads only its own prefix.
+describe('Redis keys (ioredis-mock)', () => {
+  const made: RateLimiters[] = []
+  afterEach(() => {
+    for (const m of made.splice(0)) m.dispose()
+  })
+
+  it('are {keyPrefix}:{type}:{client key}, each with the window as TTL', async () => {
+    const mock = new RedisMock()
+    const keyPrefix = uniquePrefix('keys')
+    const limiters = await createRateLimiters({
+      keyPrefix,
+      windowMs: 60_000,
+      redisClient: createIoredisMockAdapter(mock),
+      logger: recordingLogger(),
+    })
+    made.push(limiters)
+    const app = createApp(limiters)
+    await request(app).get('/items').set('X-Forwarded-For', '198.51.100.7').expect(200)
+    await request(app).post('/items').set('X-Forwarded-For', '198.51.100.7').expect(201)
+    expect((await mock.keys(`${keyPrefix}:*`)).sort()).toEqual([`${keyPrefix}:read:198.51.100.7`, `${keyPrefix}:write:198.51.100.7`])
+    for (const key of await mock.keys(`${keyPrefix}:*`)) {
+      const ttl = await mock.pttl(key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+    }
+  })
+
+  it('groups an IPv6 client by its /56, so rotating addresses inside it shares one budget', async () => {
+    const mock = new RedisMock()
+    const keyPrefix = uniquePrefix('v6')
+    const limiters = await createRateLimiters({ keyPrefix, maxRead: 1, redisClient: createIoredisMockAdapter(mock), logger: recordingLogger() })
+    made.push(limiters)
+    const app = createApp(limiters)
+    await request(app).get('/items').set('X-Forwarded-For', '2001:db8:abcd:12ff::1').expect(200)
+    await request(app).get('/items').set('X-Forwarded-For', '2001:db8:abcd:1200::99').expect(429)
+    expect(await mock.keys(`${keyPrefix}:*`)).toEqual([`${keyPrefix}:read:2001:db8:abcd:1200::/56`])
+  })
+
+  it('keeps counting after the scripts are flushed (NOSCRIPT is retried, never shown)', async () => {
+    const adapter = createIoredisMockAdapter(new RedisMock())
+    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix(), maxRead: 3, redisClient: adapter, logger: recordingLogger() })
+    made.push(limiters)
+    const app = createApp(limiters)
+    await request(app).get('/items').expect(200)
+    adapter.flushScripts()
+    const res = await request(app).get('/items').expect(200)
+    expect(res.body.rateLimit).toMatchObject({ used: 2, remaining: 1 })
+  })
+})

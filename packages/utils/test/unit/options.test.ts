@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest'
+
+import {
+  createRateLimiter,
+  createRateLimiters,
+  DEFAULT_RATE_LIMIT_CONFIG,
+  ERROR_CODES,
+  RateLimitError,
+  type RateLimitConfig,
+  type RateLimiters,
+} from '../../src/rate-limiting/index.js'
+import { recordingLogger } from '../support/logger.js'
+
+const created: RateLimiters[] = []
+afterEach(() => {
+  for (const limiters of created.splice(0)) limiters.dispose()
+})
+
+async function rejectionOf(config: unknown): Promise<RateLimitError> {
+  const error = await createRateLimiters({ logger: recordingLogger(), ...(config as RateLimitConfig) }).then(
+    (limiters) => {
+      created.push(limiters)
+      throw new Error('expected createRateLimiters to reject')
+    },
+    (e: unknown) => e,
+  )
+  expect(error).toBeInstanceOf(RateLimitError)
+  return error as RateLimitError
+}
+
+describe('defaults', () => {
+  it('are the guide’s: 15 minute window, 100 reads, 60 writes, prefix rate-limit', () => {
+    expect(DEFAULT_RATE_LIMIT_CONFIG).toMatchObject({
+      windowMs: 900_000,
+      maxRead: 100,
+      maxWrite: 60,
+      maxCustom: 100,
+      keyPrefix: 'rate-limit',
+      legacyHeaders: false,
+    })
+    expect(Object.isFrozen(DEFAULT_RATE_LIMIT_CONFIG)).toBe(true)
+  })
+})
+
+describe('option checks', () => {
+  it.each([
+    ['maxRead', 0, 'a positive integer'],
+    ['maxRead', -1, 'a positive integer'],
+    ['maxRead', Number.NaN, 'a positive integer'],
+    ['maxRead', 1.5, 'a positive integer'],
+    ['maxRead', '100', 'a positive integer'],
+    ['maxWrite', 0, 'a positive integer'],
+    ['maxWrite', Number.POSITIVE_INFINITY, 'a positive integer'],
+    ['maxCustom', -5, 'a positive integer'],
+    ['windowMs', 0, 'an integer from 1000 to 2147483647'],
+    ['windowMs', 999, 'an integer from 1000 to 2147483647'],
+    ['windowMs', 2 ** 31, 'an integer from 1000 to 2147483647'],
+    ['windowMs', 1500.5, 'an integer from 1000 to 2147483647'],
+    ['keyPrefix', '', '1-64 characters'],
+    ['keyPrefix', '   ', '1-64 characters'],
+    ['keyPrefix', 'my service', '1-64 characters'],
+    ['keyPrefix', 'a:b', 'no spaces or colons'],
+    ['keyPrefix', 'x'.repeat(65), '1-64 characters'],
+    ['message', '', 'a non-empty string'],
+    ['message', 42, 'a non-empty string'],
+    ['redisUrl', '', 'a redis:// or rediss:// URL'],
+    ['redisClient', {}, 'a client with a call'],
+    ['redisRetries', -1, 'an integer from 0 to 20'],
+    ['redisRetries', 21, 'an integer from 0 to 20'],
+    ['redisRetryDelay', -1, 'an integer from 0 to 60000'],
+    ['legacyHeaders', 'yes', 'true or false'],
+    ['logger', { info() {} }, 'info, warn and error functions'],
+  ])('refuses %s = %o, naming the option, the value and what is allowed', async (option, value, allowed) => {
+    const error = await rejectionOf({ [option]: value })
+    expect(error.code).toBe(ERROR_CODES.INVALID_OPTION)
+    expect(error.option).toBe(option)
+    expect(error.message).toContain(`${option} must be`)
+    expect(error.message).toContain(allowed)
+    expect(error.message).toMatch(/, got /)
+  })
+
+  it('shows the bad value in the message', async () => {
+    expect((await rejectionOf({ maxRead: 0 })).message).toBe('maxRead must be a positive integer, got 0')
+    expect((await rejectionOf({ keyPrefix: 'a b' })).message).toContain('got "a b"')
+  })
+
+  it('refuses an unknown option key, so a typo never passes silently', async () => {
+    const error = await rejectionOf({ maxReads: 10 })
+    expect(error.code).toBe(ERROR_CODES.UNKNOWN_OPTION)
+    expect(error.option).toBe('maxReads')
+    expect(error.message).toContain('Unknown option "maxReads"')
+    expect(error.message).toContain('maxRead')
+  })
+
+  it('treats undefined values as absent and applies the defaults', async () => {
+    const limiters = await createRateLimiters({ maxRead: undefined, keyPrefix: 'undef', logger: recordingLogger() })
+    created.push(limiters)
+    expect(typeof limiters.read).toBe('function')
+  })
+
+  it('never prints a password from a bad redisUrl', async () => {
+    const error = await rejectionOf({ redisUrl: 'http://user:hunter2@host:6379' })
+    expect(error.code).toBe(ERROR_CODES.REDIS_URL_INVALID)
+    expect(error.message).toContain('redisUrl')
+    expect(error.message).not.toContain('hunter2')
+  })
+
+  it('warns once that redisRetryDelay is ignored', async () => {
+    const logger = recordingLogger()
+    const limiters = await createRateLimiters({ keyPrefix: 'delay', redisRetryDelay: 1000, logger })
+    created.push(limiters)
+    expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 3000) ms',
+    ])
+  })
+})
+
+describe('type', () => {
+  it.each(['admin', '', undefined, 7])('refuses type %o with ERR_RATE_LIMIT_INVALID_TYPE', async (type) => {
+    const error = await createRateLimiter(type as never, { logger: recordingLogger() }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(RateLimitError)
+    expect((error as RateLimitError).code).toBe(ERROR_CODES.INVALID_TYPE)
+    expect((error as RateLimitError).message).toContain('type must be one of read, write, custom')
+  })
+})
+
+describe('errors', () => {
+  it('are RateLimitError with name, code and option', async () => {
+    const error = await rejectionOf({ maxWrite: 0 })
+    expect(error.name).toBe('RateLimitError')
+    expect(error).toBeInstanceOf(Error)
+    expect(error.code).toBe('ERR_RATE_LIMIT_INVALID_OPTION')
+  })
+})

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest'
+
+import { redactCredentials } from '../../src/rate-limiting/index.js'
+
+describe('redactCredentials', () => {
+  it.each([
+    ['redis://user:hunter2@host:6379', 'redis://user:***@host:6379'],
+    ['rediss://:hunter2@host:6380/2', 'rediss://:***@host:6380/2'],
+    ['redis://:p@ss@host:6379/0', 'redis://:***@host:6379/0'],
+    ['rediss://hunter2@host', 'rediss://***@host'],
+    ['http://user:hunter2@host:6379', 'http://user:***@host:6379'],
+    ['user:hunter2@host:6379', '***@host:6379'],
+    ['got "redis://a:hunter2@h1,redis://c:hunter2@h2" here', 'got "redis://***@h2" here'],
+    ['redis://u:hunter2@h/1 and redis://v:hunter2@h2', 'redis://u:***@h/1 and redis://v:***@h2'],
+    ['redis://host:6379', 'redis://host:6379'],
+    ['no url here', 'no url here'],
+  ])('turns %s into %s', (input, expected) => {
+    const out = redactCredentials(input)
+    expect(out).toBe(expected)
+    expect(out).not.toContain('hunter2')
+  })
+})

@@ -1,0 +1,5 @@
+// The one list of test projects. vitest 4 no longer reads this file by itself: vitest.config.ts imports it.
+export default [
+  'packages/utils/vitest.config.ts',
+  'packages/utils/vitest.integration.config.ts',
+]

@@ -209,16 +209,25 @@ function sameServer(a: RedisEndpoint, b: RedisEndpoint): boolean {
   return a.host === b.host && a.port === b.port && a.db === b.db && a.tls === b.tls && a.username === b.username
 }
 
+/**
+ * Ends the client and resolves once its socket is closed, so that "Connection closed" is true when
+ * logged. A ready client gets QUIT; one that does not answer within 1 s, or one that is not ready,
+ * is disconnected. A client waiting to reconnect has no socket: cancelling its timer ends it.
+ */
 async function quitOrDisconnect(client: Redis): Promise<void> {
-  if (client.status !== 'ready') {
-    client.disconnect()
-    return
-  }
+  if (client.status === 'end') return
   let timer: NodeJS.Timeout | undefined
-  const timedOut = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, QUIT_TIMEOUT_MS)
+  const ended = new Promise<void>((resolve) => {
+    client.once('end', resolve)
+    timer = setTimeout(resolve, 2 * QUIT_TIMEOUT_MS)
   })
-  await Promise.race([client.quit().then(() => undefined, () => undefined), timedOut])
+  if (client.status === 'ready') {
+    const quitTimer = setTimeout(() => client.disconnect(), QUIT_TIMEOUT_MS)
+    await client.quit().catch(() => client.disconnect())
+    clearTimeout(quitTimer)
+  } else {
+    client.disconnect()
+  }
+  if (client.status !== 'reconnecting') await ended
   clearTimeout(timer)
-  client.disconnect()
 }

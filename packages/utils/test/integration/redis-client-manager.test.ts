@@ -1,0 +1,227 @@
+// RedisClientManager against real redis-servers: one connection, clean close, outages, passwords.
+import { Redis } from 'ioredis'
+import request from 'supertest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+
+import { createRateLimiters, ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
+import { CONNECTION_NAME, RedisConnection } from '../../src/rate-limiting/redis-connection.js'
+import { createApp } from '../support/app.js'
+import { waitFor } from '../support/http.js'
+import { uniquePrefix } from '../support/limiter-contract.js'
+import { recordingLogger } from '../support/logger.js'
+import { freePort } from '../support/ports.js'
+import { libraryConnections, redisServerAvailable, startRedisServer, type TestRedisServer } from '../support/redis-server.js'
+
+const ours = (server: TestRedisServer): Promise<string[]> => libraryConnections(server.admin, CONNECTION_NAME)
+
+describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-server', () => {
+  let server: TestRedisServer
+  beforeAll(async () => {
+    server = await startRedisServer()
+  })
+  afterEach(async () => {
+    await RedisClientManager.close()
+    vi.unstubAllEnvs()
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('shares one connect among concurrent callers and logs the guide’s line once', async () => {
+    const logger = recordingLogger()
+    const clients = await Promise.all(Array.from({ length: 10 }, () => RedisClientManager.getClient(server.url, { logger })))
+    expect(new Set(clients).size).toBe(1)
+    expect(RedisClientManager.isConnected()).toBe(true)
+    expect(await clients[0]!.ping()).toBe('PONG')
+    expect(await ours(server)).toHaveLength(1)
+    expect(logger.messages()).toEqual(['[Redis] Client connected successfully'])
+  })
+
+  it('uses REDIS_URL when no argument is given', async () => {
+    vi.stubEnv('REDIS_URL', server.url)
+    const client = await RedisClientManager.getClient()
+    expect(await client.ping()).toBe('PONG')
+  })
+
+  it('refuses a second, different Redis in the same process', async () => {
+    await RedisClientManager.getClient(server.url, { logger: recordingLogger() })
+    await expect(RedisClientManager.getClient(`redis://127.0.0.1:${await freePort()}`)).rejects.toMatchObject({
+      code: ERROR_CODES.REDIS_CLIENT_CONFLICT,
+    })
+  })
+
+  it('closes once: "Closing connection..." then "Connection closed", however often close() is called', async () => {
+    const logger = recordingLogger()
+    await RedisClientManager.getClient(server.url, { logger })
+    await Promise.all([RedisClientManager.close(), RedisClientManager.close()])
+    await RedisClientManager.close()
+    expect(logger.messages()).toEqual([
+      '[Redis] Client connected successfully',
+      '[Redis] Closing connection...',
+      '[Redis] Connection closed',
+    ])
+    expect(RedisClientManager.isConnected()).toBe(false)
+    await waitFor('the server to drop our connection', async () => (await ours(server)).length === 0)
+  })
+
+  it('takes a client handed in with setClient and closes it on close()', async () => {
+    const client = new Redis(server.port, '127.0.0.1', { connectionName: 'handed-in' })
+    RedisClientManager.setClient(client, recordingLogger())
+    expect(() => RedisClientManager.setClient(client)).toThrow(expect.objectContaining({ code: ERROR_CODES.REDIS_CLIENT_CONFLICT }))
+    expect(await RedisClientManager.getClient()).toBe(client)
+    const keyPrefix = uniquePrefix('handed')
+    const limiters = await createRateLimiters({ keyPrefix, logger: recordingLogger() })
+    await request(createApp(limiters)).get('/items').expect(200)
+    expect(await server.admin.get(`${keyPrefix}:read:127.0.0.1`)).toBe('1')
+    limiters.dispose()
+    await RedisClientManager.close()
+    expect(client.status).toBe('end')
+  })
+
+  it('leaves nothing reconnecting in the background after a failed first connect', async () => {
+    const port = await freePort()
+    const connection = new RedisConnection()
+    await expect(connection.get(`redis://127.0.0.1:${port}`, { logger: recordingLogger(), connectRetries: 1 })).rejects.toMatchObject({
+      code: ERROR_CODES.REDIS_CONNECT_TIMEOUT,
+    })
+    const late = await startRedisServer({ port })
+    try {
+      // A leaked client would be back within its next back-off step (at most 300 ms here).
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(await libraryConnections(late.admin, CONNECTION_NAME)).toEqual([])
+    } finally {
+      await late.stop()
+    }
+  })
+
+  it('fails createRateLimiters with a clear error, not a silent MemoryStore, when Redis is unreachable', async () => {
+    const logger = recordingLogger()
+    const error = await createRateLimiters({
+      keyPrefix: uniquePrefix(),
+      redisUrl: `redis://127.0.0.1:${await freePort()}`,
+      redisRetries: 0,
+      logger,
+    }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
+    expect(logger.messages().some((m) => m.includes('MemoryStore'))).toBe(false)
+  })
+})
+
+describe.runIf(redisServerAvailable())('an outage after the first connect', () => {
+  it('keeps reconnecting past the original’s 3 tries and serves again without a restart', async () => {
+    let server = await startRedisServer()
+    const logger = recordingLogger()
+    const keyPrefix = uniquePrefix('outage')
+    try {
+      const limiters = await createRateLimiters({ keyPrefix, redisUrl: server.url, maxRead: 1000, logger })
+      const app = createApp(limiters)
+      await request(app).get('/items').expect(200)
+      const port = server.port
+      await server.stop()
+      await waitFor('a 5th reconnect attempt', () => logger.messages().some((m) => m.includes('(attempt 5)')), 15_000)
+      expect(logger.messages()).not.toContain('[Redis] Max retry attempts reached')
+      server = await startRedisServer({ port })
+      await waitFor('the client to reconnect', () => RedisClientManager.isConnected(), 15_000)
+      const res = await request(app).get('/items').expect(200)
+      expect(res.body.rateLimit).toMatchObject({ used: 1 })
+      expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
+      expect(logger.messages().filter((m) => m === '[Redis] Client connected successfully')).toHaveLength(2)
+      expect(logger.messages().filter((m) => m.startsWith('[Redis] Connection error:'))).toHaveLength(1)
+      limiters.dispose()
+    } finally {
+      await RedisClientManager.close()
+      await server.stop()
+    }
+  })
+})
+
+describe.runIf(redisServerAvailable())('a master demoted to replica (READONLY)', () => {
+  it('reconnects and resends, so the request succeeds once a writable master is back', async () => {
+    const server = await startRedisServer()
+    const logger = recordingLogger()
+    try {
+      const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('ro'), redisUrl: server.url, logger })
+      const app = createApp(limiters)
+      await request(app).get('/items').expect(200)
+      await server.admin.replicaof('127.0.0.1', await freePort())
+      const pending = request(app).get('/items')
+      const settled = pending.then((res) => res.status)
+      await waitFor('a reconnect after READONLY', () => logger.messages().some((m) => m.startsWith('[Redis] Retrying')))
+      await server.admin.replicaof('NO', 'ONE')
+      expect(await settled).toBe(200)
+      limiters.dispose()
+    } finally {
+      await RedisClientManager.close()
+      await server.stop()
+    }
+  })
+})
+
+describe.runIf(redisServerAvailable())('close() during an outage', () => {
+  it('returns at once and leaves nothing to reconnect when Redis comes back', async () => {
+    const server = await startRedisServer()
+    const logger = recordingLogger()
+    await RedisClientManager.getClient(server.url, { logger })
+    const port = server.port
+    await server.stop()
+    await waitFor('a reconnect attempt', () => logger.messages().some((m) => m.includes('(attempt 2)')))
+    await RedisClientManager.close()
+    expect(logger.messages().slice(-2)).toEqual(['[Redis] Closing connection...', '[Redis] Connection closed'])
+    const back = await startRedisServer({ port })
+    try {
+      await new Promise((r) => setTimeout(r, 1000))
+      expect(await libraryConnections(back.admin, CONNECTION_NAME)).toEqual([])
+    } finally {
+      await back.stop()
+    }
+  })
+})
+
+describe.runIf(redisServerAvailable())('a password-protected Redis (requirepass)', () => {
+  const password = 'pw-Zq81-never-print-me'
+  let server: TestRedisServer
+  beforeAll(async () => {
+    server = await startRedisServer({ password })
+  })
+  afterEach(async () => {
+    await RedisClientManager.close()
+  })
+  afterAll(async () => {
+    await server?.stop()
+  })
+
+  it('connects with the URL’s password and never prints it', async () => {
+    const logger = recordingLogger()
+    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('auth'), redisUrl: server.url, maxRead: 1, logger })
+    const app = createApp(limiters)
+    await request(app).get('/items').expect(200)
+    await request(app).get('/items').expect(429)
+    limiters.dispose()
+    await RedisClientManager.close()
+    expect(logger.messages()).toEqual([
+      '[Redis] Client connected successfully',
+      '[RateLimit:read] Using Redis store (distributed mode)',
+      '[RateLimit:write] Using Redis store (distributed mode)',
+      '[Redis] Closing connection...',
+      '[Redis] Connection closed',
+    ])
+    expect(logger.text()).not.toContain(password)
+  })
+
+  it('fails a wrong password with a clear error that shows neither password', async () => {
+    const logger = recordingLogger()
+    const wrong = 'wrong-Pw-77-secret'
+    const error = await createRateLimiters({
+      keyPrefix: uniquePrefix('badauth'),
+      redisUrl: `redis://:${wrong}@127.0.0.1:${server.port}`,
+      redisRetries: 1,
+      logger,
+    }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
+    const everything = `${(error as Error).message}\n${logger.text()}`
+    expect(everything).toMatch(/WRONGPASS|NOAUTH|invalid username-password/)
+    expect(everything).not.toContain(wrong)
+    expect(everything).not.toContain(password)
+    expect(server.output()).not.toContain(password)
+  })
+})

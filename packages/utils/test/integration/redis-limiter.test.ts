@@ -1,0 +1,106 @@
+// The limiters against a real redis-server that this file starts and stops.
+import request from 'supertest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+
+import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
+import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
+import { createApp } from '../support/app.js'
+import { hammer, listen, waitFor } from '../support/http.js'
+import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
+import { recordingLogger } from '../support/logger.js'
+import { libraryConnections, redisServerAvailable, startRedisServer, type TestRedisServer } from '../support/redis-server.js'
+
+describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', () => {
+  let server: TestRedisServer
+  const made: RateLimiters[] = []
+
+  beforeAll(async () => {
+    server = await startRedisServer()
+  })
+  afterEach(() => {
+    for (const m of made.splice(0)) m.dispose()
+  })
+  afterAll(async () => {
+    await RedisClientManager.close()
+    await server?.stop()
+  })
+
+  async function limiters(config: Parameters<typeof createRateLimiters>[0] = {}): Promise<RateLimiters> {
+    const m = await createRateLimiters({ keyPrefix: uniquePrefix('it'), redisUrl: server.url, logger: recordingLogger(), ...config })
+    made.push(m)
+    return m
+  }
+
+  describeLimiterContract('rate-limit-redis over a real Redis', {
+    storeLine: 'Using Redis store (distributed mode)',
+    options: () => ({ redisUrl: server.url }),
+  })
+
+  it('allows exactly maxRead of 200 concurrent requests on one key', async () => {
+    const http = await listen(createApp(await limiters({ maxRead: 100 })))
+    const statuses = await hammer(200, 200, () => fetch(`${http.base}/items`))
+    await http.close()
+    expect(Object.fromEntries(statuses)).toEqual({ 200: 100, 429: 100 })
+  })
+
+  it('lets a client in again once Redis has expired its window', async () => {
+    const keyPrefix = uniquePrefix('window')
+    const app = createApp(await limiters({ keyPrefix, maxRead: 2, windowMs: 1000 }))
+    await request(app).get('/items').expect(200)
+    await request(app).get('/items').expect(200)
+    await request(app).get('/items').expect(429)
+    await waitFor('the window key to expire', async () => (await server.admin.exists(`${keyPrefix}:read:127.0.0.1`)) === 0)
+    const res = await request(app).get('/items').expect(200)
+    expect(res.body.rateLimit).toMatchObject({ used: 1, remaining: 1 })
+  })
+
+  it('keeps prefixes apart: one service’s flood leaves another’s budget whole', async () => {
+    const a = uniquePrefix('svc-a')
+    const b = uniquePrefix('svc-b')
+    const appA = createApp(await limiters({ keyPrefix: a, maxRead: 5 }))
+    const appB = createApp(await limiters({ keyPrefix: b, maxRead: 5 }))
+    for (let i = 0; i < 7; i++) await request(appA).get('/items')
+    const res = await request(appB).get('/items').expect(200)
+    expect(res.body.rateLimit).toMatchObject({ used: 1, remaining: 4 })
+    expect(await server.admin.get(`${a}:read:127.0.0.1`)).toBe('7')
+    expect(await server.admin.get(`${b}:read:127.0.0.1`)).toBe('1')
+  })
+
+  it('gives every key it writes a TTL no longer than the window', async () => {
+    const keyPrefix = uniquePrefix('ttl')
+    const app = createApp(await limiters({ keyPrefix, maxRead: 3, maxWrite: 3, windowMs: 60_000 }))
+    for (let client = 1; client <= 20; client++) {
+      for (let i = 0; i < 5; i++) {
+        await request(app).get('/items').set('X-Forwarded-For', `192.0.2.${client}`)
+        await request(app).post('/items').set('X-Forwarded-For', `192.0.2.${client}`)
+      }
+    }
+    const keys = await server.admin.keys(`${keyPrefix}:*`)
+    expect(keys).toHaveLength(40)
+    for (const key of keys) {
+      const ttl = await server.admin.pttl(key)
+      expect(ttl, key).toBeGreaterThan(0)
+      expect(ttl, key).toBeLessThanOrEqual(60_000)
+    }
+  })
+
+  it('keeps counting after SCRIPT FLUSH: NOSCRIPT is recovered, never shown to a client', async () => {
+    const app = createApp(await limiters({ maxRead: 5 }))
+    await request(app).get('/items').expect(200)
+    expect(await server.admin.script('FLUSH')).toBe('OK')
+    const res = await request(app).get('/items').expect(200)
+    expect(res.body.rateLimit).toMatchObject({ used: 2, remaining: 3 })
+    await request(app).post('/items').expect(201)
+  })
+
+  it('uses one connection for this process after thousands of requests through both limiters', async () => {
+    const http = await listen(createApp(await limiters({ maxRead: 1_000_000, maxWrite: 1_000_000 })))
+    const statuses = await hammer(3000, 50, (i) =>
+      fetch(`${http.base}/items`, { method: i % 2 === 0 ? 'GET' : 'POST', headers: { 'X-Forwarded-For': `10.0.${i % 200}.1` } }),
+    )
+    await http.close()
+    expect(Object.fromEntries(statuses)).toEqual({ 200: 1500, 201: 1500 })
+    await waitFor('the connection list to settle', async () => (await libraryConnections(server.admin, CONNECTION_NAME)).length === 1)
+    expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
+  })
+})

@@ -1,0 +1,116 @@
+// Starts a real redis-server on a free loopback port for one test file, and stops it by pid.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { Redis } from 'ioredis'
+
+import { freePort } from './ports.js'
+
+export const INSTALL_HINT =
+  'redis-server is not installed: Redis integration tests need it. Install it with ' +
+  '`sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS).'
+
+/** True when a redis-server binary can be run. */
+export function redisServerAvailable(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
+}
+
+export interface RedisServerOptions {
+  /** Sets requirepass. */
+  readonly password?: string
+  /** Reuse a port (to restart a server where a client expects it). */
+  readonly port?: number
+}
+
+export interface TestRedisServer {
+  readonly port: number
+  readonly pid: number
+  /** redis://[:password@]127.0.0.1:port */
+  readonly url: string
+  /** An admin connection for assertions (named, so tests can tell it from the library's). */
+  readonly admin: Redis
+  /** Everything the server printed. */
+  output(): string
+  /** Stops the server (SIGTERM, then SIGKILL) and closes the admin connection. */
+  stop(): Promise<void>
+}
+
+export const ADMIN_CONNECTION_NAME = 'test-admin'
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<TestRedisServer> {
+  const port = options.port ?? (await freePort())
+  const dir = mkdtempSync(join(tmpdir(), 'universo-redis-'))
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  if (options.password !== undefined) args.push('--requirepass', options.password)
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()))
+
+  await waitUntilReady(child, () => output)
+  const auth = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`
+  const admin = new Redis({
+    host: '127.0.0.1',
+    port,
+    password: options.password,
+    connectionName: ADMIN_CONNECTION_NAME,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  })
+  await admin.connect()
+  return {
+    port,
+    pid: child.pid!,
+    url: `redis://${auth}127.0.0.1:${port}`,
+    admin,
+    output: () => output,
+    async stop() {
+      admin.disconnect()
+      await stopProcess(child)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+function waitUntilReady(child: ChildProcess, output: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`redis-server did not start within 10 s:\n${output()}`))
+    }, 10_000)
+    const check = (): void => {
+      if (output().includes('Ready to accept connections')) {
+        clearTimeout(timer)
+        child.stdout?.off('data', check)
+        resolve()
+      }
+    }
+    child.stdout?.on('data', check)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server exited with ${code} before it was ready:\n${output()}`))
+    })
+  })
+}
+
+/** Ends our own child by pid: SIGTERM, then SIGKILL after 5 s. */
+export function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
+  return new Promise((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 5_000)
+    child.once('exit', () => {
+      clearTimeout(force)
+      resolve()
+    })
+    child.kill('SIGTERM')
+  })
+}
+
+/** Our library's connections, as CLIENT LIST shows them. */
+export async function libraryConnections(admin: Redis, name: string): Promise<string[]> {
+  const list = (await admin.client('LIST')) as string
+  return list.split('\n').filter((line) => line.includes(` name=${name} `))
+}

@@ -1,0 +1,90 @@
+// RedisConnection without a server: URL handling, and a first connect that cannot succeed.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+import { ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
+import { reconnectDelay, RedisConnection } from '../../src/rate-limiting/redis-connection.js'
+import { recordingLogger } from '../support/logger.js'
+import { freePort } from '../support/ports.js'
+
+afterEach(() => {
+  vi.unstubAllEnvs()
+})
+
+describe('reconnectDelay', () => {
+  it('grows by 100 ms per attempt and caps at 3 s', () => {
+    expect([1, 2, 3, 10, 29, 30, 31, 1000].map(reconnectDelay)).toEqual([100, 200, 300, 1000, 2900, 3000, 3000, 3000])
+  })
+})
+
+describe('RedisConnection.get', () => {
+  it('without an argument or REDIS_URL, throws the original message', async () => {
+    vi.stubEnv('REDIS_URL', '')
+    await expect(new RedisConnection().get()).rejects.toMatchObject({
+      code: ERROR_CODES.REDIS_URL_MISSING,
+      message: 'Redis URL not provided. Set REDIS_URL environment variable.',
+    })
+  })
+
+  it('names REDIS_URL when the environment holds a malformed URL, without its password', async () => {
+    vi.stubEnv('REDIS_URL', 'redis//:hunter2@host')
+    const error = await new RedisConnection().get().catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_URL_INVALID, option: 'REDIS_URL' })
+    expect((error as Error).message).toMatch(/^REDIS_URL /)
+    expect((error as Error).message).not.toContain('hunter2')
+  })
+
+  it('retries 100, 200, 300 ms, then gives up the first connect with "Redis connection timeout"', async () => {
+    const logger = recordingLogger()
+    const port = await freePort()
+    const connection = new RedisConnection()
+    const error = await connection
+      .get(`redis://:hunter2@127.0.0.1:${port}`, { logger })
+      .catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
+    expect((error as Error).message).toMatch(/^Redis connection timeout: gave up on redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ after 3 retries/)
+    expect(logger.messages().filter((m) => m.startsWith('[Redis] Retrying'))).toEqual([
+      '[Redis] Retrying connection in 100ms (attempt 1)',
+      '[Redis] Retrying connection in 200ms (attempt 2)',
+      '[Redis] Retrying connection in 300ms (attempt 3)',
+    ])
+    expect(logger.messages()).toContain('[Redis] Max retry attempts reached')
+    expect(logger.messages().filter((m) => m.startsWith('[Redis] Connection error:'))).toHaveLength(1)
+    expect(logger.text()).not.toContain('hunter2')
+    expect((error as Error).message).not.toContain('hunter2')
+    expect(connection.holdsClient()).toBe(false)
+    expect(connection.isConnected()).toBe(false)
+  })
+
+  it('gives up after connectTimeoutMs even if retries remain', async () => {
+    const connection = new RedisConnection()
+    const error = await connection
+      .get(`redis://127.0.0.1:${await freePort()}`, { logger: recordingLogger(), connectRetries: 20, connectTimeoutMs: 250 })
+      .catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
+    expect((error as Error).message).toMatch(/within 250 ms/)
+    expect(connection.holdsClient()).toBe(false)
+  })
+
+  it('rejects a waiting caller with ERR_REDIS_CLOSED when close() comes first', async () => {
+    const logger = recordingLogger()
+    const connection = new RedisConnection()
+    const pending = connection.get(`redis://127.0.0.1:${await freePort()}`, { logger, connectRetries: 20 })
+    await connection.close()
+    await expect(pending).rejects.toMatchObject({ code: ERROR_CODES.REDIS_CLOSED })
+    expect(logger.messages().filter((m) => /Closing connection|Connection closed/.test(m))).toEqual([
+      '[Redis] Closing connection...',
+      '[Redis] Connection closed',
+    ])
+  })
+})
+
+describe('RedisClientManager', () => {
+  it('cannot be constructed, only used through its static methods', () => {
+    expect(RedisClientManager.isConnected()).toBe(false)
+    expect(typeof RedisClientManager.getClient).toBe('function')
+  })
+
+  it('close() without a client does nothing and logs nothing', async () => {
+    await expect(RedisClientManager.close()).resolves.toBeUndefined()
+  })
+})

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest'
+
+import { ERROR_CODES, RateLimitError } from '../../src/rate-limiting/index.js'
+import { parseRedisUrl } from '../../src/rate-limiting/redis-url.js'
+
+describe('parseRedisUrl', () => {
+  it.each([
+    ['redis://localhost:6379', { host: 'localhost', port: 6379, db: 0, tls: false, safeUrl: 'redis://localhost:6379' }],
+    ['redis://localhost', { port: 6379, safeUrl: 'redis://localhost:6379' }],
+    ['redis://:s3cret@host:6380/2', { password: 's3cret', username: undefined, db: 2, safeUrl: 'redis://:***@host:6380/2' }],
+    ['redis://user:s3cret@host:6379', { username: 'user', password: 's3cret', safeUrl: 'redis://user:***@host:6379' }],
+    ['redis://user:p%40ss@host:6379', { password: 'p@ss' }],
+    ['rediss://host:6380', { tls: true, safeUrl: 'rediss://host:6380' }],
+    ['redis://[::1]:6379', { host: '::1', safeUrl: 'redis://[::1]:6379' }],
+    ['redis://s3cret@host:6379', { username: 's3cret', safeUrl: 'redis://***@host:6379' }],
+  ])('reads %s', (url, expected) => {
+    expect(parseRedisUrl(url, 'REDIS_URL')).toMatchObject(expected)
+  })
+
+  it.each([
+    ['not a url', 'is not a valid URL'],
+    ['http://host:6379', 'has unsupported scheme "http:"'],
+    ['redis://host:99999', 'is not a valid URL'],
+    ['redis://host:6379/abc', 'has an invalid database "/abc"'],
+    ['redis://host:6379/0?tls=true', 'must not have a query string'],
+    ['redis://', 'has no host'],
+    ['', 'must be a non-empty URL'],
+  ])('refuses %o with an error naming REDIS_URL and the accepted forms', (url, problem) => {
+    let error: unknown
+    try {
+      parseRedisUrl(url, 'REDIS_URL')
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(RateLimitError)
+    expect((error as RateLimitError).code).toBe(ERROR_CODES.REDIS_URL_INVALID)
+    expect((error as RateLimitError).option).toBe('REDIS_URL')
+    expect((error as RateLimitError).message).toContain(`REDIS_URL ${problem}`)
+    expect((error as RateLimitError).message).toContain('expected redis://[user:pass@]host:port[/db]')
+  })
+
+  it('never puts the password in an error', () => {
+    for (const url of ['ftp://u:s3cret@h', 'redis://u:s3cret@h:6379/x', 'u:s3cret@h:6379', 'redis://:s3cret@h:0']) {
+      expect(() => parseRedisUrl(url, 'REDIS_URL')).toThrow(RateLimitError)
+      try {
+        parseRedisUrl(url, 'REDIS_URL')
+      } catch (error) {
+        expect((error as Error).message).not.toContain('s3cret')
+      }
+    }
+  })
+})

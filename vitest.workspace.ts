@@ -2,4 +2,5 @@
 export default [
   'packages/utils/vitest.config.ts',
   'packages/utils/vitest.integration.config.ts',
+  'packages/utils/vitest.package.config.ts',
 ]

@@ -7,7 +7,13 @@ import { claimPrefix } from './prefix-registry.js'
 import { sharedConnection } from './redis-client-manager.js'
 import { rateLimitExceededHandler } from './response.js'
 import { createRedisStore } from './stores/redis-store.js'
-import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, RateLimitType, RedisCommandClient } from './types.js'
+import type {
+  RateLimitConfig,
+  RateLimiters,
+  RateLimitRequestHandler,
+  RateLimitType,
+  RedisCommandClient,
+} from './types.js'
 
 /** Where one limiter set counts. Chosen once per call, so read and write always agree. */
 type StoreChoice = { readonly kind: 'redis'; readonly client: RedisCommandClient } | { readonly kind: 'memory' }

@@ -55,11 +55,7 @@ export const MAX_WINDOW_MS = 2 ** 31 - 1
 const KEY_PREFIX = /^[A-Za-z0-9._{}-]{1,64}$/
 
 function invalid(option: string, allowed: string, value: unknown): RateLimitError {
-  return new RateLimitError(
-    ERROR_CODES.INVALID_OPTION,
-    `${option} must be ${allowed}, got ${show(value)}`,
-    { option },
-  )
+  return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${show(value)}`, { option })
 }
 
 /** A bad value as the operator typed it, short and with credentials removed. */
@@ -135,16 +131,27 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     throw invalid('legacyHeaders', 'true or false', merged.legacyHeaders)
   }
   const logger = merged.logger ?? consoleLogger
-  if (typeof logger !== 'object' || !['info', 'warn', 'error'].every((m) => typeof (logger as never)[m] === 'function')) {
+  if (
+    typeof logger !== 'object' ||
+    !['info', 'warn', 'error'].every((m) => typeof (logger as never)[m] === 'function')
+  ) {
     throw invalid('logger', 'an object with info, warn and error functions', logger)
   }
   if (merged.redisRetryDelay !== undefined) {
     integer('redisRetryDelay', merged.redisRetryDelay, 0, 60_000, 'an integer from 0 to 60000')
-    logger.warn('[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 3000) ms')
+    logger.warn(
+      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 3000) ms',
+    )
   }
 
   return Object.freeze({
-    windowMs: integer('windowMs', merged.windowMs, MIN_WINDOW_MS, MAX_WINDOW_MS, `an integer from ${MIN_WINDOW_MS} to ${MAX_WINDOW_MS} (ms)`),
+    windowMs: integer(
+      'windowMs',
+      merged.windowMs,
+      MIN_WINDOW_MS,
+      MAX_WINDOW_MS,
+      `an integer from ${MIN_WINDOW_MS} to ${MAX_WINDOW_MS} (ms)`,
+    ),
     maxRead: positiveMax('maxRead', merged.maxRead),
     maxWrite: positiveMax('maxWrite', merged.maxWrite),
     maxCustom: positiveMax('maxCustom', merged.maxCustom),

@@ -10,7 +10,8 @@ const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]*)
 export function redactCredentials(text: string): string {
   return text.replace(TOKEN_WITH_USERINFO, (_match, lead: string, scheme: string | undefined, userinfo: string) => {
     const colon = userinfo.indexOf(':')
-    const safe = scheme !== undefined && colon >= 0 && !userinfo.includes('/') ? `${userinfo.slice(0, colon)}:***` : '***'
+    const safe =
+      scheme !== undefined && colon >= 0 && !userinfo.includes('/') ? `${userinfo.slice(0, colon)}:***` : '***'
     return `${lead}${scheme ?? ''}${safe}@`
   })
 }

@@ -166,10 +166,7 @@ export class RedisConnection {
 
     let abort: (error: Error) => void = () => {}
     const ready = new Promise<Redis>((resolve, reject) => {
-      const timer = setTimeout(
-        () => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`),
-        timeoutMs,
-      )
+      const timer = setTimeout(() => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`), timeoutMs)
       const onReady = (): void => {
         cleanup()
         resolve(client)
@@ -181,11 +178,12 @@ export class RedisConnection {
         client.off('ready', onReady)
         client.off('end', onEnd)
       }
-      const fail = (why: string): void => rejectWith(new RateLimitError(
-        ERROR_CODES.REDIS_CONNECT_TIMEOUT,
-        `Redis connection timeout: ${why}`,
-        { option: 'REDIS_URL' },
-      ))
+      const fail = (why: string): void =>
+        rejectWith(
+          new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`, {
+            option: 'REDIS_URL',
+          }),
+        )
       const rejectWith = (error: Error): void => {
         cleanup()
         // Never leave a failed client reconnecting in the background.

@@ -10,7 +10,12 @@ import { waitFor } from '../support/http.js'
 import { uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 import { freePort } from '../support/ports.js'
-import { libraryConnections, redisServerAvailable, startRedisServer, type TestRedisServer } from '../support/redis-server.js'
+import {
+  libraryConnections,
+  redisServerAvailable,
+  startRedisServer,
+  type TestRedisServer,
+} from '../support/redis-server.js'
 
 const ours = (server: TestRedisServer): Promise<string[]> => libraryConnections(server.admin, CONNECTION_NAME)
 
@@ -29,7 +34,9 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
 
   it('shares one connect among concurrent callers and logs the guide’s line once', async () => {
     const logger = recordingLogger()
-    const clients = await Promise.all(Array.from({ length: 10 }, () => RedisClientManager.getClient(server.url, { logger })))
+    const clients = await Promise.all(
+      Array.from({ length: 10 }, () => RedisClientManager.getClient(server.url, { logger })),
+    )
     expect(new Set(clients).size).toBe(1)
     expect(RedisClientManager.isConnected()).toBe(true)
     expect(await clients[0]!.ping()).toBe('PONG')
@@ -67,7 +74,9 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
   it('takes a client handed in with setClient and closes it on close()', async () => {
     const client = new Redis(server.port, '127.0.0.1', { connectionName: 'handed-in' })
     RedisClientManager.setClient(client, recordingLogger())
-    expect(() => RedisClientManager.setClient(client)).toThrow(expect.objectContaining({ code: ERROR_CODES.REDIS_CLIENT_CONFLICT }))
+    expect(() => RedisClientManager.setClient(client)).toThrow(
+      expect.objectContaining({ code: ERROR_CODES.REDIS_CLIENT_CONFLICT }),
+    )
     expect(await RedisClientManager.getClient()).toBe(client)
     const keyPrefix = uniquePrefix('handed')
     const limiters = await createRateLimiters({ keyPrefix, logger: recordingLogger() })
@@ -81,7 +90,9 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
   it('leaves nothing reconnecting in the background after a failed first connect', async () => {
     const port = await freePort()
     const connection = new RedisConnection()
-    await expect(connection.get(`redis://127.0.0.1:${port}`, { logger: recordingLogger(), connectRetries: 1 })).rejects.toMatchObject({
+    await expect(
+      connection.get(`redis://127.0.0.1:${port}`, { logger: recordingLogger(), connectRetries: 1 }),
+    ).rejects.toMatchObject({
       code: ERROR_CODES.REDIS_CONNECT_TIMEOUT,
     })
     const late = await startRedisServer({ port })
@@ -192,7 +203,12 @@ describe.runIf(redisServerAvailable())('a password-protected Redis (requirepass)
 
   it('connects with the URL’s password and never prints it', async () => {
     const logger = recordingLogger()
-    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('auth'), redisUrl: server.url, maxRead: 1, logger })
+    const limiters = await createRateLimiters({
+      keyPrefix: uniquePrefix('auth'),
+      redisUrl: server.url,
+      maxRead: 1,
+      logger,
+    })
     const app = createApp(limiters)
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)

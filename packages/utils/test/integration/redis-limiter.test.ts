@@ -8,7 +8,12 @@ import { createApp } from '../support/app.js'
 import { hammer, listen, waitFor } from '../support/http.js'
 import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
-import { libraryConnections, redisServerAvailable, startRedisServer, type TestRedisServer } from '../support/redis-server.js'
+import {
+  libraryConnections,
+  redisServerAvailable,
+  startRedisServer,
+  type TestRedisServer,
+} from '../support/redis-server.js'
 
 describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', () => {
   let server: TestRedisServer
@@ -26,7 +31,12 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
   })
 
   async function limiters(config: Parameters<typeof createRateLimiters>[0] = {}): Promise<RateLimiters> {
-    const m = await createRateLimiters({ keyPrefix: uniquePrefix('it'), redisUrl: server.url, logger: recordingLogger(), ...config })
+    const m = await createRateLimiters({
+      keyPrefix: uniquePrefix('it'),
+      redisUrl: server.url,
+      logger: recordingLogger(),
+      ...config,
+    })
     made.push(m)
     return m
   }
@@ -49,7 +59,10 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)
-    await waitFor('the window key to expire', async () => (await server.admin.exists(`${keyPrefix}:read:127.0.0.1`)) === 0)
+    await waitFor(
+      'the window key to expire',
+      async () => (await server.admin.exists(`${keyPrefix}:read:127.0.0.1`)) === 0,
+    )
     const res = await request(app).get('/items').expect(200)
     expect(res.body.rateLimit).toMatchObject({ used: 1, remaining: 1 })
   })
@@ -96,11 +109,17 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
   it('uses one connection for this process after thousands of requests through both limiters', async () => {
     const http = await listen(createApp(await limiters({ maxRead: 1_000_000, maxWrite: 1_000_000 })))
     const statuses = await hammer(3000, 50, (i) =>
-      fetch(`${http.base}/items`, { method: i % 2 === 0 ? 'GET' : 'POST', headers: { 'X-Forwarded-For': `10.0.${i % 200}.1` } }),
+      fetch(`${http.base}/items`, {
+        method: i % 2 === 0 ? 'GET' : 'POST',
+        headers: { 'X-Forwarded-For': `10.0.${i % 200}.1` },
+      }),
     )
     await http.close()
     expect(Object.fromEntries(statuses)).toEqual({ 200: 1500, 201: 1500 })
-    await waitFor('the connection list to settle', async () => (await libraryConnections(server.admin, CONNECTION_NAME)).length === 1)
+    await waitFor(
+      'the connection list to settle',
+      async () => (await libraryConnections(server.admin, CONNECTION_NAME)).length === 1,
+    )
     expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
   })
 })

@@ -33,7 +33,12 @@ describe('windowMs', () => {
 
   it('lets a client in again once its window has passed', async () => {
     vi.useFakeTimers({ toFake: ['Date'] })
-    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix(), maxRead: 2, windowMs: 60_000, logger: recordingLogger() })
+    const limiters = await createRateLimiters({
+      keyPrefix: uniquePrefix(),
+      maxRead: 2,
+      windowMs: 60_000,
+      logger: recordingLogger(),
+    })
     const app = createApp(limiters)
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(200)
@@ -47,7 +52,11 @@ describe('windowMs', () => {
   })
 
   it('reports the window in RateLimit-Policy', async () => {
-    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix(), windowMs: 120_000, logger: recordingLogger() })
+    const limiters = await createRateLimiters({
+      keyPrefix: uniquePrefix(),
+      windowMs: 120_000,
+      logger: recordingLogger(),
+    })
     const res = await request(createApp(limiters)).get('/items').expect(200)
     expect(res.headers['ratelimit-policy']).toMatch(/; w=120;/)
     limiters.dispose()
@@ -87,7 +96,12 @@ describe('keyPrefix', () => {
   it('frees the prefix when creation fails, so a corrected retry works', async () => {
     const keyPrefix = uniquePrefix()
     await expect(
-      createRateLimiters({ keyPrefix, redisUrl: `redis://127.0.0.1:${await freePort()}`, redisRetries: 0, logger: recordingLogger() }),
+      createRateLimiters({
+        keyPrefix,
+        redisUrl: `redis://127.0.0.1:${await freePort()}`,
+        redisRetries: 0,
+        logger: recordingLogger(),
+      }),
     ).rejects.toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
     const ok = await createRateLimiters({ keyPrefix, logger: recordingLogger() })
     ok.dispose()

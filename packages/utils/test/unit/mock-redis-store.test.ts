@@ -33,7 +33,10 @@ describe('Redis keys (ioredis-mock)', () => {
     const app = createApp(limiters)
     await request(app).get('/items').set('X-Forwarded-For', '198.51.100.7').expect(200)
     await request(app).post('/items').set('X-Forwarded-For', '198.51.100.7').expect(201)
-    expect((await mock.keys(`${keyPrefix}:*`)).sort()).toEqual([`${keyPrefix}:read:198.51.100.7`, `${keyPrefix}:write:198.51.100.7`])
+    expect((await mock.keys(`${keyPrefix}:*`)).sort()).toEqual([
+      `${keyPrefix}:read:198.51.100.7`,
+      `${keyPrefix}:write:198.51.100.7`,
+    ])
     for (const key of await mock.keys(`${keyPrefix}:*`)) {
       const ttl = await mock.pttl(key)
       expect(ttl).toBeGreaterThan(0)
@@ -44,7 +47,12 @@ describe('Redis keys (ioredis-mock)', () => {
   it('groups an IPv6 client by its /56, so rotating addresses inside it shares one budget', async () => {
     const mock = new RedisMock()
     const keyPrefix = uniquePrefix('v6')
-    const limiters = await createRateLimiters({ keyPrefix, maxRead: 1, redisClient: createIoredisMockAdapter(mock), logger: recordingLogger() })
+    const limiters = await createRateLimiters({
+      keyPrefix,
+      maxRead: 1,
+      redisClient: createIoredisMockAdapter(mock),
+      logger: recordingLogger(),
+    })
     made.push(limiters)
     const app = createApp(limiters)
     await request(app).get('/items').set('X-Forwarded-For', '2001:db8:abcd:12ff::1').expect(200)
@@ -54,7 +62,12 @@ describe('Redis keys (ioredis-mock)', () => {
 
   it('keeps counting after the scripts are flushed (NOSCRIPT is retried, never shown)', async () => {
     const adapter = createIoredisMockAdapter(new RedisMock())
-    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix(), maxRead: 3, redisClient: adapter, logger: recordingLogger() })
+    const limiters = await createRateLimiters({
+      keyPrefix: uniquePrefix(),
+      maxRead: 3,
+      redisClient: adapter,
+      logger: recordingLogger(),
+    })
     made.push(limiters)
     const app = createApp(limiters)
     await request(app).get('/items').expect(200)

@@ -37,11 +37,11 @@ describe('RedisConnection.get', () => {
     const logger = recordingLogger()
     const port = await freePort()
     const connection = new RedisConnection()
-    const error = await connection
-      .get(`redis://:hunter2@127.0.0.1:${port}`, { logger })
-      .catch((e: unknown) => e)
+    const error = await connection.get(`redis://:hunter2@127.0.0.1:${port}`, { logger }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
-    expect((error as Error).message).toMatch(/^Redis connection timeout: gave up on redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ after 3 retries/)
+    expect((error as Error).message).toMatch(
+      /^Redis connection timeout: gave up on redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ after 3 retries/,
+    )
     expect(logger.messages().filter((m) => m.startsWith('[Redis] Retrying'))).toEqual([
       '[Redis] Retrying connection in 100ms (attempt 1)',
       '[Redis] Retrying connection in 200ms (attempt 2)',
@@ -58,7 +58,11 @@ describe('RedisConnection.get', () => {
   it('gives up after connectTimeoutMs even if retries remain', async () => {
     const connection = new RedisConnection()
     const error = await connection
-      .get(`redis://127.0.0.1:${await freePort()}`, { logger: recordingLogger(), connectRetries: 20, connectTimeoutMs: 250 })
+      .get(`redis://127.0.0.1:${await freePort()}`, {
+        logger: recordingLogger(),
+        connectRetries: 20,
+        connectTimeoutMs: 250,
+      })
       .catch((e: unknown) => e)
     expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
     expect((error as Error).message).toMatch(/within 250 ms/)

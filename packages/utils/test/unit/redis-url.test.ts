@@ -7,7 +7,10 @@ describe('parseRedisUrl', () => {
   it.each([
     ['redis://localhost:6379', { host: 'localhost', port: 6379, db: 0, tls: false, safeUrl: 'redis://localhost:6379' }],
     ['redis://localhost', { port: 6379, safeUrl: 'redis://localhost:6379' }],
-    ['redis://:s3cret@host:6380/2', { password: 's3cret', username: undefined, db: 2, safeUrl: 'redis://:***@host:6380/2' }],
+    [
+      'redis://:s3cret@host:6380/2',
+      { password: 's3cret', username: undefined, db: 2, safeUrl: 'redis://:***@host:6380/2' },
+    ],
     ['redis://user:s3cret@host:6379', { username: 'user', password: 's3cret', safeUrl: 'redis://user:***@host:6379' }],
     ['redis://user:p%40ss@host:6379', { password: 'p@ss' }],
     ['rediss://host:6380', { tls: true, safeUrl: 'rediss://host:6380' }],

@@ -44,10 +44,21 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     expect(logger.messages()).toEqual(['[Redis] Client connected successfully'])
   })
 
-  it('uses REDIS_URL when no argument is given', async () => {
+  it('uses REDIS_URL when no argument is given, and logs to the console by default', async () => {
     vi.stubEnv('REDIS_URL', server.url)
-    const client = await RedisClientManager.getClient()
-    expect(await client.ping()).toBe('PONG')
+    const info = vi.spyOn(console, 'info').mockImplementation(() => {})
+    try {
+      const client = await RedisClientManager.getClient()
+      expect(await client.ping()).toBe('PONG')
+      await RedisClientManager.close()
+      expect(info.mock.calls.map(([line]) => line as string)).toEqual([
+        '[Redis] Client connected successfully',
+        '[Redis] Closing connection...',
+        '[Redis] Connection closed',
+      ])
+    } finally {
+      info.mockRestore()
+    }
   })
 
   it('refuses a second, different Redis in the same process', async () => {

@@ -8,12 +8,15 @@ import { createApp } from '../support/app.js'
 import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 
+// ioredis-mock instances share one dataset per host and port, and each one adds a listener to a
+// shared emitter, so the file uses one instance and each test reads only its own prefix.
+const mock = new RedisMock()
+
 describeLimiterContract('rate-limit-redis over ioredis-mock', {
   storeLine: 'Using Redis store (distributed mode)',
-  options: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
+  options: () => ({ redisClient: createIoredisMockAdapter(mock) }),
 })
 
-// ioredis-mock instances share one dataset per host and port, so each test reads only its own prefix.
 describe('Redis keys (ioredis-mock)', () => {
   const made: RateLimiters[] = []
   afterEach(() => {
@@ -21,7 +24,6 @@ describe('Redis keys (ioredis-mock)', () => {
   })
 
   it('are {keyPrefix}:{type}:{client key}, each with the window as TTL', async () => {
-    const mock = new RedisMock()
     const keyPrefix = uniquePrefix('keys')
     const limiters = await createRateLimiters({
       keyPrefix,
@@ -45,7 +47,6 @@ describe('Redis keys (ioredis-mock)', () => {
   })
 
   it('groups an IPv6 client by its /56, so rotating addresses inside it shares one budget', async () => {
-    const mock = new RedisMock()
     const keyPrefix = uniquePrefix('v6')
     const limiters = await createRateLimiters({
       keyPrefix,
@@ -61,7 +62,7 @@ describe('Redis keys (ioredis-mock)', () => {
   })
 
   it('keeps counting after the scripts are flushed (NOSCRIPT is retried, never shown)', async () => {
-    const adapter = createIoredisMockAdapter(new RedisMock())
+    const adapter = createIoredisMockAdapter(mock)
     const limiters = await createRateLimiters({
       keyPrefix: uniquePrefix(),
       maxRead: 3,

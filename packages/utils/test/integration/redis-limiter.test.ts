@@ -1,6 +1,6 @@
 // The limiters against a real redis-server that this file starts and stops.
 import request from 'supertest'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
@@ -44,6 +44,24 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
   describeLimiterContract('rate-limit-redis over a real Redis', {
     storeLine: 'Using Redis store (distributed mode)',
     options: () => ({ redisUrl: server.url }),
+  })
+
+  it('chooses Redis for both limiters when only REDIS_URL is set', async () => {
+    vi.stubEnv('REDIS_URL', server.url)
+    const logger = recordingLogger()
+    const keyPrefix = uniquePrefix('env')
+    try {
+      const m = await createRateLimiters({ keyPrefix, logger })
+      made.push(m)
+      await request(createApp(m)).post('/items').expect(201)
+    } finally {
+      vi.unstubAllEnvs()
+    }
+    expect(logger.messages().filter((m) => m.startsWith('[RateLimit:'))).toEqual([
+      '[RateLimit:read] Using Redis store (distributed mode)',
+      '[RateLimit:write] Using Redis store (distributed mode)',
+    ])
+    expect(await server.admin.get(`${keyPrefix}:write:127.0.0.1`)).toBe('1')
   })
 
   it('allows exactly maxRead of 200 concurrent requests on one key', async () => {

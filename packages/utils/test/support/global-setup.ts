@@ -1,10 +1,15 @@
 // Runs once before the integration project: a missing redis-server skips loudly, or fails under CI.
 import { INSTALL_HINT, redisServerAvailable } from './redis-server.js'
 
-export default function setup(): void {
-  if (redisServerAvailable()) return
-  if (process.env.CI === 'true') {
+/** What to do about redis-server: nothing when present; one loud line, or under CI=true an error. */
+export function requireRedisServer(available: boolean, ci: string | undefined, warn: (line: string) => void): void {
+  if (available) return
+  if (ci === 'true') {
     throw new Error(`${INSTALL_HINT} Under CI=true this fails the run instead of skipping.`)
   }
-  console.warn(`\n!!! SKIPPING Redis integration tests. ${INSTALL_HINT}\n`)
+  warn(`\n!!! SKIPPING Redis integration tests. ${INSTALL_HINT}\n`)
+}
+
+export default function setup(): void {
+  requireRedisServer(redisServerAvailable(), process.env.CI, (line) => console.warn(line))
 }

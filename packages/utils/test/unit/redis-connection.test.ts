@@ -1,4 +1,5 @@
 // RedisConnection without a server: URL handling, and a first connect that cannot succeed.
+import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
@@ -79,6 +80,22 @@ describe('RedisConnection.get', () => {
       '[Redis] Closing connection...',
       '[Redis] Connection closed',
     ])
+  })
+})
+
+describe('RedisConnection.set', () => {
+  it('refuses a second client while one is held, and takes one again after close()', async () => {
+    const connection = new RedisConnection()
+    const lazy = (): Redis => new Redis({ lazyConnect: true, port: 1 })
+    const first = lazy()
+    connection.set(first, recordingLogger())
+    expect(connection.holdsClient()).toBe(true)
+    expect(() => connection.set(lazy())).toThrow(expect.objectContaining({ code: ERROR_CODES.REDIS_CLIENT_CONFLICT }))
+    await expect(connection.get()).resolves.toBe(first)
+    await connection.close()
+    expect(first.status).toBe('end')
+    connection.set(lazy(), recordingLogger())
+    await connection.close()
   })
 })
 

@@ -5,6 +5,7 @@ import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { claimPrefix } from './prefix-registry.js'
 import { sharedConnection } from './redis-client-manager.js'
+import { redisUrlFromEnv } from './redis-connection.js'
 import { rateLimitExceededHandler } from './response.js'
 import { createRedisStore } from './stores/redis-store.js'
 import type {
@@ -25,7 +26,7 @@ type StoreChoice = { readonly kind: 'redis'; readonly client: RedisCommandClient
  */
 async function chooseStore(config: ResolvedRateLimitConfig): Promise<StoreChoice> {
   if (config.redisClient !== undefined) return { kind: 'redis', client: config.redisClient }
-  const url = config.redisUrl ?? nonEmpty(process.env.REDIS_URL)
+  const url = config.redisUrl ?? redisUrlFromEnv()
   if (url === undefined && !sharedConnection.holdsClient()) return { kind: 'memory' }
   const client = await sharedConnection.get(config.redisUrl, {
     logger: config.logger,
@@ -33,9 +34,6 @@ async function chooseStore(config: ResolvedRateLimitConfig): Promise<StoreChoice
   })
   return { kind: 'redis', client }
 }
-
-const nonEmpty = (value: string | undefined): string | undefined =>
-  value === undefined || value.trim() === '' ? undefined : value
 
 function buildLimiter(
   type: RateLimitType,

@@ -23,6 +23,12 @@ export const MAX_RETRIES_PER_REQUEST = 3
 const MAX_RECONNECT_DELAY_MS = 3000
 const QUIT_TIMEOUT_MS = 1000
 
+/** REDIS_URL, or undefined when it is unset or blank. */
+export function redisUrlFromEnv(): string | undefined {
+  const url = process.env.REDIS_URL
+  return url === undefined || url.trim() === '' ? undefined : url
+}
+
 /** The guide's back-off: 100, 200, 300 ... ms, capped at 3 s. */
 export function reconnectDelay(attempt: number): number {
   return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
@@ -51,8 +57,10 @@ export class RedisConnection {
     const held = this.#held
     if (held?.kind === 'injected') return held.client
     const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
-    const raw = url ?? process.env.REDIS_URL
-    if (raw === undefined || raw.trim() === '') {
+    const raw = url ?? redisUrlFromEnv()
+    if (raw === undefined) {
+      // No URL named: the client this process already holds is the one meant.
+      if (held !== undefined) return held.ready
       throw new RateLimitError(
         ERROR_CODES.REDIS_URL_MISSING,
         'Redis URL not provided. Set REDIS_URL environment variable.',
@@ -71,7 +79,7 @@ export class RedisConnection {
       }
       return held.ready
     }
-    return this.#connect(endpoint, options)
+    return this.#connect(endpoint, source, options)
   }
 
   /** Hands in a client made elsewhere (tests, custom options). The connection owns it from now on. */
@@ -116,7 +124,7 @@ export class RedisConnection {
     held.logger.info('[Redis] Connection closed')
   }
 
-  #connect(endpoint: RedisEndpoint, options: RedisConnectOptions): Promise<Redis> {
+  #connect(endpoint: RedisEndpoint, source: string, options: RedisConnectOptions): Promise<Redis> {
     const logger = options.logger ?? consoleLogger
     const connectRetries = options.connectRetries ?? 3
     const timeoutMs = options.connectTimeoutMs ?? 10_000
@@ -181,7 +189,7 @@ export class RedisConnection {
       const fail = (why: string): void =>
         rejectWith(
           new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`, {
-            option: 'REDIS_URL',
+            option: source,
           }),
         )
       const rejectWith = (error: Error): void => {

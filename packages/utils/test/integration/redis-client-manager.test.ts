@@ -61,6 +61,17 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     }
   })
 
+  it('returns the held client when asked without a URL and REDIS_URL is unset', async () => {
+    vi.stubEnv('REDIS_URL', '')
+    const client = await RedisClientManager.getClient(server.url, { logger: recordingLogger() })
+    await expect(RedisClientManager.getClient()).resolves.toBe(client)
+    const keyPrefix = uniquePrefix('held')
+    const limiters = await createRateLimiters({ keyPrefix, logger: recordingLogger() })
+    await request(createApp(limiters)).get('/items').expect(200)
+    expect(await server.admin.get(`${keyPrefix}:read:127.0.0.1`)).toBe('1')
+    limiters.dispose()
+  })
+
   it('refuses a second, different Redis in the same process', async () => {
     await RedisClientManager.getClient(server.url, { logger: recordingLogger() })
     await expect(RedisClientManager.getClient(`redis://127.0.0.1:${await freePort()}`)).rejects.toMatchObject({

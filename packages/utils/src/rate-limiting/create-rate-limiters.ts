@@ -1,6 +1,7 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
 import { MemoryStore, rateLimit, type Store } from 'express-rate-limit'
 
+import { boundedKey } from './keys.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { claimPrefix } from './prefix-registry.js'
@@ -12,12 +13,14 @@ import type {
   RateLimitConfig,
   RateLimiters,
   RateLimitRequestHandler,
+  RateLimitStoreStatus,
   RateLimitType,
   RedisCommandClient,
 } from './types.js'
 
 /** Where one limiter set counts. Chosen once per call, so read and write always agree. */
-type StoreChoice = { readonly kind: 'redis'; readonly client: RedisCommandClient } | { readonly kind: 'memory' }
+type StoreChoice =
+  { readonly kind: 'redis'; readonly client: RedisCommandClient; connected(): boolean } | { readonly kind: 'memory' }
 
 /**
  * Redis when a client, a URL or REDIS_URL is configured (or a client was handed to
@@ -25,14 +28,19 @@ type StoreChoice = { readonly kind: 'redis'; readonly client: RedisCommandClient
  * no silent fallback to memory.
  */
 async function chooseStore(config: ResolvedRateLimitConfig): Promise<StoreChoice> {
-  if (config.redisClient !== undefined) return { kind: 'redis', client: config.redisClient }
+  const given = config.redisClient
+  if (given !== undefined) {
+    // A client of our own making reports its state; one that does not is taken to be usable.
+    const status = (): unknown => (given as { status?: unknown }).status
+    return { kind: 'redis', client: given, connected: () => typeof status() !== 'string' || status() === 'ready' }
+  }
   const url = config.redisUrl ?? redisUrlFromEnv()
   if (url === undefined && !sharedConnection.holdsClient()) return { kind: 'memory' }
   const client = await sharedConnection.get(config.redisUrl, {
     logger: config.logger,
     connectRetries: config.redisRetries,
   })
-  return { kind: 'redis', client }
+  return { kind: 'redis', client, connected: () => sharedConnection.isConnected() }
 }
 
 function buildLimiter(
@@ -56,15 +64,23 @@ function buildLimiter(
     standardHeaders: 'draft-8',
     legacyHeaders: config.legacyHeaders,
     identifier: type,
+    keyGenerator: async (request) => boundedKey(String(await config.keyGenerator(request))),
     handler: rateLimitExceededHandler(config.message),
     logger: loggerFor(config.logger, type),
   })
   return Object.assign(handler, {
+    status: (): RateLimitStoreStatus => storeStatus(choice),
     dispose(): void {
       release()
       void store.shutdown?.()
     },
   })
+}
+
+function storeStatus(choice: StoreChoice): RateLimitStoreStatus {
+  if (choice.kind === 'memory') return { store: 'memory', ready: true }
+  const connected = choice.connected()
+  return { store: 'redis', ready: connected, redis: connected ? 'connected' : 'disconnected' }
 }
 
 /** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */
@@ -113,6 +129,7 @@ export async function createRateLimiters(config?: RateLimitConfig): Promise<Rate
   return {
     read,
     write,
+    status: () => read.status(),
     dispose(): void {
       read.dispose()
       write.dispose()

@@ -9,6 +9,8 @@ export const ERROR_CODES = Object.freeze({
   UNKNOWN_OPTION: 'ERR_RATE_LIMIT_UNKNOWN_OPTION',
   /** An option with a value outside its allowed range or of the wrong type. */
   INVALID_OPTION: 'ERR_RATE_LIMIT_INVALID_OPTION',
+  /** An environment variable read by rateLimitConfigFromEnv has a value it does not accept. */
+  INVALID_ENV: 'ERR_RATE_LIMIT_INVALID_ENV',
   /** A limiter type other than read, write or custom. */
   INVALID_TYPE: 'ERR_RATE_LIMIT_INVALID_TYPE',
   /** A second limiter for the same keyPrefix and type in one process (it would double count). */

@@ -4,15 +4,20 @@ export { RedisClientManager } from './redis-client-manager.js'
 export { ERROR_CODES, RateLimitError } from './errors.js'
 export type { RateLimitErrorCode } from './errors.js'
 export { DEFAULT_RATE_LIMIT_CONFIG } from './options.js'
+export { RATE_LIMIT_ENV_VARS, rateLimitConfigFromEnv } from './env.js'
+export type { RateLimitEnvConfig } from './env.js'
+export { defaultKeyGenerator, MAX_CLIENT_KEY_BYTES } from './keys.js'
 export { RATE_LIMIT_EXCEEDED } from './response.js'
 export { redactCredentials } from './redact.js'
 export type { RedisConnectOptions } from './redis-connection.js'
 export type {
+  KeyGenerator,
   RateLimitConfig,
   RateLimiters,
   RateLimitExceededBody,
   RateLimitLogger,
   RateLimitRequestHandler,
+  RateLimitStoreStatus,
   RateLimitType,
   RedisCommandClient,
 } from './types.js'

@@ -2,6 +2,7 @@
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { consoleLogger, type RateLimitLogger } from './logger.js'
 import { redactCredentials } from './redact.js'
+import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
 import type { RateLimitConfig, RateLimitType, RedisCommandClient } from './types.js'
 
 /** The guide's defaults. */
@@ -27,6 +28,7 @@ export interface ResolvedRateLimitConfig {
   readonly redisUrl: string | undefined
   readonly redisClient: RedisCommandClient | undefined
   readonly redisRetries: number
+  readonly keyGenerator: KeyGenerator
   readonly legacyHeaders: boolean
   readonly logger: RateLimitLogger
 }
@@ -45,6 +47,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RateLimitConfig>([
   'redisClient',
   'redisRetries',
   'redisRetryDelay',
+  'keyGenerator',
   'legacyHeaders',
   'logger',
 ])
@@ -127,6 +130,10 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
   if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.call !== 'function')) {
     throw invalid('redisClient', 'a client with a call(command, ...args) method, such as ioredis', client)
   }
+  const keyGenerator = merged.keyGenerator ?? defaultKeyGenerator
+  if (typeof keyGenerator !== 'function') {
+    throw invalid('keyGenerator', 'a function (request) => string', keyGenerator)
+  }
   if (typeof merged.legacyHeaders !== 'boolean') {
     throw invalid('legacyHeaders', 'true or false', merged.legacyHeaders)
   }
@@ -160,6 +167,7 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     redisUrl: merged.redisUrl,
     redisClient: client,
     redisRetries: integer('redisRetries', merged.redisRetries, 0, 20, 'an integer from 0 to 20'),
+    keyGenerator,
     legacyHeaders: merged.legacyHeaders,
     logger,
   })

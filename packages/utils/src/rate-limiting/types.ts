@@ -1,7 +1,10 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
 
+import type { KeyGenerator } from './keys.js'
 import type { RateLimitLogger } from './logger.js'
+
+export type { KeyGenerator } from './keys.js'
 
 export type { RateLimitLogger } from './logger.js'
 
@@ -53,6 +56,12 @@ export interface RateLimitConfig {
    * @deprecated
    */
   redisRetryDelay?: number
+  /**
+   * The client key a request is counted under. Whatever it returns is stored as is up to 128
+   * bytes, and as its SHA-256 beyond. @default `user:<req.user.id>` when set, else the client IP
+   * (IPv6 grouped by /56)
+   */
+  keyGenerator?: KeyGenerator
   /** Also send the legacy `X-RateLimit-*` headers. @default false */
   legacyHeaders?: boolean
   /** Where operator lines go. @default console */
@@ -61,6 +70,8 @@ export interface RateLimitConfig {
 
 /** An Express middleware that limits one type of request: express-rate-limit's handler, plus dispose. */
 export type RateLimitRequestHandler = ExpressRateLimitHandler & {
+  /** Where this limiter counts, and whether that store can be used right now. */
+  status(): RateLimitStoreStatus
   /**
    * Frees this limiter's keyPrefix and type so another limiter may take them, and stops its
    * in-memory timer. It does not close the shared Redis connection: that is RedisClientManager.close().
@@ -72,6 +83,8 @@ export type RateLimitRequestHandler = ExpressRateLimitHandler & {
 export interface RateLimiters {
   readonly read: RateLimitRequestHandler
   readonly write: RateLimitRequestHandler
+  /** Where both limiters count (they always share one kind of store), and whether it is usable. */
+  status(): RateLimitStoreStatus
   /** Disposes both limiters (see RateLimitRequestHandler.dispose). */
   dispose(): void
 }
@@ -84,3 +97,8 @@ export interface RateLimitExceededBody {
   /** Seconds until the window resets; the same value as the Retry-After header. */
   readonly retryAfter: number
 }
+
+/** What /ready reports: the kind of store, and whether requests can be counted in it now. */
+export type RateLimitStoreStatus =
+  | { readonly store: 'memory'; readonly ready: true }
+  | { readonly store: 'redis'; readonly ready: boolean; readonly redis: 'connected' | 'disconnected' }

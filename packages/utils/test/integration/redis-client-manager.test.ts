@@ -151,10 +151,13 @@ describe.runIf(redisServerAvailable())('an outage after the first connect', () =
       await request(app).get('/items').expect(200)
       const port = server.port
       await server.stop()
+      expect(limiters.status()).toEqual({ store: 'redis', ready: true, redis: 'connected' })
       await waitFor('a 5th reconnect attempt', () => logger.messages().some((m) => m.includes('(attempt 5)')), 15_000)
+      expect(limiters.status()).toEqual({ store: 'redis', ready: false, redis: 'disconnected' })
       expect(logger.messages()).not.toContain('[Redis] Max retry attempts reached')
       server = await startRedisServer({ port })
       await waitFor('the client to reconnect', () => RedisClientManager.isConnected(), 15_000)
+      expect(limiters.status().ready).toBe(true)
       const res = await request(app).get('/items').expect(200)
       expect(res.body.rateLimit).toMatchObject({ used: 1 })
       expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)

@@ -1,0 +1,60 @@
+// Reads the rate-limit settings from the environment, with errors that name the variable.
+import { ERROR_CODES, RateLimitError } from './errors.js'
+import { MAX_WINDOW_MS, MIN_WINDOW_MS } from './options.js'
+import { parseRedisUrl } from './redis-url.js'
+import type { RateLimitConfig } from './types.js'
+
+/** The variables rateLimitConfigFromEnv reads. */
+export const RATE_LIMIT_ENV_VARS = Object.freeze([
+  'REDIS_URL',
+  'RATE_LIMIT_WINDOW_MS',
+  'RATE_LIMIT_READ_MAX',
+  'RATE_LIMIT_WRITE_MAX',
+] as const)
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** The settings the environment gives. Unset or blank variables are left out, so defaults apply. */
+export type RateLimitEnvConfig = Pick<RateLimitConfig, 'redisUrl' | 'windowMs' | 'maxRead' | 'maxWrite'>
+
+/**
+ * REDIS_URL, RATE_LIMIT_WINDOW_MS, RATE_LIMIT_READ_MAX and RATE_LIMIT_WRITE_MAX, checked. A bad
+ * value throws a RateLimitError naming the variable, its value and what it accepts; a URL's
+ * password is never shown.
+ */
+export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConfig {
+  const config: { -readonly [K in keyof RateLimitEnvConfig]: RateLimitEnvConfig[K] } = {}
+  const redisUrl = value(env, 'REDIS_URL')
+  if (redisUrl !== undefined) {
+    parseRedisUrl(redisUrl, 'REDIS_URL')
+    config.redisUrl = redisUrl
+  }
+  const windowMs = integer(env, 'RATE_LIMIT_WINDOW_MS', MIN_WINDOW_MS, MAX_WINDOW_MS)
+  if (windowMs !== undefined) config.windowMs = windowMs
+  const maxRead = integer(env, 'RATE_LIMIT_READ_MAX', 1, Number.MAX_SAFE_INTEGER)
+  if (maxRead !== undefined) config.maxRead = maxRead
+  const maxWrite = integer(env, 'RATE_LIMIT_WRITE_MAX', 1, Number.MAX_SAFE_INTEGER)
+  if (maxWrite !== undefined) config.maxWrite = maxWrite
+  return config
+}
+
+function value(env: Env, name: string): string | undefined {
+  const raw = env[name]
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
+}
+
+function integer(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = value(env, name)
+  if (raw === undefined) return undefined
+  const parsed = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    const allowed =
+      min === 1 && max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from ${min} to ${max}`
+    throw new RateLimitError(
+      ERROR_CODES.INVALID_ENV,
+      `${name} must be ${allowed}, got ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw)}`,
+      { option: name },
+    )
+  }
+  return parsed
+}

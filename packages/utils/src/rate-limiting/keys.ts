@@ -1,0 +1,28 @@
+// Client keys: the user id when the request is authenticated, the client IP otherwise; long keys hashed.
+import { createHash } from 'node:crypto'
+
+import type { Request } from 'express'
+import { ipKeyGenerator } from 'express-rate-limit'
+
+/** Turns a request into the client key its budget is counted under. */
+export type KeyGenerator = (request: Request) => string | Promise<string>
+
+/** A client key longer than this many bytes is stored as its SHA-256, so a header cannot inflate Redis memory. */
+export const MAX_CLIENT_KEY_BYTES = 128
+
+/**
+ * `user:<id>` when an authentication step has set `req.user.id`, so that users behind one address
+ * (an office, a carrier NAT) each get their own budget; otherwise the client IP, with IPv6 grouped
+ * by its /56 as express-rate-limit does. The `user:` tag keeps a user id from ever naming an IP's key.
+ */
+export function defaultKeyGenerator(request: Request): string {
+  const id = (request as { user?: { id?: unknown } }).user?.id
+  if ((typeof id === 'string' && id !== '') || (typeof id === 'number' && Number.isFinite(id))) return `user:${id}`
+  return ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown')
+}
+
+/** The key as is, or `sha256:<hex>` when it is longer than MAX_CLIENT_KEY_BYTES. */
+export function boundedKey(key: string): string {
+  if (Buffer.byteLength(key) <= MAX_CLIENT_KEY_BYTES) return key
+  return `sha256:${createHash('sha256').update(key).digest('hex')}`
+}

@@ -150,8 +150,8 @@ describe.runIf(redisServerAvailable())('an outage after the first connect', () =
       const app = createApp(limiters)
       await request(app).get('/items').expect(200)
       const port = server.port
-      await server.stop()
       expect(limiters.status()).toEqual({ store: 'redis', ready: true, redis: 'connected' })
+      await server.stop()
       await waitFor('a 5th reconnect attempt', () => logger.messages().some((m) => m.includes('(attempt 5)')), 15_000)
       expect(limiters.status()).toEqual({ store: 'redis', ready: false, redis: 'disconnected' })
       expect(logger.messages()).not.toContain('[Redis] Max retry attempts reached')

@@ -2,6 +2,7 @@
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { consoleLogger, type RateLimitLogger } from './logger.js'
 import { redactCredentials } from './redact.js'
+import { parseRedisUrl } from './redis-url.js'
 import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
 import type { RateLimitConfig, RateLimitType, RedisCommandClient } from './types.js'
 
@@ -123,10 +124,16 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
   if (typeof merged.message !== 'string' || merged.message.trim() === '') {
     throw invalid('message', 'a non-empty string', merged.message)
   }
-  if (merged.redisUrl !== undefined && (typeof merged.redisUrl !== 'string' || merged.redisUrl.trim() === '')) {
-    throw invalid('redisUrl', 'a redis:// or rediss:// URL', merged.redisUrl)
+  if (merged.redisUrl !== undefined) {
+    if (typeof merged.redisUrl !== 'string' || merged.redisUrl.trim() === '') {
+      throw invalid('redisUrl', 'a redis:// or rediss:// URL', merged.redisUrl)
+    }
+    parseRedisUrl(merged.redisUrl, 'redisUrl')
   }
   const client = merged.redisClient
+  if (client !== undefined && merged.redisUrl !== undefined) {
+    throw invalid('redisClient', 'used without redisUrl (the client already says where Redis is)', 'a client')
+  }
   if (client !== undefined && (typeof client !== 'object' || client === null || typeof client.call !== 'function')) {
     throw invalid('redisClient', 'a client with a call(command, ...args) method, such as ioredis', client)
   }

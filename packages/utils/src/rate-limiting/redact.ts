@@ -8,12 +8,45 @@ const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]*)
  * hidden whole, because some people put a password there. It errs towards hiding too much.
  */
 export function redactCredentials(text: string): string {
-  return text.replace(TOKEN_WITH_USERINFO, (_match, lead: string, scheme: string | undefined, userinfo: string) => {
-    const colon = userinfo.indexOf(':')
-    const safe =
-      scheme !== undefined && colon >= 0 && !userinfo.includes('/') ? `${userinfo.slice(0, colon)}:***` : '***'
-    return `${lead}${scheme ?? ''}${safe}@`
-  })
+  return text
+    .replace(SECRET_QUERY, '$1***')
+    .replace(TOKEN_WITH_USERINFO, (_match, lead: string, scheme: string | undefined, userinfo: string) => {
+      const colon = userinfo.indexOf(':')
+      const safe =
+        scheme !== undefined && colon >= 0 && !userinfo.includes('/') ? `${userinfo.slice(0, colon)}:***` : '***'
+      return `${lead}${scheme ?? ''}${safe}@`
+    })
+}
+
+const SECRET_QUERY = /([?&](?:password|pass|pwd|secret|token|auth)=)[^&\s"'<>]*/gi
+
+/**
+ * A URL as it may appear in an error: userinfo and query values hidden. Never throws; a string
+ * that does not parse as a URL with a host loses everything before its last `@` and after `?`.
+ */
+export function redactUrl(raw: string): string {
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(raw)
+  } catch {
+    parsed = undefined
+  }
+  if (parsed !== undefined && parsed.host !== '') {
+    const auth = parsed.password !== '' ? `${parsed.username}:***@` : parsed.username !== '' ? '***@' : ''
+    const keys = [...parsed.searchParams.keys()]
+    const query = parsed.search === '' ? '' : `?${keys.map((key) => `${key}=***`).join('&')}`
+    const path = parsed.pathname === '/' ? '' : parsed.pathname
+    return `${parsed.protocol}//${auth}${parsed.host}${path}${query}${parsed.hash === '' ? '' : '#***'}`
+  }
+  let text = raw
+  const question = text.indexOf('?')
+  if (question !== -1) text = `${text.slice(0, question)}?***`
+  const at = text.lastIndexOf('@')
+  if (at !== -1) {
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? ''
+    text = `${scheme}***${text.slice(at)}`
+  }
+  return text
 }
 
 /** Removes credentials and every occurrence of the given secrets (for messages that quote them bare). */

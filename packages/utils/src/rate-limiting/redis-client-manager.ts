@@ -13,7 +13,9 @@ const connection = sharedConnection
  * lives in {@link RedisConnection}.
  */
 export class RedisClientManager {
-  private constructor() {}
+  private constructor() {
+    throw new TypeError('RedisClientManager has only static methods; use RedisClientManager.getClient()')
+  }
 
   /** The connected client, for `redisUrl` or else REDIS_URL. Concurrent callers share one connect. */
   static getClient(redisUrl?: string, options?: RedisConnectOptions): Promise<Redis> {

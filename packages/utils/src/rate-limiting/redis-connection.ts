@@ -54,8 +54,11 @@ export class RedisConnection {
    * a failed connect is torn down completely, so the next call starts afresh.
    */
   async get(url?: string, options: RedisConnectOptions = {}): Promise<Redis> {
+    if (this.#closing !== undefined) {
+      throw new RateLimitError(ERROR_CODES.REDIS_CLOSED, 'Redis connection is closing; no new connection is made')
+    }
     const held = this.#held
-    if (held?.kind === 'injected') return held.client
+    if (held?.kind === 'injected') return checkInjected(held.client, url)
     const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
     const raw = url ?? redisUrlFromEnv()
     if (raw === undefined) {
@@ -109,7 +112,7 @@ export class RedisConnection {
     const held = this.#held
     if (held === undefined) return Promise.resolve()
     this.#closing = this.#shutDown(held).finally(() => {
-      this.#held = undefined
+      if (this.#held === held) this.#held = undefined
       this.#closing = undefined
     })
     return this.#closing
@@ -130,6 +133,7 @@ export class RedisConnection {
     const timeoutMs = options.connectTimeoutMs ?? 10_000
     let everReady = false
     let lastError: string | undefined
+    let lastErrorObject: unknown
 
     const client = new Redis({
       host: endpoint.host,
@@ -163,6 +167,7 @@ export class RedisConnection {
       logger.info('[Redis] Client connected successfully')
     })
     client.on('error', (error: unknown) => {
+      lastErrorObject = error
       const message = describeError(error, [endpoint.password])
       debug('redis error: %s', message)
       // One line per distinct failure until the next success, not one per reconnect attempt.
@@ -173,9 +178,11 @@ export class RedisConnection {
     })
 
     let abort: (error: Error) => void = () => {}
+    let settled = false
     const ready = new Promise<Redis>((resolve, reject) => {
       const timer = setTimeout(() => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`), timeoutMs)
       const onReady = (): void => {
+        settled = true
         cleanup()
         resolve(client)
       }
@@ -190,9 +197,13 @@ export class RedisConnection {
         rejectWith(
           new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`, {
             option: source,
+            cause: lastErrorObject,
           }),
         )
       const rejectWith = (error: Error): void => {
+        // Only a connect still in progress can fail; a closed, connected client is close()'s job.
+        if (settled) return
+        settled = true
         cleanup()
         // Never leave a failed client reconnecting in the background.
         client.disconnect()
@@ -210,6 +221,26 @@ export class RedisConnection {
     return ready
   }
 }
+
+/** A handed-in client serves every call, but an explicit URL for another server is a conflict, not a silent swap. */
+function checkInjected(client: Redis, url: string | undefined): Redis {
+  if (url === undefined) return client
+  const endpoint = parseRedisUrl(url, 'redisUrl')
+  const { host = 'localhost', port = 6379, db = 0 } = client.options
+  const same = endpoint.port === port && endpoint.db === db && sameHost(endpoint.host, host)
+  if (!same) {
+    throw new RateLimitError(
+      ERROR_CODES.REDIS_CLIENT_CONFLICT,
+      `redisUrl asks for ${endpoint.safeUrl}, but the client handed to RedisClientManager.setClient ` +
+        `connects to ${host}:${port}/${db}; one process holds one Redis connection`,
+      { option: 'redisUrl' },
+    )
+  }
+  return client
+}
+
+const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1'])
+const sameHost = (a: string, b: string): boolean => a === b || (LOCAL_NAMES.has(a) && LOCAL_NAMES.has(b))
 
 function sameServer(a: RedisEndpoint, b: RedisEndpoint): boolean {
   return a.host === b.host && a.port === b.port && a.db === b.db && a.tls === b.tls && a.username === b.username

@@ -1,6 +1,6 @@
 // Parses and checks a Redis URL (redis:// or rediss://) into ioredis connection options.
 import { ERROR_CODES, RateLimitError } from './errors.js'
-import { redactCredentials } from './redact.js'
+import { redactUrl } from './redact.js'
 
 /** The connection facts a URL gives, ready to spread into ioredis options. */
 export interface RedisEndpoint {
@@ -26,7 +26,7 @@ export function parseRedisUrl(url: string, source: string): RedisEndpoint {
   const fail = (problem: string): never => {
     throw new RateLimitError(
       ERROR_CODES.REDIS_URL_INVALID,
-      `${source} ${problem}, got "${redactCredentials(url)}"; expected ${ACCEPTED}`,
+      `${source} ${problem}, got "${redactUrl(url)}"; expected ${ACCEPTED}`,
       { option: source },
     )
   }
@@ -52,8 +52,16 @@ export function parseRedisUrl(url: string, source: string): RedisEndpoint {
   if (db > MAX_DB) fail('has a database number that is too large')
   if (parsed.search !== '' || parsed.hash !== '') fail('must not have a query string or fragment')
 
-  const username = parsed.username === '' ? undefined : decodeURIComponent(parsed.username)
-  const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password)
+  const decode = (part: string): string | undefined => {
+    if (part === '') return undefined
+    try {
+      return decodeURIComponent(part)
+    } catch {
+      return fail('has malformed percent-encoding in its user or password')
+    }
+  }
+  const username = decode(parsed.username)
+  const password = decode(parsed.password)
   const scheme = parsed.protocol.slice(0, -1)
   // A bare userinfo is hidden whole, as redactCredentials does: some people put a password there.
   const auth = password === undefined ? (username === undefined ? '' : '***@') : `${username ?? ''}:***@`

@@ -85,13 +85,26 @@ export function describeLimiterContract(storeName: string, store: ContractStore)
       const res = await request(app).get('/items').expect(200)
       expect(res.headers['x-ratelimit-limit']).toBe('5')
       expect(res.headers['x-ratelimit-remaining']).toBe('4')
+      // Epoch seconds, as express-rate-limit documents; the original sent an ISO date here.
+      expect(res.headers['x-ratelimit-reset']).toMatch(/^\d+$/)
+      const reset = Number(res.headers['x-ratelimit-reset'])
+      expect(reset).toBeGreaterThan(Date.now() / 1000)
+      expect(reset).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 900)
     })
 
     it('sets req.rateLimit on every request, limited or not', async () => {
-      const app = createApp(await limiters({ maxRead: 1, logger: recordingLogger() }))
+      const seen: [unknown, number][] = []
+      const app = createApp(await limiters({ maxRead: 1, logger: recordingLogger() }), (info, status) =>
+        seen.push([info, status]),
+      )
       const first = await request(app).get('/items').expect(200)
       expect(first.body.rateLimit).toMatchObject({ limit: 1, used: 1, remaining: 0 })
       expect(Date.parse(first.body.rateLimit.resetTime)).toBeGreaterThan(Date.now())
+      await request(app).get('/items').expect(429)
+      expect(seen).toEqual([
+        [expect.objectContaining({ limit: 1, used: 1, remaining: 0 }), 200],
+        [expect.objectContaining({ limit: 1, used: 2, remaining: 0 }), 429],
+      ])
     })
 
     it('counts each client on its own budget', async () => {

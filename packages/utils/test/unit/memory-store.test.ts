@@ -26,6 +26,24 @@ describe('store choice without Redis', () => {
   })
 })
 
+describe('default logger', () => {
+  it('writes the store lines to the console', async () => {
+    vi.stubEnv('REDIS_URL', '')
+    const info = vi.spyOn(console, 'info').mockImplementation(() => {})
+    try {
+      const limiters = await createRateLimiters({ keyPrefix: uniquePrefix() })
+      limiters.dispose()
+      expect(info.mock.calls).toEqual([
+        ['[RateLimit:read] Using MemoryStore (single-instance mode)'],
+        ['[RateLimit:write] Using MemoryStore (single-instance mode)'],
+      ])
+    } finally {
+      info.mockRestore()
+      vi.unstubAllEnvs()
+    }
+  })
+})
+
 describe('windowMs', () => {
   afterEach(() => {
     vi.useRealTimers()

@@ -1,3 +1,5 @@
+import express from 'express'
+import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import {
@@ -93,9 +95,28 @@ describe('option checks', () => {
   })
 
   it('treats undefined values as absent and applies the defaults', async () => {
-    const limiters = await createRateLimiters({ maxRead: undefined, keyPrefix: 'undef', logger: recordingLogger() })
+    const limiters = await createRateLimiters({
+      maxRead: undefined,
+      windowMs: undefined,
+      keyPrefix: 'undef',
+      logger: recordingLogger(),
+    })
     created.push(limiters)
-    expect(typeof limiters.read).toBe('function')
+    const app = express().get('/', limiters.read, (_req, res) => res.end())
+    const res = await request(app).get('/').expect(200)
+    expect(res.headers['ratelimit-policy']).toMatch(/^"read"; q=100; w=900;/)
+  })
+
+  it('refuses redisClient together with redisUrl: only one may say where Redis is', async () => {
+    const error = await rejectionOf({ redisClient: { call: () => Promise.resolve(null) }, redisUrl: 'redis://h:6379' })
+    expect(error.code).toBe(ERROR_CODES.INVALID_OPTION)
+    expect(error.option).toBe('redisClient')
+  })
+
+  it('checks redisUrl at creation even when a client is handed in', async () => {
+    const error = await rejectionOf({ redisUrl: 'garbage://x' })
+    expect(error.code).toBe(ERROR_CODES.REDIS_URL_INVALID)
+    expect(error.message).toMatch(/^redisUrl has unsupported scheme "garbage:"/)
   })
 
   it('never prints a password from a bad redisUrl', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { redactCredentials } from '../../src/rate-limiting/index.js'
+import { redactUrl } from '../../src/rate-limiting/redact.js'
 
 describe('redactCredentials', () => {
   it.each([
@@ -14,9 +15,23 @@ describe('redactCredentials', () => {
     ['redis://u:hunter2@h/1 and redis://v:hunter2@h2', 'redis://u:***@h/1 and redis://v:***@h2'],
     ['redis://host:6379', 'redis://host:6379'],
     ['no url here', 'no url here'],
+    ['redis://h:6379?password=hunter2&db=1', 'redis://h:6379?password=***&db=1'],
   ])('turns %s into %s', (input, expected) => {
     const out = redactCredentials(input)
     expect(out).toBe(expected)
     expect(out).not.toContain('hunter2')
+  })
+})
+
+describe('redactUrl', () => {
+  it.each([
+    ['redis://user:hunter2@host:6379/2', 'redis://user:***@host:6379/2'],
+    ['redis://host:6379?password=hunter2', 'redis://host:6379?password=***'],
+    ['redis://:my"hunter2@host:6379', 'redis://:***@host:6379'],
+    ['user:hunter2@host:6379', '***@host:6379'],
+    ['redis//:hunter2@host?pw=hunter2', '***@host?***'],
+    ['rediss://host', 'rediss://host'],
+  ])('shows %s as %s', (input, expected) => {
+    expect(redactUrl(input)).toBe(expected)
   })
 })

@@ -56,6 +56,14 @@ describe('RedisConnection.get', () => {
     expect(connection.isConnected()).toBe(false)
   })
 
+  it('retries exactly connectRetries times before giving up', async () => {
+    const logger = recordingLogger()
+    await expect(
+      new RedisConnection().get(`redis://127.0.0.1:${await freePort()}`, { logger, connectRetries: 2 }),
+    ).rejects.toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT, cause: expect.any(Error) })
+    expect(logger.messages().filter((m) => m.startsWith('[Redis] Retrying'))).toHaveLength(2)
+  })
+
   it('gives up after connectTimeoutMs even if retries remain', async () => {
     const connection = new RedisConnection()
     const error = await connection
@@ -84,6 +92,17 @@ describe('RedisConnection.get', () => {
 })
 
 describe('RedisConnection.set', () => {
+  it('refuses an explicit URL for another server than the handed-in client', async () => {
+    const connection = new RedisConnection()
+    const client = new Redis({ lazyConnect: true, host: '127.0.0.1', port: 6390 })
+    connection.set(client, recordingLogger())
+    await expect(connection.get('redis://localhost:6390')).resolves.toBe(client)
+    await expect(connection.get('redis://127.0.0.1:6391')).rejects.toMatchObject({
+      code: ERROR_CODES.REDIS_CLIENT_CONFLICT,
+    })
+    await connection.close()
+  })
+
   it('refuses a second client while one is held, and takes one again after close()', async () => {
     const connection = new RedisConnection()
     const lazy = (): Redis => new Redis({ lazyConnect: true, port: 1 })
@@ -101,8 +120,9 @@ describe('RedisConnection.set', () => {
 
 describe('RedisClientManager', () => {
   it('cannot be constructed, only used through its static methods', () => {
+    const Manager = RedisClientManager as unknown as new () => unknown
+    expect(() => new Manager()).toThrow('RedisClientManager has only static methods')
     expect(RedisClientManager.isConnected()).toBe(false)
-    expect(typeof RedisClientManager.getClient).toBe('function')
   })
 
   it('close() without a client does nothing and logs nothing', async () => {

@@ -42,8 +42,27 @@ describe('parseRedisUrl', () => {
     expect((error as RateLimitError).message).toContain('expected redis://[user:pass@]host:port[/db]')
   })
 
+  it('refuses malformed percent-encoding with a clear error, not a bare URIError', () => {
+    expect(() => parseRedisUrl('redis://:%E0%A4%A@host:6379', 'REDIS_URL')).toThrow(
+      expect.objectContaining({
+        code: ERROR_CODES.REDIS_URL_INVALID,
+        message: expect.stringMatching(/^REDIS_URL has malformed percent-encoding in its user or password/),
+      }),
+    )
+  })
+
   it('never puts the password in an error', () => {
-    for (const url of ['ftp://u:s3cret@h', 'redis://u:s3cret@h:6379/x', 'u:s3cret@h:6379', 'redis://:s3cret@h:0']) {
+    for (const url of [
+      'ftp://u:s3cret@h',
+      'redis://u:s3cret@h:6379/x',
+      'u:s3cret@h:6379',
+      'redis://:s3cret@h:0',
+      'redis://host:6379?password=s3cret',
+      'redis://:my"s3cret@host:6379/x',
+      "redis://:a b's3cret<>@host:6379/x",
+      'redis//:s3cret@host?x=1',
+      'redis://:s3cret%E0%A4%A@host:6379',
+    ]) {
       expect(() => parseRedisUrl(url, 'REDIS_URL')).toThrow(RateLimitError)
       try {
         parseRedisUrl(url, 'REDIS_URL')

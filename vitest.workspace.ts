@@ -3,4 +3,5 @@ export default [
   'packages/utils/vitest.config.ts',
   'packages/utils/vitest.integration.config.ts',
   'packages/utils/vitest.package.config.ts',
+  'packages/metaverses-srv/vitest.config.ts',
 ]

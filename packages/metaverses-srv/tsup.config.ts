@@ -1,0 +1,12 @@
+// Builds the service to ESM + CJS with .d.ts / .d.cts beside them.
+import { defineConfig } from 'tsup'
+
+export default defineConfig({
+  entry: { index: 'src/index.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+  platform: 'node',
+})

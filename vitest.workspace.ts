@@ -4,4 +4,6 @@ export default [
   'packages/utils/vitest.integration.config.ts',
   'packages/utils/vitest.package.config.ts',
   'packages/metaverses-srv/vitest.config.ts',
+  'packages/server/vitest.config.ts',
+  'packages/server/vitest.process.config.ts',
 ]

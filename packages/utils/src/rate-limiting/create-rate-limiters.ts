@@ -5,6 +5,7 @@ import { boundedKey } from './keys.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { claimPrefix } from './prefix-registry.js'
+import { createProxyChecks } from './proxy-checks.js'
 import { sharedConnection } from './redis-client-manager.js'
 import { redisUrlFromEnv } from './redis-connection.js'
 import { rateLimitExceededHandler } from './response.js'
@@ -57,6 +58,7 @@ function buildLimiter(
       : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
   debug('%s:%s limit %d per %d ms', config.keyPrefix, type, maxFor(config, type), config.windowMs)
+  const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
   const handler = rateLimit({
     windowMs: config.windowMs,
     limit: maxFor(config, type),
@@ -64,7 +66,10 @@ function buildLimiter(
     standardHeaders: 'draft-8',
     legacyHeaders: config.legacyHeaders,
     identifier: type,
-    keyGenerator: async (request) => boundedKey(String(await config.keyGenerator(request))),
+    keyGenerator: async (request) => {
+      checkProxy(request)
+      return boundedKey(String(await config.keyGenerator(request)))
+    },
     handler: rateLimitExceededHandler(config.message),
     logger: loggerFor(config.logger, type),
   })

@@ -9,6 +9,7 @@ export type { RateLimitEnvConfig } from './env.js'
 export { defaultKeyGenerator, MAX_CLIENT_KEY_BYTES } from './keys.js'
 export { RATE_LIMIT_EXCEEDED } from './response.js'
 export { redactCredentials } from './redact.js'
+export { consoleLogger } from './logger.js'
 export type { RedisConnectOptions } from './redis-connection.js'
 export type {
   KeyGenerator,

@@ -1,0 +1,63 @@
+// Builds the Express app from its dependencies: health, readiness, identity, then the lazily mounted API.
+import express, { Router, type ErrorRequestHandler, type Express } from 'express'
+
+import { createMetaversesServiceRoutes, getRateLimiters, type MetaversesDataSource } from '@universo/metaverses-srv'
+import { redactCredentials, type RateLimitLogger } from '@universo/utils/rate-limiting'
+
+import { createEnsureAuth, createIdentify } from './auth.js'
+import type { ServerConfig } from './config.js'
+import { sendJsonError } from './responses.js'
+
+export interface AppDependencies {
+  readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'>
+  readonly dataSource: MetaversesDataSource
+  readonly logger: RateLimitLogger
+}
+
+/**
+ * The app. Call it after `await initializeRateLimiters()`: it checks that at once, so a boot that
+ * skipped initialisation fails here instead of answering 500 to every API request.
+ */
+export function createApp({ config, dataSource, logger }: AppDependencies): Express {
+  const limiters = getRateLimiters()
+  const app = express()
+  app.disable('x-powered-by')
+  // Off unless TRUST_PROXY says how many proxies to believe: otherwise X-Forwarded-For would
+  // let every client pick a fresh IP, and with it a fresh budget.
+  app.set('trust proxy', config.trustProxy)
+
+  // Liveness: the process answers. It never touches Redis and is not rate-limited.
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' })
+  })
+  // Readiness: can the limiter's store count requests right now? Not rate-limited either.
+  app.get('/ready', (_req, res) => {
+    const store = limiters.status()
+    res.status(store.ready ? 200 : 503).json({ status: store.ready ? 'ready' : 'not-ready', ...store })
+  })
+
+  app.use(createIdentify(config.tokens))
+  const ensureAuth = createEnsureAuth(config.authRequired)
+
+  // Mounted lazily on the first API request, as the deployment guide shows.
+  let metaversesRouter: Router | null = null
+  const api = Router()
+  api.use((req, res, next) => {
+    metaversesRouter ??= createMetaversesServiceRoutes(ensureAuth, () => dataSource)
+    metaversesRouter(req, res, next)
+  })
+  app.use('/api/v1', api)
+
+  app.use((_req, res) => {
+    sendJsonError(res, 404, 'NOT_FOUND', 'No such route')
+  })
+  const onError: ErrorRequestHandler = (error: unknown, req, res, next) => {
+    logger.error(
+      `[Server] ${req.method} ${req.path} failed: ${redactCredentials(String((error as Error)?.message ?? error))}`,
+    )
+    if (res.headersSent) return next(error)
+    sendJsonError(res, 500, 'INTERNAL_ERROR', 'Internal server error')
+  }
+  app.use(onError)
+  return app
+}

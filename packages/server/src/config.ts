@@ -1,0 +1,158 @@
+// Reads and checks the server's environment. Every error names the variable and what it accepts.
+import { createHash } from 'node:crypto'
+
+import { RateLimitError, rateLimitConfigFromEnv, type RateLimitEnvConfig } from '@universo/utils/rate-limiting'
+
+/** A user an API token stands for. */
+export interface ApiUser {
+  readonly id: string
+  readonly isAdmin: boolean
+}
+
+/** API users by the SHA-256 (hex) of their token: the tokens themselves are not kept. */
+export type TokenTable = ReadonlyMap<string, ApiUser>
+
+export interface ServerConfig {
+  /** PORT. @default 3000 */
+  readonly port: number
+  /** NODE_ENV. @default 'development' */
+  readonly nodeEnv: NodeEnv
+  /** TRUST_PROXY: proxy hops in front of the server, or false. @default false */
+  readonly trustProxy: number | false
+  /** AUTH_REQUIRED. @default false */
+  readonly authRequired: boolean
+  /** API_TOKENS, parsed. */
+  readonly tokens: TokenTable
+  /** REDIS_URL and RATE_LIMIT_*, checked by the rate-limiting library. */
+  readonly rateLimit: RateLimitEnvConfig
+}
+
+export const NODE_ENVS = ['development', 'production', 'staging', 'test'] as const
+export type NodeEnv = (typeof NODE_ENVS)[number]
+export const MAX_TRUST_PROXY_HOPS = 10
+export const MIN_TOKEN_LENGTH = 16
+
+/** A bad environment value. The message is the one line an operator needs; it never holds a credential. */
+export class ConfigError extends Error {
+  readonly code = 'ERR_SERVER_INVALID_ENV'
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(message)
+    this.name = new.target.name
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+const value = (env: Env, name: string): string | undefined => {
+  const raw = env[name]
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
+}
+
+const shown = (raw: string): string => JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw)
+
+/** Every variable the server reads, checked. Throws ConfigError (or the library's RateLimitError). */
+export function loadConfig(env: Env = process.env): ServerConfig {
+  return {
+    port: port(env),
+    nodeEnv: nodeEnv(env),
+    trustProxy: trustProxy(env),
+    authRequired: boolean(env, 'AUTH_REQUIRED'),
+    tokens: apiTokens(env),
+    rateLimit: rateLimitConfigFromEnv(env),
+  }
+}
+
+function port(env: Env): number {
+  const raw = value(env, 'PORT')
+  if (raw === undefined) return 3000
+  const parsed = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(parsed >= 1 && parsed <= 65_535)) {
+    throw new ConfigError('PORT', `PORT must be an integer from 1 to 65535, got ${shown(raw)}`)
+  }
+  return parsed
+}
+
+function nodeEnv(env: Env): NodeEnv {
+  const raw = value(env, 'NODE_ENV')
+  if (raw === undefined) return 'development'
+  if (!(NODE_ENVS as readonly string[]).includes(raw)) {
+    throw new ConfigError('NODE_ENV', `NODE_ENV must be one of ${NODE_ENVS.join(', ')}, got ${shown(raw)}`)
+  }
+  return raw as NodeEnv
+}
+
+function trustProxy(env: Env): number | false {
+  const raw = value(env, 'TRUST_PROXY')
+  if (raw === undefined || raw === 'false' || raw === '0') return false
+  const hops = /^\d{1,2}$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(hops >= 1 && hops <= MAX_TRUST_PROXY_HOPS)) {
+    const why = raw === 'true' ? ' (true would let any client choose its own IP through X-Forwarded-For)' : ''
+    throw new ConfigError(
+      'TRUST_PROXY',
+      `TRUST_PROXY must be the number of proxies in front of the server (1 to ${MAX_TRUST_PROXY_HOPS}) or false, ` +
+        `got ${shown(raw)}${why}`,
+    )
+  }
+  return hops
+}
+
+function boolean(env: Env, name: string): boolean {
+  const raw = value(env, name)
+  if (raw === undefined) return false
+  const lower = raw.toLowerCase()
+  if (lower === 'true' || lower === '1') return true
+  if (lower === 'false' || lower === '0') return false
+  throw new ConfigError(name, `${name} must be true or false, got ${shown(raw)}`)
+}
+
+const TOKEN = /^[A-Za-z0-9._~+/=-]+$/
+const USER_ID = /^[A-Za-z0-9._@-]{1,64}$/
+const ENTRY_FORM =
+  `token:userId or token:userId:admin, with a token of at least ${MIN_TOKEN_LENGTH} characters from ` +
+  'A-Z a-z 0-9 . _ ~ + / = - and a userId of 1-64 characters from A-Z a-z 0-9 . _ @ -'
+
+/** SHA-256 (hex) of a token: how tokens are looked up. */
+export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex')
+
+function apiTokens(env: Env): TokenTable {
+  const raw = value(env, 'API_TOKENS')
+  const table = new Map<string, ApiUser>()
+  if (raw === undefined) return table
+  const seen = new Map<string, number>()
+  raw.split(',').forEach((text, index) => {
+    const number = index + 1
+    const entry = text.trim()
+    const [token = '', userId = '', flag, ...rest] = entry.split(':')
+    const ok =
+      token.length >= MIN_TOKEN_LENGTH &&
+      TOKEN.test(token) &&
+      USER_ID.test(userId) &&
+      (flag === undefined || flag === 'admin') &&
+      rest.length === 0
+    if (!ok) {
+      // The first field may be a credential: show the entry's shape, never its token.
+      const masked =
+        entry === ''
+          ? 'an empty entry'
+          : `"<token>${entry.includes(':') ? entry.slice(entry.indexOf(':')).slice(0, 80) : ''}"`
+      throw new ConfigError('API_TOKENS', `API_TOKENS entry ${number} must be ${ENTRY_FORM}, got ${masked}`)
+    }
+    const hash = tokenHash(token)
+    const earlier = seen.get(hash)
+    if (earlier !== undefined) {
+      throw new ConfigError('API_TOKENS', `API_TOKENS entries ${earlier} and ${number} have the same token`)
+    }
+    seen.set(hash, number)
+    table.set(hash, { id: userId, isAdmin: flag === 'admin' })
+  })
+  return table
+}
+
+/** The one line to print for a configuration error: the message, which names the variable. */
+export function describeConfigError(error: unknown): string | undefined {
+  if (error instanceof ConfigError || error instanceof RateLimitError) return error.message
+  return undefined
+}

@@ -1,0 +1,58 @@
+// The runnable server: check the env, initialise the limiters, build the app, listen, shut down cleanly.
+import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
+import { consoleLogger, RedisClientManager, redactCredentials } from '@universo/utils/rate-limiting'
+
+import { createApp } from './app.js'
+import { describeConfigError, loadConfig } from './config.js'
+import { installGracefulShutdown } from './shutdown.js'
+
+const logger = consoleLogger
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    const line = describeConfigError(error)
+    if (line === undefined) throw error
+    logger.error(`[Server] Invalid configuration: ${line}`)
+    process.exit(1)
+  }
+
+  if (config.nodeEnv === 'production' && config.rateLimit.redisUrl === undefined) {
+    logger.warn(
+      '[RateLimit] WARNING: NODE_ENV=production without REDIS_URL: every instance counts on its own, ' +
+        'so N instances allow N times the limit. Set REDIS_URL to share one budget across the fleet.',
+    )
+  }
+
+  try {
+    await initializeRateLimiters({ ...config.rateLimit, logger })
+  } catch (error) {
+    logger.error(
+      `[Server] Failed to start: ${redactCredentials(error instanceof Error ? error.message : String(error))}`,
+    )
+    await RedisClientManager.close()
+    process.exit(1)
+  }
+
+  const app = createApp({ config, dataSource: createInMemoryDataSource(), logger })
+  const server = app.listen(config.port)
+  server.on('listening', () => {
+    logger.info(`[Server] Listening on http://localhost:${config.port} (pid ${process.pid})`)
+  })
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? `PORT ${config.port} is already in use` : error.message
+    logger.error(`[Server] Cannot listen: ${why}`)
+    void RedisClientManager.close().finally(() => process.exit(1))
+  })
+  installGracefulShutdown(server, {
+    logger,
+    release: async () => {
+      await disposeRateLimiters()
+      await RedisClientManager.close()
+    },
+  })
+}
+
+void main()

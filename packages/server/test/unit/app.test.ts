@@ -1,0 +1,162 @@
+import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
+import request from 'supertest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+
+import { createApp, loadConfig } from '../../src/index.js'
+
+const TOKEN_ALICE = 'tok-alice-0123456789'
+const TOKEN_BOB = 'tok-bob-abcdefghijkl'
+const API_TOKENS = `${TOKEN_ALICE}:alice,${TOKEN_BOB}:bob:admin`
+
+function recorder() {
+  const lines: string[] = []
+  const log = (line: string) => void lines.push(line)
+  return { lines, logger: { info: log, warn: log, error: log } }
+}
+
+async function boot(env: Record<string, string> = {}) {
+  const { logger, lines } = recorder()
+  const config = loadConfig({ API_TOKENS, ...env })
+  await initializeRateLimiters({ ...config.rateLimit, logger })
+  return { app: createApp({ config, dataSource: createInMemoryDataSource(), logger }), lines }
+}
+
+beforeEach(() => {
+  vi.stubEnv('REDIS_URL', '')
+})
+afterEach(async () => {
+  await disposeRateLimiters()
+  vi.unstubAllEnvs()
+})
+
+describe('boot order', () => {
+  it('fails at boot, with the guide’s message, when the limiters were not initialised', () => {
+    expect(() =>
+      createApp({ config: loadConfig({}), dataSource: createInMemoryDataSource(), logger: recorder().logger }),
+    ).toThrow('Rate limiters not initialized. Call initializeRateLimiters() first.')
+  })
+})
+
+describe('health and readiness', () => {
+  it('answers /health and /ready without touching the limiter, however many requests come', async () => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '1' })
+    for (let i = 0; i < 5; i++) {
+      const health = await request(app).get('/health').expect(200)
+      expect(health.body).toEqual({ status: 'ok' })
+      expect(health.headers['ratelimit']).toBeUndefined()
+      const ready = await request(app).get('/ready').expect(200)
+      expect(ready.body).toEqual({ status: 'ready', store: 'memory', ready: true })
+    }
+    await request(app).get('/api/v1/metaverses').expect(200)
+  })
+
+  it('answers unknown routes with a JSON 404', async () => {
+    const { app } = await boot()
+    const res = await request(app).get('/nope').expect(404)
+    expect(res.body).toEqual({ success: false, code: 'NOT_FOUND', error: 'No such route' })
+  })
+})
+
+describe('the guide’s rate limit verification (memory)', () => {
+  it('lets 100 of 110 GETs through, then answers 429 with Retry-After and RateLimit', async () => {
+    const { app } = await boot()
+    const statuses: number[] = []
+    for (let i = 0; i < 110; i++) {
+      const res = await request(app).get('/api/v1/metaverses')
+      statuses.push(res.status)
+      if (res.status === 429) {
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0)
+        expect(res.headers['ratelimit']).toMatch(/^"read"; r=0; t=\d+$/)
+      }
+    }
+    expect(statuses).toEqual([...Array<number>(100).fill(200), ...Array<number>(10).fill(429)])
+  })
+
+  it('lets 60 of 65 POSTs create, then answers 429', async () => {
+    const { app } = await boot()
+    const statuses: number[] = []
+    for (let i = 0; i < 65; i++) {
+      statuses.push((await request(app).post('/api/v1/metaverses').send({ name: 'test' })).status)
+    }
+    expect(statuses).toEqual([...Array<number>(60).fill(201), ...Array<number>(5).fill(429)])
+  })
+})
+
+describe('identity', () => {
+  it('keys by user id: two users from one IP get separate budgets', async () => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '2' })
+    const get = (token?: string) => {
+      const req = request(app).get('/api/v1/metaverses')
+      return token === undefined ? req : req.set('Authorization', `Bearer ${token}`)
+    }
+    expect((await get(TOKEN_ALICE)).status).toBe(200)
+    expect((await get(TOKEN_ALICE)).status).toBe(200)
+    expect((await get(TOKEN_ALICE)).status).toBe(429)
+    expect((await get(TOKEN_BOB)).status).toBe(200)
+    expect((await get()).status).toBe(200)
+    expect((await get()).status).toBe(200)
+    expect((await get()).status).toBe(429)
+  })
+
+  it('with AUTH_REQUIRED, answers 401 without a token and still counts it against the IP', async () => {
+    const { app } = await boot({ AUTH_REQUIRED: 'true', RATE_LIMIT_READ_MAX: '3' })
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) statuses.push((await request(app).get('/api/v1/metaverses')).status)
+    expect(statuses).toEqual([401, 401, 401, 429, 429])
+    const res = await request(app).get('/api/v1/metaverses').set('Authorization', `Bearer ${TOKEN_ALICE}`)
+    expect(res.status).toBe(200)
+  })
+
+  it('answers 401 with the RFC 6750 challenge', async () => {
+    const { app } = await boot({ AUTH_REQUIRED: 'true' })
+    const res = await request(app).get('/api/v1/metaverses').expect(401)
+    expect(res.headers['www-authenticate']).toBe('Bearer')
+    expect(res.body).toEqual({
+      success: false,
+      code: 'UNAUTHORIZED',
+      error: 'Authentication required: send Authorization: Bearer <token>',
+    })
+  })
+
+  it.each([
+    ['an unknown token', 'Bearer tok-nobody-000000000000', 'Bearer error="invalid_token"'],
+    ['another scheme', 'Basic YWxpY2U6cHc=', 'Bearer error="invalid_request"'],
+    ['a bare Bearer', 'Bearer', 'Bearer error="invalid_request"'],
+    ['a huge header', `Bearer ${'x'.repeat(5000)}`, 'Bearer error="invalid_request"'],
+  ])('answers 401 for %s even when auth is optional, counted by IP', async (_what, header, challenge) => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '1' })
+    const first = await request(app).get('/api/v1/metaverses').set('Authorization', header).expect(401)
+    expect(first.headers['www-authenticate']).toBe(challenge)
+    await request(app).get('/api/v1/metaverses').set('Authorization', header).expect(429)
+  })
+})
+
+describe('X-Forwarded-For', () => {
+  const rotate = async (app: Parameters<typeof request>[0]) => {
+    const statuses: number[] = []
+    for (let i = 1; i <= 4; i++) {
+      statuses.push((await request(app).get('/api/v1/metaverses').set('X-Forwarded-For', `198.51.100.${i}`)).status)
+    }
+    return statuses
+  }
+
+  it('is ignored without TRUST_PROXY: rotating it buys no fresh budget', async () => {
+    const { app, lines } = await boot({ RATE_LIMIT_READ_MAX: '2' })
+    expect(await rotate(app)).toEqual([200, 200, 429, 429])
+    // express-rate-limit says once that it saw the header and ignored it.
+    expect(lines.filter((l) => l.includes('ERR_ERL_UNEXPECTED_X_FORWARDED_FOR'))).toHaveLength(1)
+  })
+
+  it('is the client address with TRUST_PROXY=1, so each address has its own budget', async () => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '2', TRUST_PROXY: '1' })
+    expect(await rotate(app)).toEqual([200, 200, 200, 200])
+  })
+
+  it('with TRUST_PROXY=1, takes only the last hop: a spoofed first entry changes nothing', async () => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '1', TRUST_PROXY: '1' })
+    const send = (spoof: string) =>
+      request(app).get('/api/v1/metaverses').set('X-Forwarded-For', `${spoof}, 203.0.113.9`)
+    expect((await send('10.0.0.1')).status).toBe(200)
+    expect((await send('10.0.0.2')).status).toBe(429)
+  })
+})

@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest'
+
+import { ConfigError, loadConfig, tokenHash } from '../../src/index.js'
+
+const TOKEN_A = 'tok-alice-0123456789'
+const TOKEN_B = 'tok-bob-abcdefghijkl'
+
+function failure(env: Record<string, string>): Error & { code?: string } {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    return error as Error & { code?: string }
+  }
+  throw new Error('expected loadConfig to throw')
+}
+
+describe('loadConfig', () => {
+  it('has the documented defaults for an empty environment', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({ port: 3000, nodeEnv: 'development', trustProxy: false, authRequired: false })
+    expect(config.tokens.size).toBe(0)
+    expect(config.rateLimit).toEqual({})
+  })
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      NODE_ENV: 'production',
+      TRUST_PROXY: '2',
+      AUTH_REQUIRED: 'true',
+      API_TOKENS: `${TOKEN_A}:alice, ${TOKEN_B}:bob:admin`,
+      REDIS_URL: 'redis://localhost:6379',
+      RATE_LIMIT_WINDOW_MS: '60000',
+      RATE_LIMIT_READ_MAX: '500',
+      RATE_LIMIT_WRITE_MAX: '200',
+    })
+    expect(config).toMatchObject({ port: 8080, nodeEnv: 'production', trustProxy: 2, authRequired: true })
+    expect(config.rateLimit).toEqual({
+      redisUrl: 'redis://localhost:6379',
+      windowMs: 60_000,
+      maxRead: 500,
+      maxWrite: 200,
+    })
+    expect(config.tokens.get(tokenHash(TOKEN_A))).toEqual({ id: 'alice', isAdmin: false })
+    expect(config.tokens.get(tokenHash(TOKEN_B))).toEqual({ id: 'bob', isAdmin: true })
+    expect([...config.tokens.keys()].join()).not.toContain(TOKEN_A)
+  })
+
+  it.each([
+    ['TRUST_PROXY', 'false', false],
+    ['TRUST_PROXY', '0', false],
+    ['TRUST_PROXY', '1', 1],
+    ['AUTH_REQUIRED', 'false', false],
+    ['AUTH_REQUIRED', 'TRUE', true],
+    ['AUTH_REQUIRED', '1', true],
+    ['NODE_ENV', 'staging', 'staging'],
+    ['PORT', ' 3001 ', 3001],
+  ])('reads %s=%s', (name, value, expected) => {
+    const key = { TRUST_PROXY: 'trustProxy', AUTH_REQUIRED: 'authRequired', NODE_ENV: 'nodeEnv', PORT: 'port' }[name]!
+    expect(loadConfig({ [name]: value })).toHaveProperty(key, expected)
+  })
+
+  it.each([
+    ['PORT', 'abc', 'PORT must be an integer from 1 to 65535, got "abc"'],
+    ['PORT', '0', 'PORT must be an integer from 1 to 65535, got "0"'],
+    ['PORT', '65536', 'PORT must be an integer from 1 to 65535, got "65536"'],
+    ['PORT', '80.5', 'PORT must be an integer from 1 to 65535, got "80.5"'],
+    ['PORT', '-1', 'PORT must be an integer from 1 to 65535, got "-1"'],
+    ['NODE_ENV', 'prod', 'NODE_ENV must be one of development, production, staging, test, got "prod"'],
+    ['TRUST_PROXY', 'true', 'TRUST_PROXY must be the number of proxies in front of the server (1 to 10) or false'],
+    ['TRUST_PROXY', '11', 'got "11"'],
+    ['TRUST_PROXY', 'loopback', 'got "loopback"'],
+    ['AUTH_REQUIRED', 'yes', 'AUTH_REQUIRED must be true or false, got "yes"'],
+    ['RATE_LIMIT_WINDOW_MS', '10', 'RATE_LIMIT_WINDOW_MS must be an integer from 1000 to 2147483647, got "10"'],
+    ['RATE_LIMIT_READ_MAX', '0', 'RATE_LIMIT_READ_MAX must be a positive integer, got "0"'],
+    ['RATE_LIMIT_WRITE_MAX', 'many', 'RATE_LIMIT_WRITE_MAX must be a positive integer, got "many"'],
+    ['REDIS_URL', 'localhost:6379', 'REDIS_URL has unsupported scheme "localhost:"'],
+  ])('refuses %s=%s with one line naming it', (name, value, message) => {
+    const error = failure({ [name]: value })
+    expect(error.message).toContain(message)
+    expect(error.message).toMatch(new RegExp(`^${name} `))
+    expect(error.message).not.toContain('\n')
+  })
+
+  it('explains why TRUST_PROXY=true is refused', () => {
+    expect(failure({ TRUST_PROXY: 'true' }).message).toContain('true would let any client choose its own IP')
+  })
+
+  it.each([
+    ['a short token', 'short:alice', 'entry 1', '"<token>:alice"'],
+    ['no user id', `${TOKEN_A}`, 'entry 1', '"<token>"'],
+    ['a bad flag', `${TOKEN_A}:alice:root`, 'entry 1', '"<token>:alice:root"'],
+    ['an empty entry', `${TOKEN_A}:alice,,${TOKEN_B}:bob`, 'entry 2', 'an empty entry'],
+    ['a user id with spaces', `${TOKEN_A}:al ice`, 'entry 1', '"<token>:al ice"'],
+    ['too many fields', `${TOKEN_A}:alice:admin:x`, 'entry 1', '"<token>:alice:admin:x"'],
+  ])('refuses API_TOKENS with %s without printing the token', (_what, value, entry, shown) => {
+    const error = failure({ API_TOKENS: value })
+    expect(error).toBeInstanceOf(ConfigError)
+    expect(error.code).toBe('ERR_SERVER_INVALID_ENV')
+    expect(error.message).toMatch(new RegExp(`^API_TOKENS ${entry} must be token:userId or token:userId:admin`))
+    expect(error.message).toContain(`got ${shown}`)
+    expect(error.message).not.toContain(TOKEN_A)
+    expect(error.message).not.toContain(TOKEN_B)
+    expect(error.message).not.toContain('short:')
+  })
+
+  it('refuses the same token twice', () => {
+    expect(failure({ API_TOKENS: `${TOKEN_A}:alice,${TOKEN_A}:bob` }).message).toBe(
+      'API_TOKENS entries 1 and 2 have the same token',
+    )
+  })
+
+  it('never prints a REDIS_URL password', () => {
+    const error = failure({ REDIS_URL: 'redis//:hunter2-secret@host:6379' })
+    expect(error.message).toMatch(/^REDIS_URL /)
+    expect(error.message).not.toContain('hunter2-secret')
+  })
+})

@@ -1,0 +1,44 @@
+// Warns once per limiter when the proxy setup makes client IPs wrong (what express-rate-limit's own
+// checks do, which only run inside its default key generator, and ours replaces it).
+import type { Request } from 'express'
+
+import type { RateLimitLogger } from './logger.js'
+
+type Check = (request: Request) => string | undefined
+
+const CHECKS: readonly Check[] = [
+  (request) =>
+    request.ip === undefined
+      ? 'ERR_ERL_UNDEFINED_IP_ADDRESS: req.ip is undefined (the socket closed early?); such requests share one budget'
+      : undefined,
+  (request) =>
+    request.app.get('trust proxy') === true
+      ? "ERR_ERL_PERMISSIVE_TRUST_PROXY: Express's trust proxy is true, so any client can pick its IP (and budget) " +
+        'through X-Forwarded-For; set it to the number of proxies in front of the app'
+      : undefined,
+  (request) =>
+    request.headers['x-forwarded-for'] !== undefined && request.app.get('trust proxy') === false
+      ? "ERR_ERL_UNEXPECTED_X_FORWARDED_FOR: X-Forwarded-For is set but Express's trust proxy is off, so " +
+        'clients are keyed by the address that connected; if a proxy is in front, set trust proxy to its hop count'
+      : undefined,
+  (request) =>
+    request.headers.forwarded !== undefined && request.headers['x-forwarded-for'] === undefined
+      ? 'ERR_ERL_FORWARDED_HEADER: the Forwarded header is not read by Express; clients behind that proxy share ' +
+        'its address unless it also sends X-Forwarded-For'
+      : undefined,
+]
+
+/** A function that runs every check on a request and logs each finding once per limiter. */
+export function createProxyChecks(logger: RateLimitLogger, tag: string): (request: Request) => void {
+  const reported = new Set<number>()
+  return (request) => {
+    if (reported.size === CHECKS.length) return
+    CHECKS.forEach((check, index) => {
+      if (reported.has(index)) return
+      const finding = check(request)
+      if (finding === undefined) return
+      reported.add(index)
+      logger.warn(`${tag} ${finding}`)
+    })
+  }
+}

@@ -1,0 +1,50 @@
+import express from 'express'
+import request from 'supertest'
+import { describe, expect, it } from 'vitest'
+
+import { createRateLimiters } from '../../src/rate-limiting/index.js'
+import { uniquePrefix } from '../support/limiter-contract.js'
+import { recordingLogger } from '../support/logger.js'
+
+async function appWith(trustProxy: boolean | number) {
+  const logger = recordingLogger()
+  const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('proxy'), logger })
+  const app = express()
+  app.set('trust proxy', trustProxy)
+  app.get('/', limiters.read, (_req, res) => res.end())
+  const warnings = () => logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)
+  return { app, warnings, limiters }
+}
+
+describe('proxy checks', () => {
+  it('warns once that X-Forwarded-For is ignored while trust proxy is off', async () => {
+    const { app, warnings, limiters } = await appWith(false)
+    await request(app).get('/').set('X-Forwarded-For', '198.51.100.1')
+    await request(app).get('/').set('X-Forwarded-For', '198.51.100.2')
+    expect(warnings()).toEqual([expect.stringMatching(/^\[RateLimit:read\] ERR_ERL_UNEXPECTED_X_FORWARDED_FOR: /)])
+    limiters.dispose()
+  })
+
+  it('warns once that trust proxy = true lets clients choose their IP', async () => {
+    const { app, warnings, limiters } = await appWith(true)
+    await request(app).get('/')
+    await request(app).get('/')
+    expect(warnings()).toEqual([expect.stringMatching(/ERR_ERL_PERMISSIVE_TRUST_PROXY/)])
+    limiters.dispose()
+  })
+
+  it('warns about a Forwarded header that Express does not read', async () => {
+    const { app, warnings, limiters } = await appWith(1)
+    await request(app).get('/').set('Forwarded', 'for=198.51.100.1')
+    expect(warnings()).toEqual([expect.stringMatching(/ERR_ERL_FORWARDED_HEADER/)])
+    limiters.dispose()
+  })
+
+  it('says nothing for a correct setup', async () => {
+    const { app, warnings, limiters } = await appWith(1)
+    await request(app).get('/').set('X-Forwarded-For', '198.51.100.1')
+    await request(app).get('/')
+    expect(warnings()).toEqual([])
+    limiters.dispose()
+  })
+})

@@ -35,8 +35,13 @@ export function installGracefulShutdown(server: Server, options: ShutdownOptions
       server.closeAllConnections()
     }, drainMs)
     cut.unref()
+    // A keep-alive connection whose request just finished would otherwise stay open until its
+    // keep-alive timeout (5 s): close such connections as soon as they fall idle.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50)
+    sweep.unref()
     server.close(() => {
       clearTimeout(cut)
+      clearInterval(sweep)
       release().then(
         () => {
           logger.info('[Server] Shutdown complete')
@@ -48,7 +53,6 @@ export function installGracefulShutdown(server: Server, options: ShutdownOptions
         },
       )
     })
-    // Keep-alive connections with no request in flight would hold close() open: end them now.
     server.closeIdleConnections()
   }
   process.on('SIGTERM', onSignal)

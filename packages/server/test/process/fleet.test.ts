@@ -1,0 +1,127 @@
+// Several server processes sharing one real redis-server: one budget, one connection each.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+
+import {
+  libraryConnections,
+  redisServerAvailable,
+  startRedisServer,
+  type TestRedisServer,
+} from '../../../utils/test/support/redis-server.js'
+import { startServer, type ServerProcess } from './support/server-process.js'
+
+const CONNECTION_NAME = 'universo-rate-limit'
+
+describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
+  let redis: TestRedisServer
+  const running: ServerProcess[] = []
+  beforeAll(async () => {
+    redis = await startRedisServer()
+  })
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((server) => server.stop()))
+    await redis.admin.flushall()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+
+  async function fleet(size: number, env: Record<string, string> = {}): Promise<ServerProcess[]> {
+    const servers = await Promise.all(Array.from({ length: size }, () => startServer({ REDIS_URL: redis.url, ...env })))
+    running.push(...servers)
+    return servers
+  }
+
+  it('lets exactly 100 of 300 concurrent reads on one client through, across three instances', async () => {
+    const servers = await fleet(3)
+    const statuses = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => fetch(`${servers[i % 3]!.base}/api/v1/metaverses`).then((r) => r.status)),
+    )
+    expect(statuses.filter((s) => s === 200)).toHaveLength(100)
+    expect(statuses.filter((s) => s === 429)).toHaveLength(200)
+    expect(await redis.admin.get('metaverses-srv:read:127.0.0.1')).toBe('300')
+  })
+
+  it('holds exactly one Redis connection per instance', async () => {
+    const servers = await fleet(3)
+    await Promise.all(servers.map((s) => fetch(`${s.base}/api/v1/metaverses`, { method: 'POST', body: '{}' })))
+    const connections = await libraryConnections(redis.admin, CONNECTION_NAME)
+    expect(connections).toHaveLength(3)
+  })
+
+  it('logs the Redis store for read and write in every instance', async () => {
+    const servers = await fleet(3)
+    for (const server of servers) {
+      expect(server.lines()).toEqual(
+        expect.arrayContaining([
+          '[Redis] Client connected successfully',
+          '[RateLimit:read] Using Redis store (distributed mode)',
+          '[RateLimit:write] Using Redis store (distributed mode)',
+        ]),
+      )
+    }
+  })
+
+  it('runs the guide’s verification on Redis: 100 of 110 GETs, then 60 of 65 POSTs', async () => {
+    const [server] = await fleet(1)
+    const gets: Response[] = []
+    for (let i = 0; i < 110; i++) gets.push(await fetch(`${server!.base}/api/v1/metaverses`))
+    expect(gets.map((r) => r.status)).toEqual([...Array<number>(100).fill(200), ...Array<number>(10).fill(429)])
+    for (const limited of gets.slice(100)) {
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect(limited.headers.get('ratelimit')).toMatch(/^"read"; r=0; t=\d+$/)
+    }
+    const posts: number[] = []
+    for (let i = 0; i < 65; i++) {
+      const res = await fetch(`${server!.base}/api/v1/metaverses`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: '{"name":"test"}',
+      })
+      posts.push(res.status)
+    }
+    expect(posts).toEqual([...Array<number>(60).fill(201), ...Array<number>(5).fill(429)])
+  })
+
+  it('starts a new window once the short window has passed', async () => {
+    const [server] = await fleet(1, { RATE_LIMIT_WINDOW_MS: '1000', RATE_LIMIT_READ_MAX: '2' })
+    const get = () => fetch(`${server!.base}/api/v1/metaverses`).then((r) => r.status)
+    expect([await get(), await get(), await get()]).toEqual([200, 200, 429])
+    const deadline = Date.now() + 5000
+    while ((await redis.admin.exists('metaverses-srv:read:127.0.0.1')) === 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(await get()).toBe(200)
+  })
+})
+
+describe.runIf(redisServerAvailable())('readiness follows Redis', () => {
+  it('answers /ready 503 while Redis is down and 200 once it is back; /health stays 200', async () => {
+    let redis = await startRedisServer()
+    const server = await startServer({ REDIS_URL: redis.url })
+    try {
+      const ready = async () => {
+        const res = await fetch(`${server.base}/ready`)
+        return { status: res.status, body: await res.json() }
+      }
+      expect(await ready()).toEqual({
+        status: 200,
+        body: { status: 'ready', store: 'redis', ready: true, redis: 'connected' },
+      })
+      const port = redis.port
+      await redis.stop()
+      await server.waitForOutput('[Redis] Retrying connection')
+      expect(await ready()).toEqual({
+        status: 503,
+        body: { status: 'not-ready', store: 'redis', ready: false, redis: 'disconnected' },
+      })
+      expect((await fetch(`${server.base}/health`)).status).toBe(200)
+      redis = await startRedisServer({ port })
+      const deadline = Date.now() + 15_000
+      while ((await ready()).status !== 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect((await ready()).status).toBe(200)
+    } finally {
+      await server.stop()
+      await redis.stop()
+    }
+  })
+})

@@ -1,0 +1,115 @@
+// Runs the built server (dist/main.js) as a real process on a free port, and watches its output.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { freePort } from '../../../../utils/test/support/ports.js'
+
+export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..')
+export const MAIN = join(REPO_ROOT, 'packages', 'server', 'dist', 'main.js')
+
+export interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+export interface ServerProcess {
+  readonly port: number
+  readonly pid: number
+  readonly base: string
+  readonly child: ChildProcess
+  /** stdout and stderr, interleaved as they arrived. */
+  output(): string
+  lines(): string[]
+  /** Resolves when the output matches; rejects if the process exits first or after `timeoutMs`. */
+  waitForOutput(pattern: string | RegExp, timeoutMs?: number): Promise<void>
+  readonly exited: Promise<Exit>
+  /** SIGTERM, and SIGKILL if it has not exited after 10 s. Our own process, by pid. */
+  stop(): Promise<Exit>
+}
+
+export interface StartOptions {
+  /** What to run instead of `node dist/main.js`, e.g. ['pnpm', 'start'] from the repo root. */
+  readonly command?: readonly [string, ...string[]]
+  /** Wait until the server says it listens. @default true */
+  readonly waitForListening?: boolean
+  readonly port?: number
+}
+
+/**
+ * Starts the server with only PATH and HOME from this environment plus `env`, so a REDIS_URL or
+ * NODE_ENV of the machine never leaks into a test.
+ */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: StartOptions = {},
+): Promise<ServerProcess> {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run pnpm build first (pnpm test does)`)
+  const port = options.port ?? (await freePort())
+  const [command, ...args] = options.command ?? [process.execPath, MAIN]
+  const child = spawn(command, args, {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const listeners = new Set<() => void>()
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString()
+    for (const listener of listeners) listener()
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal })
+      for (const listener of listeners) listener()
+    })
+  })
+  let done = false
+  void exited.then(() => (done = true))
+
+  const waitForOutput = (pattern: string | RegExp, timeoutMs = 15_000): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const matches = (): boolean => (typeof pattern === 'string' ? output.includes(pattern) : pattern.test(output))
+      const timer = setTimeout(
+        () => finish(new Error(`timed out waiting for ${String(pattern)} in:\n${output}`)),
+        timeoutMs,
+      )
+      const check = (): void => {
+        if (matches()) finish()
+        else if (done) finish(new Error(`process exited before ${String(pattern)}:\n${output}`))
+      }
+      const finish = (error?: Error): void => {
+        clearTimeout(timer)
+        listeners.delete(check)
+        if (error) reject(error)
+        else resolve()
+      }
+      listeners.add(check)
+      check()
+    })
+
+  const server: ServerProcess = {
+    port,
+    pid: child.pid!,
+    base: `http://127.0.0.1:${port}`,
+    child,
+    output: () => output,
+    lines: () => output.split('\n').filter((line) => line !== ''),
+    waitForOutput,
+    exited,
+    async stop() {
+      if (!done) {
+        child.kill('SIGTERM')
+        const force = setTimeout(() => child.kill('SIGKILL'), 10_000)
+        await exited
+        clearTimeout(force)
+      }
+      return exited
+    },
+  }
+  if (options.waitForListening ?? true) await waitForOutput('[Server] Listening on')
+  return server
+}

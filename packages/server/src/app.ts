@@ -30,10 +30,11 @@ export function createApp({ config, dataSource, logger }: AppDependencies): Expr
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' })
   })
-  // Readiness: can the limiter's store count requests right now? Not rate-limited either.
+  // Readiness: are requests counted where they should be (Redis, when configured)? While the
+  // limiters run on their onStoreError policy this is 503 'degraded'. Not rate-limited either.
   app.get('/ready', (_req, res) => {
     const store = limiters.status()
-    res.status(store.ready ? 200 : 503).json({ status: store.ready ? 'ready' : 'not-ready', ...store })
+    res.status(store.ready ? 200 : 503).json({ status: store.ready ? 'ready' : 'degraded', ...store })
   })
 
   app.use(createIdentify(config.tokens))

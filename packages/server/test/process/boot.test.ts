@@ -63,9 +63,12 @@ describe('a bad environment', () => {
 })
 
 describe('Redis unreachable at boot', () => {
-  it('exits 1 with "Redis connection timeout" after the guide’s retries, without the password', async () => {
+  it('with RATE_LIMIT_REQUIRE_REDIS=true, exits 1 with "Redis connection timeout", without the password', async () => {
     const port = await freePort()
-    const server = await start({ REDIS_URL: `redis://:pw-never-shown@127.0.0.1:${port}` }, false)
+    const server = await start(
+      { REDIS_URL: `redis://:pw-never-shown@127.0.0.1:${port}`, RATE_LIMIT_REQUIRE_REDIS: 'true' },
+      false,
+    )
     const exit = await server.exited
     expect(exit.code).toBe(1)
     const lines = server.lines()
@@ -78,6 +81,12 @@ describe('Redis unreachable at boot', () => {
       ]),
     )
     expect(lines.at(-1)).toMatch(/^\[Server\] Failed to start: Redis connection timeout: gave up on redis:\/\/:\*\*\*@/)
+    expect(lines.at(-1)).toContain(
+      'requireRedis (RATE_LIMIT_REQUIRE_REDIS) refuses to start the limiters without Redis',
+    )
+    expect(lines.at(-1)).toMatch(
+      /requireRedis \(RATE_LIMIT_REQUIRE_REDIS\) refuses to start the limiters without Redis$/,
+    )
     expect(server.output()).not.toContain('pw-never-shown')
     expect(server.output()).not.toContain('Listening')
     expect(server.output()).not.toContain('MemoryStore')

@@ -45,7 +45,13 @@ describe('health and readiness', () => {
       expect(health.body).toEqual({ status: 'ok' })
       expect(health.headers['ratelimit']).toBeUndefined()
       const ready = await request(app).get('/ready').expect(200)
-      expect(ready.body).toEqual({ status: 'ready', store: 'memory', ready: true })
+      expect(ready.body).toEqual({
+        status: 'ready',
+        store: 'memory',
+        ready: true,
+        state: 'memory',
+        since: expect.any(String),
+      })
     }
     await request(app).get('/api/v1/metaverses').expect(200)
   })

@@ -1,14 +1,22 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
-import { MemoryStore, rateLimit, type Store } from 'express-rate-limit'
+import type { Request, RequestHandler } from 'express'
+import {
+  MemoryStore,
+  rateLimit,
+  type Options,
+  type RateLimitRequestHandler as LimiterHandler,
+} from 'express-rate-limit'
+
+import { fallbackMax, openBackend, type Backend } from './backend.js'
+import { degradedHandler } from './degraded.js'
 
 import { boundedKey } from './keys.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { claimPrefix } from './prefix-registry.js'
 import { createProxyChecks } from './proxy-checks.js'
-import { sharedConnection } from './redis-client-manager.js'
-import { redisUrlFromEnv } from './redis-connection.js'
 import { rateLimitExceededHandler } from './response.js'
+import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
 import { createRedisStore } from './stores/redis-store.js'
 import type {
   RateLimitConfig,
@@ -16,76 +24,103 @@ import type {
   RateLimitRequestHandler,
   RateLimitStoreStatus,
   RateLimitType,
-  RedisCommandClient,
 } from './types.js'
 
-/** Where one limiter set counts. Chosen once per call, so read and write always agree. */
-type StoreChoice =
-  { readonly kind: 'redis'; readonly client: RedisCommandClient; connected(): boolean } | { readonly kind: 'memory' }
-
-/**
- * Redis when a client, a URL or REDIS_URL is configured (or a client was handed to
- * RedisClientManager); memory otherwise. A Redis that cannot be reached fails the call: there is
- * no silent fallback to memory.
- */
-async function chooseStore(config: ResolvedRateLimitConfig): Promise<StoreChoice> {
-  const given = config.redisClient
-  if (given !== undefined) {
-    // A client of our own making reports its state; one that does not is taken to be usable.
-    const status = (): unknown => (given as { status?: unknown }).status
-    return { kind: 'redis', client: given, connected: () => typeof status() !== 'string' || status() === 'ready' }
-  }
-  const url = config.redisUrl ?? redisUrlFromEnv()
-  if (url === undefined && !sharedConnection.holdsClient()) return { kind: 'memory' }
-  const client = await sharedConnection.get(config.redisUrl, {
-    logger: config.logger,
-    connectRetries: config.redisRetries,
-  })
-  return { kind: 'redis', client, connected: () => sharedConnection.isConnected() }
-}
-
-function buildLimiter(
-  type: RateLimitType,
-  config: ResolvedRateLimitConfig,
-  choice: StoreChoice,
-  release: () => void,
-): RateLimitRequestHandler {
-  const store: Store =
-    choice.kind === 'redis' ? createRedisStore(choice.client, config.keyPrefix, type) : new MemoryStore()
-  config.logger.info(
-    choice.kind === 'redis'
-      ? `[RateLimit:${type}] Using Redis store (distributed mode)`
-      : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
-  )
-  debug('%s:%s limit %d per %d ms', config.keyPrefix, type, maxFor(config, type), config.windowMs)
+/** The options every express-rate-limit instance of one limiter shares. */
+function commonOptions(type: RateLimitType, config: ResolvedRateLimitConfig) {
   const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
-  const handler = rateLimit({
+  return {
     windowMs: config.windowMs,
-    limit: maxFor(config, type),
-    store,
     standardHeaders: 'draft-8',
     legacyHeaders: config.legacyHeaders,
     identifier: type,
-    keyGenerator: async (request) => {
+    keyGenerator: async (request: Request) => {
       checkProxy(request)
       return boundedKey(String(await config.keyGenerator(request)))
     },
     handler: rateLimitExceededHandler(config.message),
     logger: loggerFor(config.logger, type),
-  })
-  return Object.assign(handler, {
-    status: (): RateLimitStoreStatus => storeStatus(choice),
-    dispose(): void {
-      release()
-      void store.shutdown?.()
-    },
-  })
+  } satisfies Partial<Options>
 }
 
-function storeStatus(choice: StoreChoice): RateLimitStoreStatus {
-  if (choice.kind === 'memory') return { store: 'memory', ready: true }
-  const connected = choice.connected()
-  return { store: 'redis', ready: connected, redis: connected ? 'connected' : 'disconnected' }
+function buildLimiter(
+  type: RateLimitType,
+  config: ResolvedRateLimitConfig,
+  backend: Backend,
+  release: () => void,
+): RateLimitRequestHandler {
+  const max = maxFor(config, type)
+  config.logger.info(
+    backend.kind === 'redis'
+      ? `[RateLimit:${type}] Using Redis store (distributed mode)`
+      : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
+  )
+  debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
+  const common = commonOptions(type, config)
+
+  if (backend.kind === 'memory') {
+    const store = new MemoryStore()
+    const handler = rateLimit({ ...common, limit: max, store })
+    return Object.assign(handler, {
+      status: (): RateLimitStoreStatus => ({
+        store: 'memory',
+        ready: true,
+        state: 'memory',
+        since: backend.since.toISOString(),
+      }),
+      dispose(): void {
+        release()
+        store.shutdown()
+      },
+    })
+  }
+
+  const { health } = backend
+  const store = new GuardedRedisStore(
+    createRedisStore(backend.client, config.keyPrefix, type),
+    backend.client,
+    health,
+    config.storeTimeoutMs,
+  )
+  backend.stores.push(store)
+  const primary = rateLimit({ ...common, limit: max, store })
+  let fallback: LimiterHandler | undefined
+  const fallbackStore = new MemoryStore()
+  const degraded = degradedHandler(config.onStoreError, () => {
+    fallback = rateLimit({ ...common, limit: fallbackMax(max, config.instances), store: fallbackStore })
+    return fallback
+  })
+
+  // Redis while it is healthy; the policy while the breaker is open, or when this call failed.
+  const middleware: RequestHandler = (req, res, next) => {
+    if (!health.healthy) return degraded(req, res, next)
+    void primary(req, res, (error?: unknown) => {
+      if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
+      next(error)
+    })
+  }
+  return Object.assign(middleware, {
+    async resetKey(key: string): Promise<void> {
+      fallback?.resetKey(key)
+      // express-rate-limit types this as void; our store returns a promise worth waiting for.
+      const reset: unknown = primary.resetKey(key)
+      await reset
+    },
+    getKey: (key: string) => (health.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    status: (): RateLimitStoreStatus => {
+      const { healthy, since } = health.snapshot()
+      return {
+        store: 'redis',
+        ready: healthy,
+        state: healthy ? 'redis' : config.onStoreError,
+        since: since.toISOString(),
+      }
+    },
+    dispose(): void {
+      release()
+      fallbackStore.shutdown()
+    },
+  })
 }
 
 /** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */
@@ -98,13 +133,22 @@ function loggerFor(logger: RateLimitLogger, type: RateLimitType) {
   }
 }
 
-/** Creates the limiters of `types` from one store choice, claiming each prefix first. */
+/**
+ * Creates the limiters of `types` on one backend, claiming each prefix first. The backend is
+ * released when the last of them is disposed.
+ */
 async function createLimiters(types: readonly RateLimitType[], config: ResolvedRateLimitConfig) {
   const releases: (() => void)[] = []
   try {
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
-    const choice = await chooseStore(config)
-    return types.map((type, index) => buildLimiter(type, config, choice, releases[index]!))
+    const backend = await openBackend(config, types)
+    let open = types.length
+    return types.map((type, index) =>
+      buildLimiter(type, config, backend, () => {
+        releases[index]!()
+        if (--open === 0 && backend.kind === 'redis') backend.dispose()
+      }),
+    )
   } catch (error) {
     for (const release of releases) release()
     throw error

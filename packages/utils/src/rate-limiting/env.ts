@@ -1,6 +1,7 @@
 // Reads the rate-limit settings from the environment, with errors that name the variable.
 import { ERROR_CODES, RateLimitError } from './errors.js'
-import { MAX_WINDOW_MS, MIN_WINDOW_MS } from './options.js'
+import { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './options.js'
+import type { StoreErrorPolicy } from './store-health.js'
 import { parseRedisUrl } from './redis-url.js'
 import type { RateLimitConfig } from './types.js'
 
@@ -10,12 +11,19 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
   'RATE_LIMIT_WINDOW_MS',
   'RATE_LIMIT_READ_MAX',
   'RATE_LIMIT_WRITE_MAX',
+  'RATE_LIMIT_ON_STORE_ERROR',
+  'RATE_LIMIT_INSTANCES',
+  'RATE_LIMIT_REQUIRE_REDIS',
+  'RATE_LIMIT_STORE_TIMEOUT_MS',
 ] as const)
 
 type Env = Readonly<Record<string, string | undefined>>
 
 /** The settings the environment gives. Unset or blank variables are left out, so defaults apply. */
-export type RateLimitEnvConfig = Pick<RateLimitConfig, 'redisUrl' | 'windowMs' | 'maxRead' | 'maxWrite'>
+export type RateLimitEnvConfig = Pick<
+  RateLimitConfig,
+  'redisUrl' | 'windowMs' | 'maxRead' | 'maxWrite' | 'onStoreError' | 'instances' | 'requireRedis' | 'storeTimeoutMs'
+>
 
 /**
  * REDIS_URL, RATE_LIMIT_WINDOW_MS, RATE_LIMIT_READ_MAX and RATE_LIMIT_WRITE_MAX, checked. A bad
@@ -35,6 +43,25 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
   if (maxRead !== undefined) config.maxRead = maxRead
   const maxWrite = integer(env, 'RATE_LIMIT_WRITE_MAX', 1, Number.MAX_SAFE_INTEGER)
   if (maxWrite !== undefined) config.maxWrite = maxWrite
+  const policy = value(env, 'RATE_LIMIT_ON_STORE_ERROR')
+  if (policy !== undefined) {
+    if (!STORE_ERROR_POLICIES.includes(policy as StoreErrorPolicy)) {
+      throw invalidEnv('RATE_LIMIT_ON_STORE_ERROR', `one of ${STORE_ERROR_POLICIES.join(', ')}`, policy)
+    }
+    config.onStoreError = policy as StoreErrorPolicy
+  }
+  const instances = integer(env, 'RATE_LIMIT_INSTANCES', 1, MAX_INSTANCES)
+  if (instances !== undefined) config.instances = instances
+  const requireRedis = value(env, 'RATE_LIMIT_REQUIRE_REDIS')
+  if (requireRedis !== undefined) {
+    const lower = requireRedis.toLowerCase()
+    if (!['true', 'false', '1', '0'].includes(lower)) {
+      throw invalidEnv('RATE_LIMIT_REQUIRE_REDIS', 'true or false', requireRedis)
+    }
+    config.requireRedis = lower === 'true' || lower === '1'
+  }
+  const timeout = integer(env, 'RATE_LIMIT_STORE_TIMEOUT_MS', 1, MAX_STORE_TIMEOUT_MS)
+  if (timeout !== undefined) config.storeTimeoutMs = timeout
   return config
 }
 
@@ -50,11 +77,15 @@ function integer(env: Env, name: string, min: number, max: number): number | und
   if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
     const allowed =
       min === 1 && max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from ${min} to ${max}`
-    throw new RateLimitError(
-      ERROR_CODES.INVALID_ENV,
-      `${name} must be ${allowed}, got ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw)}`,
-      { option: name },
-    )
+    throw invalidEnv(name, allowed, raw)
   }
   return parsed
+}
+
+function invalidEnv(name: string, allowed: string, raw: string): RateLimitError {
+  return new RateLimitError(
+    ERROR_CODES.INVALID_ENV,
+    `${name} must be ${allowed}, got ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw)}`,
+    { option: name },
+  )
 }

@@ -4,6 +4,7 @@ import { consoleLogger, type RateLimitLogger } from './logger.js'
 import { redactCredentials } from './redact.js'
 import { parseRedisUrl } from './redis-url.js'
 import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
+import type { StoreErrorPolicy } from './store-health.js'
 import type { RateLimitConfig, RateLimitType, RedisCommandClient } from './types.js'
 
 /** The guide's defaults. */
@@ -16,7 +17,11 @@ export const DEFAULT_RATE_LIMIT_CONFIG = Object.freeze({
   message: 'Too many requests, please try again later.',
   redisRetries: 3,
   legacyHeaders: false,
-})
+  onStoreError: 'fallback',
+  instances: 1,
+  requireRedis: false,
+  storeTimeoutMs: 30,
+} as const)
 
 /** Options after defaults, checked. */
 export interface ResolvedRateLimitConfig {
@@ -32,6 +37,10 @@ export interface ResolvedRateLimitConfig {
   readonly keyGenerator: KeyGenerator
   readonly legacyHeaders: boolean
   readonly logger: RateLimitLogger
+  readonly onStoreError: StoreErrorPolicy
+  readonly instances: number
+  readonly requireRedis: boolean
+  readonly storeTimeoutMs: number
 }
 
 export const RATE_LIMIT_TYPES: readonly RateLimitType[] = Object.freeze(['read', 'write', 'custom'])
@@ -51,7 +60,15 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RateLimitConfig>([
   'keyGenerator',
   'legacyHeaders',
   'logger',
+  'onStoreError',
+  'instances',
+  'requireRedis',
+  'storeTimeoutMs',
 ])
+
+export const STORE_ERROR_POLICIES: readonly StoreErrorPolicy[] = Object.freeze(['fallback', 'allow', 'deny'])
+export const MAX_INSTANCES = 10_000
+export const MAX_STORE_TIMEOUT_MS = 10_000
 
 export const MIN_WINDOW_MS = 1000
 /** The largest delay a Node timer takes; express-rate-limit's MemoryStore refuses more. */
@@ -158,7 +175,22 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     )
   }
 
+  if (!STORE_ERROR_POLICIES.includes(merged.onStoreError)) {
+    throw invalid('onStoreError', `one of ${STORE_ERROR_POLICIES.join(', ')}`, merged.onStoreError)
+  }
+  if (typeof merged.requireRedis !== 'boolean') throw invalid('requireRedis', 'true or false', merged.requireRedis)
+
   return Object.freeze({
+    onStoreError: merged.onStoreError,
+    instances: integer('instances', merged.instances, 1, MAX_INSTANCES, `an integer from 1 to ${MAX_INSTANCES}`),
+    requireRedis: merged.requireRedis,
+    storeTimeoutMs: integer(
+      'storeTimeoutMs',
+      merged.storeTimeoutMs,
+      1,
+      MAX_STORE_TIMEOUT_MS,
+      `an integer from 1 to ${MAX_STORE_TIMEOUT_MS} (ms)`,
+    ),
     windowMs: integer(
       'windowMs',
       merged.windowMs,

@@ -14,13 +14,26 @@ export interface RedisConnectOptions {
   readonly connectRetries?: number
   /** How long the first connection may take in all, in ms. @default 10000 */
   readonly connectTimeoutMs?: number
+  /**
+   * Keep reconnecting even when the first connect fails (the limiters then start degraded and
+   * switch to Redis when it appears). Without it, a failed first connect ends the client.
+   * @default false
+   */
+  readonly persistent?: boolean
 }
 
 /** The name every connection of ours gives itself, so `CLIENT LIST` shows which are ours. */
 export const CONNECTION_NAME = 'universo-rate-limit'
-/** ioredis retries one command this many times across reconnects before failing it. */
+/** The guide's setting. With the offline queue off, no command waits for a reconnect anyway. */
 export const MAX_RETRIES_PER_REQUEST = 3
-const MAX_RECONNECT_DELAY_MS = 3000
+/**
+ * The guide caps the back-off at 3 s; 1 s lets a fleet be back on the shared budget within 2 s of
+ * Redis returning, for one connection attempt per second per process during an outage.
+ */
+export const MAX_RECONNECT_DELAY_MS = 1000
+/** Retry lines are logged for the first attempts, then once a minute or so, not once a second for hours. */
+const LOGGED_ATTEMPTS = 10
+const LOG_EVERY_NTH_ATTEMPT = 60
 const QUIT_TIMEOUT_MS = 1000
 
 /** REDIS_URL, or undefined when it is unset or blank. */
@@ -29,7 +42,7 @@ export function redisUrlFromEnv(): string | undefined {
   return url === undefined || url.trim() === '' ? undefined : url
 }
 
-/** The guide's back-off: 100, 200, 300 ... ms, capped at 3 s. */
+/** The guide's back-off: 100, 200, 300 ... ms, capped (at 1 s, see MAX_RECONNECT_DELAY_MS). */
 export function reconnectDelay(attempt: number): number {
   return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
 }
@@ -42,7 +55,8 @@ type Held =
       readonly logger: RateLimitLogger
       readonly endpoint: RedisEndpoint
       readonly ready: Promise<Redis>
-      readonly abort: (error: Error) => void
+      readonly abort: (error: RateLimitError) => void
+      readonly persistent: boolean
     }
 
 export class RedisConnection {
@@ -58,7 +72,10 @@ export class RedisConnection {
       throw new RateLimitError(ERROR_CODES.REDIS_CLOSED, 'Redis connection is closing; no new connection is made')
     }
     const held = this.#held
-    if (held?.kind === 'injected') return checkInjected(held.client, url)
+    if (held?.kind === 'injected') {
+      checkInjected(held.client, url)
+      return whenReady(held.client, options.connectTimeoutMs ?? 10_000)
+    }
     const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
     const raw = url ?? redisUrlFromEnv()
     if (raw === undefined) {
@@ -80,9 +97,26 @@ export class RedisConnection {
           { option: source },
         )
       }
-      return held.ready
+      // A persistent client may be connected by now although its first connect gave up.
+      return held.client.status === 'ready' ? held.client : held.ready
     }
     return this.#connect(endpoint, source, options)
+  }
+
+  /**
+   * Like get(), but a Redis that is not there is not an error: resolves with the client once it
+   * is ready, or once its first connect has used its retries or its timeout. The client then keeps
+   * reconnecting until close(). Bad URLs and conflicts still throw.
+   */
+  async attach(url?: string, options: RedisConnectOptions = {}): Promise<Redis> {
+    try {
+      return await this.get(url, { ...options, persistent: true })
+    } catch (error) {
+      const held = this.#held
+      const timedOut = error instanceof RateLimitError && error.code === ERROR_CODES.REDIS_CONNECT_TIMEOUT
+      if (timedOut && held !== undefined && (held.kind === 'injected' || held.persistent)) return held.client
+      throw error
+    }
   }
 
   /** Hands in a client made elsewhere (tests, custom options). The connection owns it from now on. */
@@ -131,7 +165,9 @@ export class RedisConnection {
     const logger = options.logger ?? consoleLogger
     const connectRetries = options.connectRetries ?? 3
     const timeoutMs = options.connectTimeoutMs ?? 10_000
+    const persistent = options.persistent ?? false
     let everReady = false
+    let gaveUp = (): void => {}
     let lastError: string | undefined
     let lastErrorObject: unknown
 
@@ -146,19 +182,27 @@ export class RedisConnection {
       lazyConnect: true,
       connectTimeout: timeoutMs,
       maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
+      // No command waits for a reconnect, and none is sent twice: a queued or resent INCR would
+      // land late, perhaps in a new window. Callers get an error at once and fall back.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
       retryStrategy: (attempt: number) => {
         // Before the first success a bounded number of tries keeps boot short; afterwards an
         // outage never ends the client (the original gave up for good after 3 tries).
-        if (!everReady && attempt > connectRetries) {
+        if (!everReady && attempt === connectRetries + 1) {
           logger.error('[Redis] Max retry attempts reached')
-          return null
+          gaveUp()
         }
+        if (!everReady && attempt > connectRetries && !persistent) return null
         const delay = reconnectDelay(attempt)
-        logger.warn(`[Redis] Retrying connection in ${delay}ms (attempt ${attempt})`)
+        if (attempt <= LOGGED_ATTEMPTS || attempt % LOG_EVERY_NTH_ATTEMPT === 0) {
+          logger.warn(`[Redis] Retrying connection in ${delay}ms (attempt ${attempt})`)
+        }
         return delay
       },
-      // A replica promoted away from us answers READONLY: reconnect and resend the command.
-      reconnectOnError: (error: Error) => (/^READONLY\b/.test(error.message) ? 2 : false),
+      // A master demoted to replica during a failover answers READONLY: reconnect, which finds
+      // the new master. The failed command is not resent; its caller falls back.
+      reconnectOnError: (error: Error) => /^READONLY\b/.test(error.message),
     })
 
     client.on('ready', () => {
@@ -177,7 +221,7 @@ export class RedisConnection {
       }
     })
 
-    let abort: (error: Error) => void = () => {}
+    let abort: (error: RateLimitError) => void = () => {}
     let settled = false
     const ready = new Promise<Redis>((resolve, reject) => {
       const timer = setTimeout(() => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`), timeoutMs)
@@ -188,6 +232,10 @@ export class RedisConnection {
       }
       const onEnd = (): void =>
         fail(`gave up on ${endpoint.safeUrl} after ${connectRetries} retries (${lastError ?? 'no reply'})`)
+      // A persistent client goes on reconnecting; only the wait for it ends here.
+      gaveUp = () => {
+        if (persistent) onEnd()
+      }
       const cleanup = (): void => {
         clearTimeout(timer)
         client.off('ready', onReady)
@@ -200,14 +248,16 @@ export class RedisConnection {
             cause: lastErrorObject,
           }),
         )
-      const rejectWith = (error: Error): void => {
+      const rejectWith = (error: RateLimitError): void => {
         // Only a connect still in progress can fail; a closed, connected client is close()'s job.
         if (settled) return
         settled = true
         cleanup()
-        // Never leave a failed client reconnecting in the background.
-        client.disconnect()
-        if (this.#held?.client === client) this.#held = undefined
+        // Never leave a failed client reconnecting in the background, unless it is meant to.
+        if (!persistent || error.code === ERROR_CODES.REDIS_CLOSED) {
+          client.disconnect()
+          if (this.#held?.client === client) this.#held = undefined
+        }
         reject(error)
       }
       abort = rejectWith
@@ -216,15 +266,15 @@ export class RedisConnection {
     })
     // Failures arrive through the events above; connect()'s own rejection carries nothing more.
     client.connect().catch(() => {})
-    this.#held = { kind: 'owned', client, logger, endpoint, ready, abort }
+    this.#held = { kind: 'owned', client, logger, endpoint, ready, abort, persistent }
     debug('connecting to %s', endpoint.safeUrl)
     return ready
   }
 }
 
 /** A handed-in client serves every call, but an explicit URL for another server is a conflict, not a silent swap. */
-function checkInjected(client: Redis, url: string | undefined): Redis {
-  if (url === undefined) return client
+function checkInjected(client: Redis, url: string | undefined): void {
+  if (url === undefined) return
   const endpoint = parseRedisUrl(url, 'redisUrl')
   const { host = 'localhost', port = 6379, db = 0 } = client.options
   const same = endpoint.port === port && endpoint.db === db && sameHost(endpoint.host, host)
@@ -236,8 +286,34 @@ function checkInjected(client: Redis, url: string | undefined): Redis {
       { option: 'redisUrl' },
     )
   }
+}
+
+/** A handed-in client, connected: started if it is lazy, waited for if it is connecting. */
+async function whenReady(client: Redis, timeoutMs: number): Promise<Redis> {
+  if (client.status === 'ready') return client
+  if (client.status === 'wait') client.connect().catch(() => undefined)
+  await new Promise<void>((resolve, reject) => {
+    const done = (error?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('end', onEnd)
+      if (error) reject(error)
+      else resolve()
+    }
+    const onReady = (): void => done()
+    const onEnd = (): void => done(timeoutError('the handed-in client ended before it was ready'))
+    const timer = setTimeout(
+      () => done(timeoutError(`the handed-in client was not ready within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    client.once('ready', onReady)
+    client.once('end', onEnd)
+  })
   return client
 }
+
+const timeoutError = (why: string): RateLimitError =>
+  new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`)
 
 const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1'])
 const sameHost = (a: string, b: string): boolean => a === b || (LOCAL_NAMES.has(a) && LOCAL_NAMES.has(b))

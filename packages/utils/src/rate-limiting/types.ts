@@ -3,6 +3,9 @@ import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express
 
 import type { KeyGenerator } from './keys.js'
 import type { RateLimitLogger } from './logger.js'
+import type { StoreErrorPolicy } from './store-health.js'
+
+export type { StoreErrorPolicy } from './store-health.js'
 
 export type { KeyGenerator } from './keys.js'
 
@@ -66,6 +69,28 @@ export interface RateLimitConfig {
   legacyHeaders?: boolean
   /** Where operator lines go. @default console */
   logger?: RateLimitLogger
+  /**
+   * What the limiters do while Redis cannot be used (down, hung, or failing over):
+   * `fallback` counts in process memory with `max / instances` per client; `allow` lets requests
+   * through unlimited; `deny` answers 503 with Retry-After. @default 'fallback'
+   */
+  onStoreError?: StoreErrorPolicy
+  /**
+   * How many processes share the Redis budget. During a fallback each allows `floor(max / instances)`
+   * (at least 1), so a fleet does not multiply its budget while Redis is away. An integer 1-10000.
+   * @default 1
+   */
+  instances?: number
+  /**
+   * Refuse to create the limiters when Redis cannot be reached at first, instead of starting in
+   * the onStoreError policy and switching to Redis when it appears. @default false
+   */
+  requireRedis?: boolean
+  /**
+   * A Redis call that takes longer than this (ms) counts as a failure: the request is decided by
+   * the policy and the circuit opens. An integer 1-10000. @default 30
+   */
+  storeTimeoutMs?: number
 }
 
 /** An Express middleware that limits one type of request: express-rate-limit's handler, plus dispose. */
@@ -98,7 +123,16 @@ export interface RateLimitExceededBody {
   readonly retryAfter: number
 }
 
-/** What /ready reports: the kind of store, and whether requests can be counted in it now. */
+/**
+ * What /ready reports. `ready` is true while requests are counted where they should be: in memory
+ * for a memory store, in Redis for a Redis store. `state` is `redis` when Redis is in use, or the
+ * onStoreError policy in force while it is not; `since` is when that state began (ISO 8601).
+ */
 export type RateLimitStoreStatus =
-  | { readonly store: 'memory'; readonly ready: true }
-  | { readonly store: 'redis'; readonly ready: boolean; readonly redis: 'connected' | 'disconnected' }
+  | { readonly store: 'memory'; readonly ready: true; readonly state: 'memory'; readonly since: string }
+  | {
+      readonly store: 'redis'
+      readonly ready: boolean
+      readonly state: 'redis' | StoreErrorPolicy
+      readonly since: string
+    }

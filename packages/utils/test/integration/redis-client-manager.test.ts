@@ -139,12 +139,13 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     }
   })
 
-  it('fails createRateLimiters with a clear error, not a silent MemoryStore, when Redis is unreachable', async () => {
+  it('with requireRedis, fails createRateLimiters with a clear error when Redis is unreachable', async () => {
     const logger = recordingLogger()
     const error = await createRateLimiters({
       keyPrefix: uniquePrefix(),
       redisUrl: `redis://127.0.0.1:${await freePort()}`,
       redisRetries: 0,
+      requireRedis: true,
       logger,
     }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })
@@ -162,14 +163,14 @@ describe.runIf(redisServerAvailable())('an outage after the first connect', () =
       const app = createApp(limiters)
       await request(app).get('/items').expect(200)
       const port = server.port
-      expect(limiters.status()).toEqual({ store: 'redis', ready: true, redis: 'connected' })
+      expect(limiters.status()).toMatchObject({ store: 'redis', ready: true, state: 'redis' })
       await server.stop()
       await waitFor('a 5th reconnect attempt', () => logger.messages().some((m) => m.includes('(attempt 5)')), 15_000)
-      expect(limiters.status()).toEqual({ store: 'redis', ready: false, redis: 'disconnected' })
+      expect(limiters.status()).toMatchObject({ store: 'redis', ready: false, state: 'fallback' })
       expect(logger.messages()).not.toContain('[Redis] Max retry attempts reached')
       server = await startRedisServer({ port })
       await waitFor('the client to reconnect', () => RedisClientManager.isConnected(), 15_000)
-      expect(limiters.status().ready).toBe(true)
+      await waitFor('the limiters to use Redis again', () => limiters.status().ready, 2000)
       const res = await request(app).get('/items').expect(200)
       expect(res.body.rateLimit).toMatchObject({ used: 1 })
       expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
@@ -268,6 +269,7 @@ describe.runIf(redisServerAvailable())('a password-protected Redis (requirepass)
       keyPrefix: uniquePrefix('badauth'),
       redisUrl: `redis://:${wrong}@127.0.0.1:${server.port}`,
       redisRetries: 1,
+      requireRedis: true,
       logger,
     }).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })

@@ -118,6 +118,7 @@ describe('keyPrefix', () => {
         keyPrefix,
         redisUrl: `redis://127.0.0.1:${await freePort()}`,
         redisRetries: 0,
+        requireRedis: true,
         logger: recordingLogger(),
       }),
     ).rejects.toMatchObject({ code: ERROR_CODES.REDIS_CONNECT_TIMEOUT })

@@ -1,0 +1,99 @@
+// The Redis store behind a timeout and the circuit breaker: it fails fast instead of waiting on Redis.
+import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
+import type { RedisStore } from 'rate-limit-redis'
+
+import type { StoreHealth } from '../store-health.js'
+import type { RedisCommandClient } from '../types.js'
+import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
+
+/** A store call was not made (breaker open) or did not succeed in time. The limiter then applies its policy. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'ERR_RATE_LIMIT_STORE_UNAVAILABLE'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+  }
+}
+
+/** Rejects with StoreUnavailableError when `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
+    // may be in the socket although the timer is due, and it should win.
+    timer = setTimeout(
+      () => setImmediate(() => reject(new StoreUnavailableError(`Redis did not answer within ${ms} ms`))),
+      ms,
+    )
+  })
+  // The losing promise may still reject later; that must not become an unhandled rejection.
+  promise.catch(() => undefined)
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * rate-limit-redis's store, guarded. While the breaker is open every call fails at once; a call
+ * that errors or outlives `timeoutMs` opens it. Decrement is our own script: rate-limit-redis's
+ * plain DECR would create a key at -1, without a TTL, for a client whose window had expired.
+ */
+export class GuardedRedisStore implements Store {
+  readonly localKeys = false
+  readonly prefix: string
+  #windowMs = 60_000
+
+  constructor(
+    private readonly inner: RedisStore,
+    private readonly client: RedisCommandClient,
+    private readonly health: StoreHealth,
+    private readonly timeoutMs: number,
+  ) {
+    this.prefix = inner.prefix
+  }
+
+  /** Called by express-rate-limit without awaiting: a failure here only opens the breaker. */
+  async init(options: Options): Promise<void> {
+    this.#windowMs = options.windowMs
+    this.inner.windowMs = options.windowMs
+    await this.reloadScripts().catch((error: unknown) => this.health.failure(error))
+  }
+
+  /**
+   * Loads the scripts again (after an outage, or a Redis restarted empty). rate-limit-redis keeps
+   * the promise of its first SCRIPT LOAD; a rejected one would fail every later call.
+   */
+  async reloadScripts(): Promise<void> {
+    this.inner.windowMs = this.#windowMs
+    this.inner.incrementScriptSha = this.inner.loadIncrementScript()
+    this.inner.getScriptSha = this.inner.loadGetScript()
+    await withTimeout(Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]), this.timeoutMs)
+  }
+
+  increment(key: string): Promise<IncrementResponse> {
+    return this.#guard(() => this.inner.increment(key))
+  }
+
+  get(key: string): Promise<ClientRateLimitInfo | undefined> {
+    return this.#guard(() => this.inner.get(key))
+  }
+
+  async decrement(key: string): Promise<void> {
+    const redisKey = this.inner.prefixKey(key)
+    await this.#guard(() => this.client.call('EVAL', SAFE_DECREMENT_SCRIPT, '1', redisKey))
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.#guard(() => this.inner.resetKey(key))
+  }
+
+  async #guard<T>(call: () => Promise<T>): Promise<T> {
+    if (!this.health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
+    try {
+      return await withTimeout(call(), this.timeoutMs)
+    } catch (error) {
+      this.health.failure(error)
+      throw error instanceof StoreUnavailableError
+        ? error
+        : new StoreUnavailableError('Redis command failed', { cause: error })
+    }
+  }
+}

@@ -25,15 +25,30 @@ const BODY_ERRORS: Readonly<Record<string, readonly [number, string, string]>> =
   'stream.encoding.set': [500, 'INTERNAL_ERROR', 'Internal server error'],
 }
 
-/** Turns body-parser failures into JSON 4xx answers; passes anything else on. */
-export const bodyErrorHandler: ErrorRequestHandler = (error: unknown, _req, res, next) => {
-  const type = (error as { type?: unknown }).type
-  const known = typeof type === 'string' ? BODY_ERRORS[type] : undefined
-  if (known === undefined || known[0] >= 500) {
-    next(error)
-    return
+/**
+ * Turns client mistakes that surface as errors into JSON 4xx answers: body-parser failures, a
+ * compressed body that does not inflate, a path that does not percent-decode. Passes anything
+ * else on (a server fault).
+ */
+export const requestErrorHandler: ErrorRequestHandler = (error: unknown, _req, res, next) => {
+  if (error instanceof URIError) {
+    return sendError(res, 400, 'INVALID_PATH', 'The path is not valid percent-encoding')
   }
-  const [status, code, message] = known
-  const limit = (error as { limit?: unknown }).limit
-  sendError(res, status, code, status === 413 && typeof limit === 'number' ? `${message} (${limit} bytes)` : message)
+  const { type, status, expose, limit } = error as {
+    type?: unknown
+    status?: unknown
+    expose?: unknown
+    limit?: unknown
+  }
+  const known = typeof type === 'string' ? BODY_ERRORS[type] : undefined
+  if (known !== undefined && known[0] < 500) {
+    const [code, message] = [known[1], known[2]]
+    const detail = known[0] === 413 && typeof limit === 'number' ? ` (${limit} bytes)` : ''
+    return sendError(res, known[0], code, `${message}${detail}`)
+  }
+  // body-parser's other client errors (a corrupt gzip body, say) carry a 4xx status and expose.
+  if (expose === true && typeof status === 'number' && status >= 400 && status < 500) {
+    return sendError(res, status, 'INVALID_BODY', 'The request body could not be read')
+  }
+  next(error)
 }

@@ -1,5 +1,6 @@
 // The service's read and write limiters: created once at boot, shared by every router it builds.
 import {
+  consoleLogger,
   createRateLimiters,
   rateLimitConfigFromEnv,
   type RateLimitConfig,
@@ -28,24 +29,54 @@ export type ServiceRateLimitOptions = Omit<RateLimitConfig, 'keyPrefix'>
 
 let limiters: RateLimiters | undefined
 let initializing: Promise<RateLimiters> | undefined
+/** Bumped by disposeRateLimiters, so an initialisation it overtook cannot install its limiters. */
+let generation = 0
+let firstOptions: ServiceRateLimitOptions | undefined
 
 /**
  * Creates the service's limiters: the service's limits, then the environment, then `options`.
- * Safe to call again: later and concurrent calls share the first initialisation. A failed one
- * (Redis unreachable, a bad value) can be retried.
+ * Safe to call again: later and concurrent calls share the first initialisation (and a warning
+ * says so when they ask for other limits). A failed one (a bad value, say) can be retried.
  */
 export function initializeRateLimiters(options: ServiceRateLimitOptions = {}): Promise<RateLimiters> {
+  if (firstOptions !== undefined && differ(firstOptions, options)) {
+    ;(options.logger ?? firstOptions.logger ?? consoleLogger).warn(
+      "[RateLimit] initializeRateLimiters() was called again with other options; the first call's limiters stay",
+    )
+  }
+  firstOptions ??= options
   if (limiters !== undefined) return Promise.resolve(limiters)
-  initializing ??= create(options).finally(() => {
-    initializing = undefined
-  })
+  if (initializing === undefined) {
+    const mine = generation
+    const attempt = create(options).then((created) => {
+      if (mine !== generation) {
+        created.dispose()
+        throw new RateLimitersNotInitializedError()
+      }
+      limiters = created
+      return created
+    })
+    initializing = attempt
+    void attempt
+      .catch(() => {
+        if (initializing === attempt) firstOptions = undefined
+      })
+      .finally(() => {
+        if (initializing === attempt) initializing = undefined
+      })
+  }
   return initializing
 }
 
-async function create(options: ServiceRateLimitOptions): Promise<RateLimiters> {
+function create(options: ServiceRateLimitOptions): Promise<RateLimiters> {
   const config = { ...SERVICE_RATE_LIMITS, ...rateLimitConfigFromEnv(), ...options, keyPrefix: SERVICE_KEY_PREFIX }
-  limiters = await createRateLimiters(config)
-  return limiters
+  return createRateLimiters(config)
+}
+
+/** Options that change the limits; the logger may differ between callers. */
+function differ(a: ServiceRateLimitOptions, b: ServiceRateLimitOptions): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)].filter((key) => key !== 'logger'))
+  return [...keys].some((key) => a[key as keyof ServiceRateLimitOptions] !== b[key as keyof ServiceRateLimitOptions])
 }
 
 /** The limiters, once initializeRateLimiters() has finished. */
@@ -54,9 +85,16 @@ export function getRateLimiters(): RateLimiters {
   return limiters
 }
 
-/** Forgets the limiters and frees their keyPrefix (shutdown, tests). The shared Redis client stays open. */
+/**
+ * Forgets the limiters and frees their keyPrefix (shutdown, tests). An initialisation still
+ * running is abandoned. The shared Redis client stays open: close it with RedisClientManager.close().
+ */
 export async function disposeRateLimiters(): Promise<void> {
-  await initializing?.catch(() => undefined)
+  generation++
+  const pending = initializing
+  initializing = undefined
+  firstOptions = undefined
   limiters?.dispose()
   limiters = undefined
+  await pending?.catch(() => undefined)
 }

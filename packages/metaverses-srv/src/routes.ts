@@ -2,7 +2,7 @@
 import express, { Router, type Request, type RequestHandler } from 'express'
 
 import { DataSourceFullError, type MetaversesDataSource } from './data-source.js'
-import { bodyErrorHandler, sendError } from './http-errors.js'
+import { requestErrorHandler, sendError } from './http-errors.js'
 import { getRateLimiters } from './rate-limiters.js'
 import { checkMetaverseInput, checkPage } from './validation.js'
 
@@ -11,6 +11,13 @@ export type GetDataSource = () => MetaversesDataSource
 
 /** The largest request body accepted; more gets 413. */
 export const BODY_LIMIT_BYTES = 16 * 1024
+
+/** Methods that read: the read limiter counts them; every other method is a write. */
+const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+function limitByMethod(read: RequestHandler, write: RequestHandler): RequestHandler {
+  return (req, res, next) => (READ_METHODS.has(req.method) ? read : write)(req, res, next)
+}
 
 /** The :id path parameter; anything unusual is an id no metaverse has, so it ends in 404. */
 const idOf = (req: Request): string => {
@@ -28,9 +35,8 @@ const requireJson: RequestHandler = (req, res, next) => {
 }
 
 /**
- * The router for /metaverses, to mount under /api/v1. Each route runs its rate limiter before
- * `ensureAuth`, so requests that authentication refuses still count (the original never counted
- * them). Throws `Rate limiters not initialized. Call initializeRateLimiters() first.` when called
+ * The router for /metaverses, to mount under /api/v1. The rate limiter runs before `ensureAuth`,
+ * so requests that authentication refuses still count (the original never counted them). Throws `Rate limiters not initialized. Call initializeRateLimiters() first.` when called
  * before the limiters exist.
  */
 export function createMetaversesServiceRoutes(ensureAuth: RequestHandler, getDataSource: GetDataSource): Router {
@@ -38,19 +44,23 @@ export function createMetaversesServiceRoutes(ensureAuth: RequestHandler, getDat
   const json = express.json({ limit: BODY_LIMIT_BYTES })
   const router = Router()
 
-  router.get('/metaverses', read, ensureAuth, async (req, res) => {
+  // Every request under /metaverses is counted here, before any route matches: a path that does
+  // not decode, an OPTIONS or an unknown method costs budget too and can never slip past.
+  router.use('/metaverses', limitByMethod(read, write))
+
+  router.get('/metaverses', ensureAuth, async (req, res) => {
     const page = checkPage(req.query)
     if (!page.ok) return sendError(res, 400, 'INVALID_QUERY', page.error)
     res.json(await getDataSource().list(page.value))
   })
 
-  router.get('/metaverses/:id', read, ensureAuth, async (req, res) => {
+  router.get('/metaverses/:id', ensureAuth, async (req, res) => {
     const metaverse = await getDataSource().get(idOf(req))
     if (metaverse === undefined) return sendError(res, 404, 'NOT_FOUND', 'No metaverse has this id')
     res.json(metaverse)
   })
 
-  router.post('/metaverses', write, ensureAuth, requireJson, json, async (req, res) => {
+  router.post('/metaverses', ensureAuth, requireJson, json, async (req, res) => {
     const input = checkMetaverseInput(req.body)
     if (!input.ok) return sendError(res, 400, 'INVALID_BODY', input.error)
     try {
@@ -61,7 +71,7 @@ export function createMetaversesServiceRoutes(ensureAuth: RequestHandler, getDat
     }
   })
 
-  router.put('/metaverses/:id', write, ensureAuth, requireJson, json, async (req, res) => {
+  router.put('/metaverses/:id', ensureAuth, requireJson, json, async (req, res) => {
     const input = checkMetaverseInput(req.body)
     if (!input.ok) return sendError(res, 400, 'INVALID_BODY', input.error)
     const updated = await getDataSource().update(idOf(req), input.value)
@@ -69,13 +79,13 @@ export function createMetaversesServiceRoutes(ensureAuth: RequestHandler, getDat
     res.json(updated)
   })
 
-  router.delete('/metaverses/:id', write, ensureAuth, async (req, res) => {
+  router.delete('/metaverses/:id', ensureAuth, async (req, res) => {
     if (!(await getDataSource().delete(idOf(req)))) {
       return sendError(res, 404, 'NOT_FOUND', 'No metaverse has this id')
     }
     res.status(204).end()
   })
 
-  router.use(bodyErrorHandler)
+  router.use(requestErrorHandler)
   return router
 }

@@ -81,6 +81,27 @@ describe('initializeRateLimiters', () => {
     ])
   })
 
+  it('warns when called again with other limits, and keeps the first', async () => {
+    const warnings: string[] = []
+    const logger = { ...quiet, warn: (line: string) => warnings.push(line) }
+    const first = await init({ maxRead: 5, logger })
+    expect(await init({ maxRead: 5, logger })).toBe(first)
+    expect(warnings).toEqual([])
+    expect(await init({ maxRead: 6, logger })).toBe(first)
+    expect(warnings).toEqual([
+      "[RateLimit] initializeRateLimiters() was called again with other options; the first call's limiters stay",
+    ])
+  })
+
+  it('abandons an initialisation that disposeRateLimiters() overtakes', async () => {
+    const pending = init()
+    await disposeRateLimiters()
+    await expect(pending).rejects.toThrow('Rate limiters not initialized')
+    expect(() => getRateLimiters()).toThrow('Rate limiters not initialized')
+    const fresh = await init()
+    expect(getRateLimiters()).toBe(fresh)
+  })
+
   it('can be retried after a failed initialisation', async () => {
     vi.stubEnv('RATE_LIMIT_READ_MAX', 'lots')
     await expect(init()).rejects.toThrow('RATE_LIMIT_READ_MAX must be a positive integer, got "lots"')
@@ -101,23 +122,29 @@ describe('createMetaversesServiceRoutes', () => {
     )
   })
 
-  it('puts a limiter first on every route (the original left one route unlimited)', async () => {
-    const { read, write } = await init()
-    const router = createMetaversesServiceRoutes(allow, () => createInMemoryDataSource())
-    const routes = (
-      router.stack as unknown as { route?: { path: string; methods: object; stack: { handle: unknown }[] } }[]
-    ).flatMap((layer) => (layer.route ? [layer.route] : []))
-    expect(routes.map((r) => `${Object.keys(r.methods).join()} ${r.path}`).sort()).toEqual([
-      'delete /metaverses/:id',
-      'get /metaverses',
-      'get /metaverses/:id',
-      'post /metaverses',
-      'put /metaverses/:id',
-    ])
-    for (const route of routes) {
-      const expected = 'get' in route.methods ? read : write
-      expect(route.stack[0]?.handle, `${Object.keys(route.methods).join()} ${route.path}`).toBe(expected)
-    }
+  it.each<[string, string, string]>([
+    ['OPTIONS', '/api/v1/metaverses', 'read'],
+    ['PATCH', '/api/v1/metaverses/some-id', 'write'],
+    ['GET', '/api/v1/metaverses/%ZZ', 'read'],
+    ['DELETE', '/api/v1/metaverses/%E0%A4%A', 'write'],
+    ['GET', '/api/v1/metaverses/a/b/c', 'read'],
+  ])(
+    'counts %s %s on the %s budget too: nothing under /metaverses escapes a limiter',
+    async (method: string, path: string) => {
+      await init({ maxRead: 1, maxWrite: 1 })
+      const app = buildApp()
+      const first = await request(app)[method.toLowerCase() as 'get'](path)
+      expect(first.status).toBeLessThan(500)
+      const second = await request(app)[method.toLowerCase() as 'get'](path)
+      expect(second.status).toBe(429)
+    },
+  )
+
+  it('answers a path that does not percent-decode with 400 INVALID_PATH, not 500', async () => {
+    await init()
+    const res = await request(buildApp()).get('/api/v1/metaverses/%ZZ').expect(400)
+    expect(res.body).toEqual({ success: false, code: 'INVALID_PATH', error: 'The path is not valid percent-encoding' })
+    expect(res.headers['ratelimit']).toMatch(/^"read"; r=99;/)
   })
 
   it.each([
@@ -244,6 +271,16 @@ describe('bad input never gives a 500', () => {
       .send({ name: 'a', description: 'd'.repeat(17 * 1024) })
       .expect(413)
     expect(res.body.code).toBe('PAYLOAD_TOO_LARGE')
+  })
+
+  it.each(['gzip', 'deflate', 'br'])('answers 400 for a %s body that does not inflate', async (encoding) => {
+    const res = await request(buildApp())
+      .post('/api/v1/metaverses')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', encoding)
+      .send('this is not compressed')
+      .expect(400)
+    expect(res.body).toEqual({ success: false, code: 'INVALID_BODY', error: 'The request body could not be read' })
   })
 
   it('answers 415 for a body that is not JSON', async () => {

@@ -12,13 +12,20 @@ export interface AppDependencies {
   readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'>
   readonly dataSource: MetaversesDataSource
   readonly logger: RateLimitLogger
+  /** Builds the service router on the first API request. @default createMetaversesServiceRoutes */
+  readonly createRoutes?: typeof createMetaversesServiceRoutes
 }
 
 /**
  * The app. Call it after `await initializeRateLimiters()`: it checks that at once, so a boot that
  * skipped initialisation fails here instead of answering 500 to every API request.
  */
-export function createApp({ config, dataSource, logger }: AppDependencies): Express {
+export function createApp({
+  config,
+  dataSource,
+  logger,
+  createRoutes = createMetaversesServiceRoutes,
+}: AppDependencies): Express {
   const limiters = getRateLimiters()
   const app = express()
   app.disable('x-powered-by')
@@ -44,7 +51,7 @@ export function createApp({ config, dataSource, logger }: AppDependencies): Expr
   let metaversesRouter: Router | null = null
   const api = Router()
   api.use((req, res, next) => {
-    metaversesRouter ??= createMetaversesServiceRoutes(ensureAuth, () => dataSource)
+    metaversesRouter ??= createRoutes(ensureAuth, () => dataSource)
     metaversesRouter(req, res, next)
   })
   app.use('/api/v1', api)
@@ -53,6 +60,12 @@ export function createApp({ config, dataSource, logger }: AppDependencies): Expr
     sendJsonError(res, 404, 'NOT_FOUND', 'No such route')
   })
   const onError: ErrorRequestHandler = (error: unknown, req, res, next) => {
+    // A client error that reached us (a malformed path, say) is the client's 4xx, not our 500.
+    const { status, expose } = error as { status?: unknown; expose?: unknown }
+    if (!res.headersSent && (error instanceof URIError || (expose === true && typeof status === 'number'))) {
+      const code = typeof status === 'number' && status >= 400 && status < 500 ? status : 400
+      return sendJsonError(res, code, 'BAD_REQUEST', 'The request could not be understood')
+    }
     logger.error(
       `[Server] ${req.method} ${req.path} failed: ${redactCredentials(String((error as Error)?.message ?? error))}`,
     )

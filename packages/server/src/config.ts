@@ -86,10 +86,11 @@ function nodeEnv(env: Env): NodeEnv {
 
 function trustProxy(env: Env): number | false {
   const raw = value(env, 'TRUST_PROXY')
-  if (raw === undefined || raw === 'false' || raw === '0') return false
+  if (raw === undefined || raw.toLowerCase() === 'false' || raw === '0') return false
   const hops = /^\d{1,2}$/.test(raw) ? Number(raw) : Number.NaN
   if (!(hops >= 1 && hops <= MAX_TRUST_PROXY_HOPS)) {
-    const why = raw === 'true' ? ' (true would let any client choose its own IP through X-Forwarded-For)' : ''
+    const why =
+      raw.toLowerCase() === 'true' ? ' (true would let any client choose its own IP through X-Forwarded-For)' : ''
     throw new ConfigError(
       'TRUST_PROXY',
       `TRUST_PROXY must be the number of proxies in front of the server (1 to ${MAX_TRUST_PROXY_HOPS}) or false, ` +
@@ -110,9 +111,27 @@ function boolean(env: Env, name: string): boolean {
 
 const TOKEN = /^[A-Za-z0-9._~+/=-]+$/
 const USER_ID = /^[A-Za-z0-9._@-]{1,64}$/
+export const MAX_TOKEN_LENGTH = 512
 const ENTRY_FORM =
-  `token:userId or token:userId:admin, with a token of at least ${MIN_TOKEN_LENGTH} characters from ` +
+  `token:userId or token:userId:admin, with a token of ${MIN_TOKEN_LENGTH}-${MAX_TOKEN_LENGTH} characters from ` +
   'A-Z a-z 0-9 . _ ~ + / = - and a userId of 1-64 characters from A-Z a-z 0-9 . _ @ -'
+
+/**
+ * What is wrong with one API_TOKENS entry, told without any of its fields: an operator who swapped
+ * token and user id would otherwise see the token printed.
+ */
+function entryProblem(fields: string[]): string | undefined {
+  const [token = '', userId, flag, ...rest] = fields
+  if (fields.length === 1 && token === '') return 'it is empty'
+  if (userId === undefined) return 'it has no userId (one field; expected token:userId)'
+  if (rest.length > 0) return `it has ${fields.length} fields (at most 3)`
+  if (token.length < MIN_TOKEN_LENGTH) return `its token is shorter than ${MIN_TOKEN_LENGTH} characters`
+  if (token.length > MAX_TOKEN_LENGTH) return `its token is longer than ${MAX_TOKEN_LENGTH} characters`
+  if (!TOKEN.test(token)) return 'its token has characters outside A-Z a-z 0-9 . _ ~ + / = -'
+  if (!USER_ID.test(userId)) return 'its userId is not 1-64 characters from A-Z a-z 0-9 . _ @ -'
+  if (flag !== undefined && flag !== 'admin') return 'its third field is not admin'
+  return undefined
+}
 
 /** SHA-256 (hex) of a token: how tokens are looked up. */
 export const tokenHash = (token: string): string => createHash('sha256').update(token).digest('hex')
@@ -124,22 +143,12 @@ function apiTokens(env: Env): TokenTable {
   const seen = new Map<string, number>()
   raw.split(',').forEach((text, index) => {
     const number = index + 1
-    const entry = text.trim()
-    const [token = '', userId = '', flag, ...rest] = entry.split(':')
-    const ok =
-      token.length >= MIN_TOKEN_LENGTH &&
-      TOKEN.test(token) &&
-      USER_ID.test(userId) &&
-      (flag === undefined || flag === 'admin') &&
-      rest.length === 0
-    if (!ok) {
-      // The first field may be a credential: show the entry's shape, never its token.
-      const masked =
-        entry === ''
-          ? 'an empty entry'
-          : `"<token>${entry.includes(':') ? entry.slice(entry.indexOf(':')).slice(0, 80) : ''}"`
-      throw new ConfigError('API_TOKENS', `API_TOKENS entry ${number} must be ${ENTRY_FORM}, got ${masked}`)
+    const fields = text.trim().split(':')
+    const problem = entryProblem(fields)
+    if (problem !== undefined) {
+      throw new ConfigError('API_TOKENS', `API_TOKENS entry ${number} must be ${ENTRY_FORM}, but ${problem}`)
     }
+    const [token = '', userId = '', flag] = fields
     const hash = tokenHash(token)
     const earlier = seen.get(hash)
     if (earlier !== undefined) {

@@ -46,6 +46,9 @@ describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
     await Promise.all(servers.map((s) => fetch(`${s.base}/api/v1/metaverses`, { method: 'POST', body: '{}' })))
     const connections = await libraryConnections(redis.admin, CONNECTION_NAME)
     expect(connections).toHaveLength(3)
+    // And no other, unnamed connection: everything but the test's own admin link is ours.
+    const all = ((await redis.admin.client('LIST')) as string).split('\n').filter((line) => line.trim() !== '')
+    expect(all.filter((line) => !line.includes(' name=test-admin '))).toHaveLength(3)
   })
 
   it('logs the Redis store for read and write in every instance', async () => {

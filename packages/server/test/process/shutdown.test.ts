@@ -83,3 +83,21 @@ describe.runIf(redisServerAvailable())('graceful shutdown', () => {
     await slow.closed
   })
 })
+
+describe('graceful shutdown in memory mode', () => {
+  it('finishes the request in flight and exits 0 on SIGTERM, without Redis lines', async () => {
+    const server = await startServer()
+    try {
+      const slow = await startSlowPost(server.port, '/api/v1/metaverses', JSON.stringify({ name: 'memory' }))
+      await new Promise((r) => setTimeout(r, 100))
+      server.child.kill('SIGTERM')
+      await server.waitForOutput('[Server] SIGTERM received')
+      expect(await slow.finish()).toMatch(/^HTTP\/1\.1 201 Created/)
+      expect(await server.exited).toEqual({ code: 0, signal: null })
+      expect(server.output()).toContain('[Server] Shutdown complete')
+      expect(server.output()).not.toContain('[Redis]')
+    } finally {
+      await server.stop()
+    }
+  })
+})

@@ -1,4 +1,10 @@
-import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
+import {
+  createInMemoryDataSource,
+  createMetaversesServiceRoutes,
+  disposeRateLimiters,
+  initializeRateLimiters,
+} from '@universo/metaverses-srv'
+import express from 'express'
 import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
@@ -34,6 +40,59 @@ describe('boot order', () => {
     expect(() =>
       createApp({ config: loadConfig({}), dataSource: createInMemoryDataSource(), logger: recorder().logger }),
     ).toThrow('Rate limiters not initialized. Call initializeRateLimiters() first.')
+  })
+})
+
+describe('lazy mounting', () => {
+  it('builds the service router on the first API request, once, as the guide shows', async () => {
+    const { logger } = recorder()
+    const config = loadConfig({})
+    await initializeRateLimiters({ logger })
+    let built = 0
+    const app = createApp({
+      config,
+      dataSource: createInMemoryDataSource(),
+      logger,
+      createRoutes: (ensureAuth, getDataSource) => {
+        built++
+        return createMetaversesServiceRoutes(ensureAuth, getDataSource)
+      },
+    })
+    await request(app).get('/health').expect(200)
+    expect(built).toBe(0)
+    await request(app).get('/api/v1/metaverses').expect(200)
+    await request(app).post('/api/v1/metaverses').send({ name: 'a' }).expect(201)
+    expect(built).toBe(1)
+  })
+})
+
+describe('errors that reach the app', () => {
+  async function appWhoseRoutesThrow(error: unknown) {
+    const { logger, lines } = recorder()
+    await initializeRateLimiters({ logger })
+    const app = createApp({
+      config: loadConfig({}),
+      dataSource: createInMemoryDataSource(),
+      logger,
+      createRoutes: () =>
+        express.Router().use(() => {
+          throw error
+        }),
+    })
+    return { app, lines }
+  }
+
+  it('answers a client error (a path that does not decode, say) with its JSON 4xx, not 500', async () => {
+    const { app } = await appWhoseRoutesThrow(new URIError('URI malformed'))
+    const res = await request(app).get('/api/v1/anything').expect(400)
+    expect(res.body).toEqual({ success: false, code: 'BAD_REQUEST', error: 'The request could not be understood' })
+  })
+
+  it('answers a fault of ours with a JSON 500 and logs it without credentials', async () => {
+    const { app, lines } = await appWhoseRoutesThrow(new Error('boom at redis://:hunter2@host:6379'))
+    const res = await request(app).get('/api/v1/anything').expect(500)
+    expect(res.body).toEqual({ success: false, code: 'INTERNAL_ERROR', error: 'Internal server error' })
+    expect(lines).toContain('[Server] GET /api/v1/anything failed: boom at redis://:***@host:6379')
   })
 })
 
@@ -111,6 +170,14 @@ describe('identity', () => {
     expect(statuses).toEqual([401, 401, 401, 429, 429])
     const res = await request(app).get('/api/v1/metaverses').set('Authorization', `Bearer ${TOKEN_ALICE}`)
     expect(res.status).toBe(200)
+  })
+
+  it('with AUTH_REQUIRED, counts refused writes too', async () => {
+    const { app } = await boot({ AUTH_REQUIRED: 'true', RATE_LIMIT_WRITE_MAX: '2' })
+    const statuses: number[] = []
+    for (let i = 0; i < 4; i++)
+      statuses.push((await request(app).post('/api/v1/metaverses').send({ name: 'a' })).status)
+    expect(statuses).toEqual([401, 401, 429, 429])
   })
 
   it('answers 401 with the RFC 6750 challenge', async () => {

@@ -22,7 +22,8 @@ const SECRET_QUERY = /([?&](?:password|pass|pwd|secret|token|auth)=)[^&\s"'<>]*/
 
 /**
  * A URL as it may appear in an error: userinfo and query values hidden. Never throws; a string
- * that does not parse as a URL with a host loses everything before its last `@` and after `?`.
+ * that does not parse as a URL with a host loses everything before its last `@` and after `?`,
+ * and one without a scheme is not shown at all (it could be a pasted password).
  */
 export function redactUrl(raw: string): string {
   let parsed: URL | undefined
@@ -38,6 +39,8 @@ export function redactUrl(raw: string): string {
     const path = parsed.pathname === '/' ? '' : parsed.pathname
     return `${parsed.protocol}//${auth}${parsed.host}${path}${query}${parsed.hash === '' ? '' : '#***'}`
   }
+  // Without a scheme it may be anything, a bare password included: do not echo it.
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return `<${raw.length} characters without a scheme://>`
   let text = raw
   const question = text.indexOf('?')
   if (question !== -1) text = `${text.slice(0, question)}?***`

@@ -213,6 +213,16 @@ export class RedisConnection {
     client.on('error', (error: unknown) => {
       lastErrorObject = error
       const message = describeError(error, [endpoint.password])
+      // ioredis reports a failed SELECT and then goes on in database 0: a wrong URL, not an outage.
+      if (!everReady && /DB index is out of range/i.test(message)) {
+        abort(
+          new RateLimitError(
+            ERROR_CODES.REDIS_URL_INVALID,
+            `${source} names database ${endpoint.db}, which ${endpoint.safeUrl.replace(/\/\d+$/, '')} does not have (${message})`,
+            { option: source, cause: error },
+          ),
+        )
+      }
       debug('redis error: %s', message)
       // One line per distinct failure until the next success, not one per reconnect attempt.
       if (message !== lastError) {
@@ -254,7 +264,7 @@ export class RedisConnection {
         settled = true
         cleanup()
         // Never leave a failed client reconnecting in the background, unless it is meant to.
-        if (!persistent || error.code === ERROR_CODES.REDIS_CLOSED) {
+        if (!persistent || error.code !== ERROR_CODES.REDIS_CONNECT_TIMEOUT) {
           client.disconnect()
           if (this.#held?.client === client) this.#held = undefined
         }

@@ -72,6 +72,20 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     limiters.dispose()
   })
 
+  it('refuses a database the server does not have, instead of counting in database 0', async () => {
+    const error = await createRateLimiters({
+      keyPrefix: uniquePrefix('db'),
+      redisUrl: `redis://127.0.0.1:${server.port}/99`,
+      logger: recordingLogger(),
+    }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ERROR_CODES.REDIS_URL_INVALID, option: 'redisUrl' })
+    expect((error as Error).message).toMatch(
+      /^redisUrl names database 99, which redis:\/\/127\.0\.0\.1:\d+ does not have/,
+    )
+    expect(RedisClientManager.isConnected()).toBe(false)
+    await waitFor('no connection of ours to be left', async () => (await ours(server)).length === 0)
+  })
+
   it('refuses a second, different Redis in the same process', async () => {
     await RedisClientManager.getClient(server.url, { logger: recordingLogger() })
     await expect(RedisClientManager.getClient(`redis://127.0.0.1:${await freePort()}`)).rejects.toMatchObject({

@@ -28,8 +28,10 @@ describe('redactUrl', () => {
     ['redis://user:hunter2@host:6379/2', 'redis://user:***@host:6379/2'],
     ['redis://host:6379?password=hunter2', 'redis://host:6379?password=***'],
     ['redis://:my"hunter2@host:6379', 'redis://:***@host:6379'],
-    ['user:hunter2@host:6379', '***@host:6379'],
-    ['redis//:hunter2@host?pw=hunter2', '***@host?***'],
+    ['user:hunter2@host:6379', '<22 characters without a scheme://>'],
+    ['redis//:hunter2@host?pw=hunter2', '<31 characters without a scheme://>'],
+    ['hunter2', '<7 characters without a scheme://>'],
+    ['redis://:hunter2@[bad', 'redis://***@[bad'],
     ['rediss://host', 'rediss://host'],
   ])('shows %s as %s', (input, expected) => {
     expect(redactUrl(input)).toBe(expected)

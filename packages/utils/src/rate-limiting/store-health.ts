@@ -51,7 +51,7 @@ export class StoreHealth {
     this.#healthy = false
     this.#since = new Date()
     const { logger, name, degradedLine } = this.options
-    logger.error(`[RateLimit] ${name}: Redis lost (${describeError(error)})`)
+    logger.error(`[RateLimit] ${name}: Redis unavailable (${describeError(error)})`)
     logger.warn(`[RateLimit] ${name}: ${degradedLine}`)
     this.#schedule()
   }

@@ -1,9 +1,13 @@
 // The limiters against a real redis-server that this file starts and stops.
+import type { Options } from 'express-rate-limit'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
+import { StoreHealth } from '../../src/rate-limiting/store-health.js'
+import { GuardedRedisStore } from '../../src/rate-limiting/stores/guarded-store.js'
+import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
 import { createApp } from '../support/app.js'
 import { hammer, listen, waitFor } from '../support/http.js'
 import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
@@ -139,5 +143,45 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
       async () => (await libraryConnections(server.admin, CONNECTION_NAME)).length === 1,
     )
     expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
+  })
+
+  describe('decrement (rate-limit-redis 6 would DECR blindly)', () => {
+    async function guardedStore(keyPrefix: string) {
+      const client = await RedisClientManager.getClient(server.url)
+      const health = new StoreHealth({
+        name: keyPrefix,
+        policy: 'fallback',
+        degradedLine: 'test',
+        probe: () => Promise.resolve(),
+        probeIntervalMs: 1000,
+        logger: recordingLogger(),
+      })
+      const store = new GuardedRedisStore(createRedisStore(client, keyPrefix, 'read'), client, health, 1000)
+      await store.init({ windowMs: 60_000 } as Options)
+      return store
+    }
+
+    it('never creates a key for a client whose window has gone', async () => {
+      const keyPrefix = uniquePrefix('decr')
+      const store = await guardedStore(keyPrefix)
+      await store.decrement('ghost')
+      expect(await server.admin.exists(`${keyPrefix}:read:ghost`)).toBe(0)
+    })
+
+    it('takes one hit back, keeps the TTL, and stops at zero', async () => {
+      const keyPrefix = uniquePrefix('decr')
+      const store = await guardedStore(keyPrefix)
+      const key = `${keyPrefix}:read:client`
+      await store.increment('client')
+      await store.increment('client')
+      await store.decrement('client')
+      expect(await server.admin.get(key)).toBe('1')
+      await store.decrement('client')
+      await store.decrement('client')
+      expect(await server.admin.get(key)).toBe('0')
+      const ttl = await server.admin.pttl(key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+    })
   })
 })

@@ -35,6 +35,8 @@ export interface TestRedisServer {
   output(): string
   /** Stops the server (SIGTERM, then SIGKILL) and closes the admin connection. */
   stop(): Promise<void>
+  /** Sends `signal` to the server: SIGKILL or SIGTERM end it (and wait for that), SIGSTOP and SIGCONT hang and resume it. */
+  signal(signal: 'SIGKILL' | 'SIGTERM' | 'SIGSTOP' | 'SIGCONT'): Promise<void>
 }
 
 export const ADMIN_CONNECTION_NAME = 'test-admin'
@@ -69,8 +71,20 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     output: () => output,
     async stop() {
       admin.disconnect()
+      if (child.signalCode === null && child.exitCode === null) child.kill('SIGCONT')
       await stopProcess(child)
       rmSync(dir, { recursive: true, force: true })
+    },
+    async signal(signal) {
+      if (signal === 'SIGKILL' || signal === 'SIGTERM') {
+        admin.disconnect()
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+        child.kill(signal)
+        await exited
+        rmSync(dir, { recursive: true, force: true })
+        return
+      }
+      child.kill(signal)
     },
   }
 }

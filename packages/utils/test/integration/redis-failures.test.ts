@@ -1,0 +1,223 @@
+// Redis failing under the limiters: killed, stopped, hung, restarted empty, down at boot. Real servers.
+import { afterEach, describe, expect, it } from 'vitest'
+
+import {
+  createRateLimiters,
+  RedisClientManager,
+  type RateLimitConfig,
+  type RateLimiters,
+} from '../../src/rate-limiting/index.js'
+import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
+import { createApp } from '../support/app.js'
+import { listen, waitFor, type Listening } from '../support/http.js'
+import { uniquePrefix } from '../support/limiter-contract.js'
+import { percentile, startLoad, statusCounts } from '../support/load.js'
+import { recordingLogger, type RecordingLogger } from '../support/logger.js'
+import { freePort } from '../support/ports.js'
+import {
+  libraryConnections,
+  redisServerAvailable,
+  startRedisServer,
+  type TestRedisServer,
+} from '../support/redis-server.js'
+
+/** Latency a request may show while Redis is away: the breaker must make it fail fast, not wait. */
+const NO_WAIT_MS = 1000
+/** How soon after Redis is back the limiters must be using it again. */
+const RECOVERY_MS = 2000
+
+interface Rig {
+  redis: TestRedisServer
+  port: number
+  limiters: RateLimiters
+  logger: RecordingLogger
+  keyPrefix: string
+  http: Listening
+}
+
+let rig: Rig | undefined
+afterEach(async () => {
+  if (rig === undefined) return
+  rig.limiters.dispose()
+  await rig.http.close()
+  await RedisClientManager.close()
+  await rig.redis.stop()
+  rig = undefined
+})
+
+async function setUp(config: RateLimitConfig = {}): Promise<Rig> {
+  const redis = await startRedisServer()
+  const logger = recordingLogger()
+  const keyPrefix = uniquePrefix('fail')
+  const limiters = await createRateLimiters({ keyPrefix, redisUrl: redis.url, logger, ...config })
+  const http = await listen(createApp(limiters))
+  rig = { redis, port: redis.port, limiters, logger, keyPrefix, http }
+  return rig
+}
+
+/** Brings Redis back on the same port, as a fresh process with an empty dataset. */
+async function restart(current: Rig): Promise<number> {
+  current.redis = await startRedisServer({ port: current.port })
+  return Date.now()
+}
+
+const count = (logger: RecordingLogger, pattern: RegExp): number =>
+  logger.messages().filter((line) => pattern.test(line)).length
+
+const LOST = /^\[RateLimit\] fail-\S+: Redis unavailable \(/
+const FALLBACK_ON = /^\[RateLimit\] fail-\S+: fallback on: in-memory limits per instance/
+const BACK = /^\[RateLimit\] fail-\S+: Redis back after \d+\.\d s, shared limits restored$/
+
+describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the default)', () => {
+  it.each(['SIGKILL', 'SIGTERM'] as const)(
+    'keeps answering under load through a %s and an empty restart, then returns to Redis',
+    async (signal) => {
+      const r = await setUp({ maxRead: 1_000_000 })
+      const load = startLoad(`${r.http.base}/items`, 100)
+      await new Promise((done) => setTimeout(done, 500))
+      await r.redis.signal(signal)
+      await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+      expect(r.limiters.status()).toMatchObject({ store: 'redis', ready: false, state: 'fallback' })
+      await new Promise((done) => setTimeout(done, 700))
+      const back = await restart(r)
+      await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+      const recoveredIn = Date.now() - back
+      await new Promise((done) => setTimeout(done, 300))
+      const samples = await load.stop()
+
+      expect(statusCounts(samples)).toEqual({ 200: samples.length })
+      expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(NO_WAIT_MS)
+      expect(recoveredIn).toBeLessThan(RECOVERY_MS)
+      expect(count(r.logger, LOST)).toBe(1)
+      expect(count(r.logger, FALLBACK_ON)).toBe(1)
+      expect(count(r.logger, BACK)).toBe(1)
+      // Counting resumed in the restarted Redis, through reloaded scripts, with a TTL on its key.
+      const key = `${r.keyPrefix}:read:127.0.0.1`
+      expect(Number(await r.redis.admin.get(key))).toBeGreaterThan(0)
+      const ttl = await r.redis.admin.pttl(key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(await libraryConnections(r.redis.admin, CONNECTION_NAME)).toHaveLength(1)
+      console.info(
+        `${signal}: ${samples.length} requests, p50 ${percentile(samples, 50).toFixed(1)} ms, p99 ${percentile(samples, 99).toFixed(1)} ms, recovered in ${recoveredIn} ms`,
+      )
+    },
+  )
+
+  it('limits each instance to max / instances while Redis is away', async () => {
+    const r = await setUp({ maxRead: 10, instances: 2 })
+    await r.redis.signal('SIGKILL')
+    await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+    const statuses: number[] = []
+    for (let i = 0; i < 7; i++) statuses.push((await fetch(`${r.http.base}/items`)).status)
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429])
+    expect(r.logger.messages()).toContainEqual(expect.stringMatching(/read 10 -> 5, write 60 -> 30 \(instances 2\)$/))
+  })
+
+  it('never waits on a hung Redis (SIGSTOP), and no command sent then lands later', async () => {
+    const r = await setUp({ maxRead: 1_000_000 })
+    const key = `${r.keyPrefix}:read:127.0.0.1`
+    for (let i = 0; i < 3; i++) await fetch(`${r.http.base}/items`)
+    expect(await r.redis.admin.get(key)).toBe('3')
+    await r.redis.signal('SIGSTOP')
+    const times: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now()
+      expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+      times.push(performance.now() - started)
+    }
+    expect(Math.max(...times)).toBeLessThan(NO_WAIT_MS)
+    expect(r.limiters.status()).toMatchObject({ ready: false, state: 'fallback' })
+    const resumed = Date.now()
+    await r.redis.signal('SIGCONT')
+    await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+    expect(Date.now() - resumed).toBeLessThan(RECOVERY_MS)
+    // Only the one request that met the hang reached Redis; the other 19 never left the process.
+    expect(Number(await r.redis.admin.get(key))).toBeLessThanOrEqual(4)
+    expect(count(r.logger, LOST)).toBe(1)
+    expect(count(r.logger, BACK)).toBe(1)
+  })
+
+  it('survives five outages in a row with one connection and one log line per transition each', async () => {
+    const r = await setUp({ maxRead: 1_000_000 })
+    for (let outage = 1; outage <= 5; outage++) {
+      await fetch(`${r.http.base}/items`)
+      await r.redis.signal('SIGKILL')
+      await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+      expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+      await restart(r)
+      await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+    }
+    expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+    expect(count(r.logger, LOST)).toBe(5)
+    expect(count(r.logger, FALLBACK_ON)).toBe(5)
+    expect(count(r.logger, BACK)).toBe(5)
+    expect(await libraryConnections(r.redis.admin, CONNECTION_NAME)).toHaveLength(1)
+  })
+})
+
+describe.runIf(redisServerAvailable())('the other policies', () => {
+  it('allow lets every request through while Redis is away, without rate-limit headers', async () => {
+    const r = await setUp({ maxRead: 1, onStoreError: 'allow' })
+    await r.redis.signal('SIGKILL')
+    await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${r.http.base}/items`)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('ratelimit')).toBeNull()
+    }
+    expect(r.limiters.status()).toMatchObject({ ready: false, state: 'allow' })
+    expect(r.logger.messages()).toContainEqual(expect.stringMatching(/failing open \(onStoreError allow\)/))
+  })
+
+  it('deny answers 503 with Retry-After, saying nothing about the store', async () => {
+    const r = await setUp({ onStoreError: 'deny' })
+    await r.redis.signal('SIGKILL')
+    await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+    const res = await fetch(`${r.http.base}/items`)
+    expect(res.status).toBe(503)
+    const retryAfter = Number(res.headers.get('retry-after'))
+    expect(retryAfter).toBeGreaterThanOrEqual(1)
+    expect(retryAfter).toBeLessThanOrEqual(5)
+    const text = await res.text()
+    expect(JSON.parse(text)).toEqual({
+      success: false,
+      error: 'Service temporarily unavailable, please try again later.',
+      code: 'RATE_LIMIT_UNAVAILABLE',
+      retryAfter,
+    })
+    expect(text.toLowerCase()).not.toMatch(/redis|store|circuit/)
+    await restart(r)
+    await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+    expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+  })
+})
+
+describe.runIf(redisServerAvailable())('Redis down when the limiters are created', () => {
+  it('starts degraded within the connect retries, serves, and switches to Redis when it appears', async () => {
+    const port = await freePort()
+    const logger = recordingLogger()
+    const keyPrefix = uniquePrefix('boot')
+    const started = Date.now()
+    const limiters = await createRateLimiters({ keyPrefix, redisUrl: `redis://127.0.0.1:${port}`, logger })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(limiters.status()).toMatchObject({ store: 'redis', ready: false, state: 'fallback' })
+    const http = await listen(createApp(limiters))
+    let redis: TestRedisServer | undefined
+    try {
+      expect((await fetch(`${http.base}/items`)).status).toBe(200)
+      expect(logger.messages()).toContain('[Redis] Max retry attempts reached')
+      redis = await startRedisServer({ port })
+      const up = Date.now()
+      await waitFor('the limiters to use Redis', () => limiters.status().ready, RECOVERY_MS + 1000)
+      expect(Date.now() - up).toBeLessThan(RECOVERY_MS + 1000)
+      expect((await fetch(`${http.base}/items`)).status).toBe(200)
+      expect(await redis.admin.get(`${keyPrefix}:read:127.0.0.1`)).toBe('1')
+      expect(logger.messages().filter((line) => line.includes('Redis back after'))).toHaveLength(1)
+    } finally {
+      limiters.dispose()
+      await http.close()
+      await RedisClientManager.close()
+      await redis?.stop()
+    }
+  })
+})

@@ -32,6 +32,18 @@ describe('rateLimitConfigFromEnv', () => {
     ).toEqual({ redisUrl: 'redis://:pw@localhost:6379', windowMs: 60_000, maxRead: 500, maxWrite: 200 })
   })
 
+  it('reads the Redis-failure settings', () => {
+    expect(
+      rateLimitConfigFromEnv({
+        RATE_LIMIT_ON_STORE_ERROR: 'deny',
+        RATE_LIMIT_INSTANCES: '3',
+        RATE_LIMIT_REQUIRE_REDIS: 'TRUE',
+        RATE_LIMIT_STORE_TIMEOUT_MS: '100',
+      }),
+    ).toEqual({ onStoreError: 'deny', instances: 3, requireRedis: true, storeTimeoutMs: 100 })
+    expect(rateLimitConfigFromEnv({ RATE_LIMIT_REQUIRE_REDIS: '0' })).toEqual({ requireRedis: false })
+  })
+
   it.each([
     ['RATE_LIMIT_READ_MAX', 'abc', 'a positive integer'],
     ['RATE_LIMIT_READ_MAX', '0', 'a positive integer'],
@@ -43,6 +55,11 @@ describe('rateLimitConfigFromEnv', () => {
     ['RATE_LIMIT_WINDOW_MS', '999', 'an integer from 1000 to 2147483647'],
     ['RATE_LIMIT_WINDOW_MS', '2147483648', 'an integer from 1000 to 2147483647'],
     ['RATE_LIMIT_WINDOW_MS', '15m', 'an integer from 1000 to 2147483647'],
+    ['RATE_LIMIT_ON_STORE_ERROR', 'ignore', 'one of fallback, allow, deny'],
+    ['RATE_LIMIT_INSTANCES', '0', 'an integer from 1 to 10000'],
+    ['RATE_LIMIT_INSTANCES', '10001', 'an integer from 1 to 10000'],
+    ['RATE_LIMIT_REQUIRE_REDIS', 'yes', 'true or false'],
+    ['RATE_LIMIT_STORE_TIMEOUT_MS', '0', 'an integer from 1 to 10000'],
   ])('refuses %s=%s, naming the variable, the value and what it accepts', (name, value, allowed) => {
     const error = errorFor({ [name]: value })
     expect(error.code).toBe(ERROR_CODES.INVALID_ENV)

@@ -39,6 +39,10 @@ describe('defaults', () => {
       maxCustom: 100,
       keyPrefix: 'rate-limit',
       legacyHeaders: false,
+      onStoreError: 'fallback',
+      instances: 1,
+      requireRedis: false,
+      storeTimeoutMs: 30,
     })
     expect(Object.isFrozen(DEFAULT_RATE_LIMIT_CONFIG)).toBe(true)
   })
@@ -72,6 +76,11 @@ describe('option checks', () => {
     ['redisRetryDelay', -1, 'an integer from 0 to 60000'],
     ['legacyHeaders', 'yes', 'true or false'],
     ['logger', { info() {} }, 'info, warn and error functions'],
+    ['onStoreError', 'ignore', 'one of fallback, allow, deny'],
+    ['instances', 0, 'an integer from 1 to 10000'],
+    ['instances', 2.5, 'an integer from 1 to 10000'],
+    ['requireRedis', 'true', 'true or false'],
+    ['storeTimeoutMs', 0, 'an integer from 1 to 10000'],
   ])('refuses %s = %o, naming the option, the value and what is allowed', async (option, value, allowed) => {
     const error = await rejectionOf({ [option]: value })
     expect(error.code).toBe(ERROR_CODES.INVALID_OPTION)

@@ -3,6 +3,7 @@ export default [
   'packages/utils/vitest.config.ts',
   'packages/utils/vitest.integration.config.ts',
   'packages/utils/vitest.package.config.ts',
+  'packages/utils/vitest.scale.config.ts',
   'packages/metaverses-srv/vitest.config.ts',
   'packages/server/vitest.config.ts',
   'packages/server/vitest.process.config.ts',

@@ -1,0 +1,365 @@
+// Real Redis topologies for the scale-out tests: a 3-master cluster, a master + replica + three
+// sentinels, and a TLS-only server with certificates made by openssl. All on free loopback ports,
+// all started and stopped (by pid) here.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import { Redis } from 'ioredis'
+
+import { freePort } from './ports.js'
+import { stopProcess } from './redis-server.js'
+
+export interface RedisProcess {
+  readonly port: number
+  readonly child: ChildProcess
+  output(): string
+}
+
+function run(args: string[], dir: string, ready: string): Promise<RedisProcess> {
+  const child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString()
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const port = Number(args[args.indexOf('--port') + 1] ?? 0) || Number(args[args.indexOf('--tls-port') + 1] ?? 0)
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`redis-server ${args.join(' ')} did not start:\n${output}`))
+    }, 10_000)
+    const check = (): void => {
+      if (output.includes(ready)) {
+        clearTimeout(timer)
+        child.stdout?.off('data', check)
+        resolve({ port, child, output: () => output })
+      }
+    }
+    child.stdout?.on('data', check)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server exited with ${code}:\n${output}`))
+    })
+  })
+}
+
+const portIsFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+
+/** A free port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort()
+    if (port < 55_000 && (await portIsFree(port + 10_000))) return port
+  }
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+async function ask<T>(port: number, command: string, ...args: string[]): Promise<T> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  })
+  try {
+    await client.connect()
+    return (await client.call(command, ...args)) as T
+  } finally {
+    client.disconnect()
+  }
+}
+
+export interface TestCluster {
+  readonly nodes: readonly RedisProcess[]
+  /** host:port,host:port,... for REDIS_CLUSTER_NODES */
+  readonly nodeList: string
+  stop(): Promise<void>
+}
+
+/** Three masters (no replicas) made into one cluster with redis-cli --cluster create. */
+export async function startCluster(): Promise<TestCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'universo-cluster-'))
+  const nodes: RedisProcess[] = []
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freeClusterPort()
+      nodes.push(
+        await run(
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            `nodes-${port}.conf`,
+            '--cluster-node-timeout',
+            '1000',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            dir,
+          ],
+          dir,
+          'Ready to accept connections',
+        ),
+      )
+    }
+    execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'], {
+      stdio: 'pipe',
+    })
+    for (const node of nodes) {
+      await until(`cluster_state:ok on ${node.port}`, async () =>
+        (await ask<string>(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'),
+      )
+    }
+  } catch (error) {
+    await Promise.all(nodes.map((n) => stopProcess(n.child)))
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
+  return {
+    nodes,
+    nodeList: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    async stop() {
+      await Promise.all(nodes.map((n) => stopProcess(n.child)))
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export interface TestSentinels {
+  readonly master: RedisProcess
+  readonly replica: RedisProcess
+  readonly sentinels: readonly RedisProcess[]
+  readonly masterName: string
+  /** host:port,... for REDIS_SENTINELS */
+  readonly sentinelList: string
+  /** The port of whichever node the sentinels call master now. */
+  currentMasterPort(): Promise<number>
+  /** SENTINEL FAILOVER, then waits until the sentinels name the old replica as master. */
+  failover(): Promise<void>
+  stop(): Promise<void>
+}
+
+/** A master, one replica and three sentinels watching them (quorum 2). */
+export async function startSentinels(masterName = 'universo'): Promise<TestSentinels> {
+  const dir = mkdtempSync(join(tmpdir(), 'universo-sentinel-'))
+  const started: RedisProcess[] = []
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  try {
+    const masterPort = await freePort()
+    const master = await run(['--port', String(masterPort), ...common], dir, 'Ready to accept connections')
+    started.push(master)
+    const replicaPort = await freePort()
+    const replica = await run(
+      ['--port', String(replicaPort), '--replicaof', '127.0.0.1', String(masterPort), ...common],
+      dir,
+      'MASTER <-> REPLICA sync: Finished with success',
+    )
+    started.push(replica)
+    const sentinels: RedisProcess[] = []
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort()
+      const conf = join(dir, `sentinel-${port}.conf`)
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} 2`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 5000`,
+          `sentinel parallel-syncs ${masterName} 1`,
+          '',
+        ].join('\n'),
+      )
+      const sentinel = await run([conf, '--sentinel', '--port', String(port)], dir, 'Sentinel ID is')
+      sentinels.push(sentinel)
+      started.push(sentinel)
+    }
+    for (const sentinel of sentinels) {
+      await until(`sentinel ${sentinel.port} to see the replica and the other sentinels`, async () => {
+        const info = await ask<unknown[]>(sentinel.port, 'SENTINEL', 'MASTER', masterName)
+        const fields = new Map<string, string>()
+        for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), String(info[i + 1]))
+        return Number(fields.get('num-slaves')) >= 1 && Number(fields.get('num-other-sentinels')) >= 2
+      })
+    }
+    const currentMasterPort = async (): Promise<number> => {
+      const [, port] = await ask<string[]>(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', masterName)
+      return Number(port)
+    }
+    return {
+      master,
+      replica,
+      sentinels,
+      masterName,
+      sentinelList: sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
+      currentMasterPort,
+      async failover() {
+        const before = await currentMasterPort()
+        await ask(sentinels[0]!.port, 'SENTINEL', 'FAILOVER', masterName)
+        await until('the failover to finish', async () => (await currentMasterPort()) !== before)
+        const after = await currentMasterPort()
+        await until(
+          'the new master to accept writes',
+          async () =>
+            (await ask<string>(after, 'ROLE')).length > 0 && (await ask<string[]>(after, 'ROLE'))[0] === 'master',
+        )
+      },
+      async stop() {
+        await Promise.all(started.map((p) => stopProcess(p.child)))
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (error) {
+    await Promise.all(started.map((p) => stopProcess(p.child)))
+    rmSync(dir, { recursive: true, force: true })
+    throw error
+  }
+}
+
+export interface TlsFiles {
+  readonly dir: string
+  readonly ca: string
+  readonly serverCert: string
+  readonly serverKey: string
+  readonly clientCert: string
+  readonly clientKey: string
+  /** A second CA that signed nothing here: verifying against it must fail. */
+  readonly otherCa: string
+}
+
+/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with openssl. */
+export function makeCertificates(): TlsFiles {
+  const dir = mkdtempSync(join(tmpdir(), 'universo-tls-'))
+  const file = (name: string): string => join(dir, name)
+  const openssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
+  }
+  for (const ca of ['ca', 'other-ca']) {
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${ca}`,
+      '-keyout',
+      file(`${ca}.key`),
+      '-out',
+      file(`${ca}.crt`),
+    )
+  }
+  writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  for (const [name, ext] of [
+    ['server', ['-extfile', file('server.ext')]],
+    ['client', []],
+  ] as const) {
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      file(`${name}.key`),
+      '-out',
+      file(`${name}.csr`),
+    )
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file(`${name}.csr`),
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-out',
+      file(`${name}.crt`),
+      ...ext,
+    )
+  }
+  return {
+    dir,
+    ca: file('ca.crt'),
+    serverCert: file('server.crt'),
+    serverKey: file('server.key'),
+    clientCert: file('client.crt'),
+    clientKey: file('client.key'),
+    otherCa: file('other-ca.crt'),
+  }
+}
+
+/** A redis-server that speaks TLS only (`--port 0`). With `requireClientCert`, mutual TLS. */
+export async function startTlsServer(
+  files: TlsFiles,
+  requireClientCert: boolean,
+): Promise<RedisProcess & { stop(): Promise<void> }> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'universo-tls-redis-'))
+  const server = await run(
+    [
+      '--port',
+      '0',
+      '--tls-port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--tls-cert-file',
+      files.serverCert,
+      '--tls-key-file',
+      files.serverKey,
+      '--tls-ca-cert-file',
+      files.ca,
+      '--tls-auth-clients',
+      requireClientCert ? 'yes' : 'no',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    dir,
+    'Ready to accept connections',
+  )
+  return {
+    ...server,
+    port,
+    async stop() {
+      await stopProcess(server.child)
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}

@@ -71,23 +71,37 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
           throw refusal(error)
         })
       : await sharedConnection.attach(config.redisUrl, options)
+  } else {
+    await settled(client)
   }
   const commands = client
+  const ioredis = client as IoredisLike
+  warnAboutReplays(ioredis, config)
+
   const stores: GuardedRedisStore[] = []
+  const probeKey = `${config.keyPrefix}:probe`
   const health = new StoreHealth({
     name: config.keyPrefix,
-    policy: config.onStoreError,
     degradedLine: degradedLine(config, types),
     probeIntervalMs: PROBE_INTERVAL_MS,
+    stallMs: STALL_FACTOR * config.storeTimeoutMs,
     logger: config.logger,
     probe: async () => {
+      const started = performance.now()
       await withTimeout(commands.call('PING'), PROBE_TIMEOUT_MS)
-      await Promise.all(stores.map((store) => store.reloadScripts()))
+      const ms = performance.now() - started
+      if (ms > config.storeTimeoutMs) {
+        throw new Error(
+          `Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${config.storeTimeoutMs} ms)`,
+        )
+      }
+      await Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
+      // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is not back.
+      await withTimeout(commands.call('SET', probeKey, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
     },
   })
 
   // An ioredis client says when its connection drops, so /ready is right even with no traffic.
-  const ioredis = client as Partial<Pick<Redis, 'on' | 'off' | 'status'>>
   const onClose = (): void => health.failure(new Error('connection closed'))
   ioredis.on?.('close', onClose)
   if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
@@ -100,7 +114,53 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
     stores,
     dispose: () => {
       ioredis.off?.('close', onClose)
+      for (const store of stores) store.dispose()
       health.dispose()
     },
   }
+}
+
+/** The parts of an ioredis client the backend looks at, when the client is one. */
+type IoredisLike = Partial<Pick<Redis, 'on' | 'off' | 'once' | 'status'>> & {
+  options?: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean }
+}
+
+/** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
+const STALL_FACTOR = 3
+
+/** Waits (up to the connect timeout) for a handed-in client that is still connecting. */
+async function settled(client: RedisCommandClient): Promise<void> {
+  const ioredis = client as IoredisLike
+  if (ioredis.status !== 'connecting' && ioredis.status !== 'connect') return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, CONNECT_WAIT_MS)
+    function done(): void {
+      clearTimeout(timer)
+      ioredis.off?.('ready', done)
+      ioredis.off?.('end', done)
+      resolve()
+    }
+    ioredis.once?.('ready', done)
+    ioredis.once?.('end', done)
+  })
+}
+
+const CONNECT_WAIT_MS = 10_000
+
+/**
+ * A client made elsewhere may queue commands while disconnected and resend those in flight after
+ * a reconnect: a late INCR then lands in a new window, after the fallback already decided. Say so.
+ */
+function warnAboutReplays(client: IoredisLike, config: ResolvedRateLimitConfig): void {
+  const options = client.options
+  if (options === undefined) return
+  const on = (['enableOfflineQueue', 'autoResendUnfulfilledCommands'] as const).filter(
+    (name) => options[name] !== false,
+  )
+  if (on.length === 0) return
+  config.logger.warn(
+    `[RateLimit] ${config.keyPrefix}: the handed-in Redis client has ${on.join(' and ')} on, so during an outage ` +
+      'commands may wait, or land late in a new window; create it with ' +
+      '{ enableOfflineQueue: false, autoResendUnfulfilledCommands: false }',
+  )
 }

@@ -86,6 +86,10 @@ function buildLimiter(
   const primary = rateLimit({ ...common, limit: max, store })
   let fallback: LimiterHandler | undefined
   const fallbackStore = new MemoryStore()
+  // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
+  const stopResetting = health.onChange((healthy) => {
+    if (healthy) fallbackStore.resetAll()
+  })
   const degraded = degradedHandler(config.onStoreError, () => {
     fallback = rateLimit({ ...common, limit: fallbackMax(max, config.instances), store: fallbackStore })
     return fallback
@@ -118,6 +122,7 @@ function buildLimiter(
     },
     dispose(): void {
       release()
+      stopResetting()
       fallbackStore.shutdown()
     },
   })

@@ -19,6 +19,12 @@ export const ERROR_CODES = Object.freeze({
   REDIS_URL_MISSING: 'ERR_REDIS_URL_MISSING',
   /** REDIS_URL (or the redisUrl option) is not a valid redis:// or rediss:// URL. */
   REDIS_URL_INVALID: 'ERR_REDIS_URL_INVALID',
+  /** More than one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES is set. */
+  REDIS_TOPOLOGY_CONFLICT: 'ERR_REDIS_TOPOLOGY_CONFLICT',
+  /** REDIS_SENTINELS, REDIS_CLUSTER_NODES or REDIS_SENTINEL_MASTER is malformed. */
+  REDIS_NODES_INVALID: 'ERR_REDIS_NODES_INVALID',
+  /** A REDIS_TLS_* setting is wrong: an unreadable file, a certificate without its key, TLS settings without TLS. */
+  REDIS_TLS_INVALID: 'ERR_REDIS_TLS_INVALID',
   /** The first connection to Redis did not succeed within its retries or its timeout. */
   REDIS_CONNECT_TIMEOUT: 'ERR_REDIS_CONNECT_TIMEOUT',
   /** getClient() asked for a different Redis than the one this process already holds. */

@@ -171,7 +171,7 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
   if (merged.redisRetryDelay !== undefined) {
     integer('redisRetryDelay', merged.redisRetryDelay, 0, 60_000, 'an integer from 0 to 60000')
     logger.warn(
-      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 3000) ms',
+      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 1000) ms',
     )
   }
 

@@ -108,13 +108,15 @@ export class RedisConnection {
    * is ready, or once its first connect has used its retries or its timeout. The client then keeps
    * reconnecting until close(). Bad URLs and conflicts still throw.
    */
-  async attach(url?: string, options: RedisConnectOptions = {}): Promise<Redis> {
+  async attach(url?: string, options: RedisConnectOptions = {}, retried = false): Promise<Redis> {
     try {
       return await this.get(url, { ...options, persistent: true })
     } catch (error) {
       const held = this.#held
       const timedOut = error instanceof RateLimitError && error.code === ERROR_CODES.REDIS_CONNECT_TIMEOUT
       if (timedOut && held !== undefined && (held.kind === 'injected' || held.persistent)) return held.client
+      // We joined someone else's plain connect, which gave up and ended its client: start our own.
+      if (timedOut && held === undefined && !retried) return this.attach(url, options, true)
       throw error
     }
   }
@@ -190,7 +192,11 @@ export class RedisConnection {
         // Before the first success a bounded number of tries keeps boot short; afterwards an
         // outage never ends the client (the original gave up for good after 3 tries).
         if (!everReady && attempt === connectRetries + 1) {
-          logger.error('[Redis] Max retry attempts reached')
+          logger.error(
+            persistent
+              ? '[Redis] Max retry attempts reached: starting without Redis, still reconnecting'
+              : '[Redis] Max retry attempts reached',
+          )
           gaveUp()
         }
         if (!everReady && attempt > connectRetries && !persistent) return null

@@ -1,4 +1,5 @@
 // Redis failing under the limiters: killed, stopped, hung, restarted empty, down at boot. Real servers.
+import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import {
@@ -131,9 +132,61 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     await r.redis.signal('SIGCONT')
     await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
     expect(Date.now() - resumed).toBeLessThan(RECOVERY_MS)
-    // Only the one request that met the hang reached Redis; the other 19 never left the process.
-    expect(Number(await r.redis.admin.get(key))).toBeLessThanOrEqual(4)
+    // Only the requests that met the hang before the breaker opened (timeouts for 3 x 30 ms, so
+    // at most 4 one after another) reached Redis; the rest never left the process.
+    expect(Number(await r.redis.admin.get(key))).toBeLessThanOrEqual(3 + 4)
     expect(count(r.logger, LOST)).toBe(1)
+    expect(count(r.logger, BACK)).toBe(1)
+  })
+
+  it('does not wait on a hung Redis under load either: the breaker opens and requests go on', async () => {
+    const r = await setUp({ maxRead: 1_000_000 })
+    const load = startLoad(`${r.http.base}/items`, 100)
+    await new Promise((done) => setTimeout(done, 300))
+    await r.redis.signal('SIGSTOP')
+    await new Promise((done) => setTimeout(done, 800))
+    await r.redis.signal('SIGCONT')
+    await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+    const samples = await load.stop()
+    expect(statusCounts(samples)).toEqual({ 200: samples.length })
+    expect(Math.max(...samples.map((s) => s.ms))).toBeLessThan(NO_WAIT_MS)
+    expect(count(r.logger, LOST)).toBe(1)
+    expect(count(r.logger, FALLBACK_ON)).toBe(1)
+    expect(count(r.logger, BACK)).toBe(1)
+    console.info(
+      `SIGSTOP under load: p99 ${percentile(samples, 99).toFixed(1)} ms, max ${Math.max(...samples.map((s) => s.ms)).toFixed(1)} ms`,
+    )
+  })
+
+  it('rides out a short stall without declaring an outage', async () => {
+    const r = await setUp({ maxRead: 1_000_000 })
+    const load = startLoad(`${r.http.base}/items`, 100)
+    await new Promise((done) => setTimeout(done, 300))
+    await r.redis.signal('SIGSTOP')
+    await new Promise((done) => setTimeout(done, 20))
+    await r.redis.signal('SIGCONT')
+    await new Promise((done) => setTimeout(done, 300))
+    const samples = await load.stop()
+    expect(statusCounts(samples)).toEqual({ 200: samples.length })
+    expect(count(r.logger, LOST)).toBe(0)
+    expect(r.limiters.status().ready).toBe(true)
+  })
+
+  it('stays degraded, without flapping, while Redis answers but refuses writes (OOM)', async () => {
+    const r = await setUp({ maxRead: 1_000_000 })
+    await fetch(`${r.http.base}/items`)
+    await r.redis.admin.config('SET', 'maxmemory-policy', 'noeviction')
+    await r.redis.admin.config('SET', 'maxmemory', '1')
+    for (let i = 0; i < 40; i++) {
+      expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+      await new Promise((done) => setTimeout(done, 25))
+    }
+    expect(r.limiters.status()).toMatchObject({ ready: false, state: 'fallback' })
+    expect(count(r.logger, LOST)).toBe(1)
+    expect(count(r.logger, BACK)).toBe(0)
+    expect(r.logger.messages()).toContainEqual(expect.stringMatching(/Redis still unavailable: .*OOM/))
+    await r.redis.admin.config('SET', 'maxmemory', '0')
+    await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
     expect(count(r.logger, BACK)).toBe(1)
   })
 
@@ -166,7 +219,12 @@ describe.runIf(redisServerAvailable())('the other policies', () => {
       expect(res.headers.get('ratelimit')).toBeNull()
     }
     expect(r.limiters.status()).toMatchObject({ ready: false, state: 'allow' })
-    expect(r.logger.messages()).toContainEqual(expect.stringMatching(/failing open \(onStoreError allow\)/))
+    expect(count(r.logger, /failing open \(onStoreError allow\)/)).toBe(1)
+    expect(count(r.logger, LOST)).toBe(1)
+    await restart(r)
+    await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+    expect(count(r.logger, BACK)).toBe(1)
+    expect(await libraryConnections(r.redis.admin, CONNECTION_NAME)).toHaveLength(1)
   })
 
   it('deny answers 503 with Retry-After, saying nothing about the store', async () => {
@@ -189,6 +247,10 @@ describe.runIf(redisServerAvailable())('the other policies', () => {
     await restart(r)
     await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
     expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+    expect(count(r.logger, /failing closed \(onStoreError deny\)/)).toBe(1)
+    expect(count(r.logger, LOST)).toBe(1)
+    expect(count(r.logger, BACK)).toBe(1)
+    expect(await libraryConnections(r.redis.admin, CONNECTION_NAME)).toHaveLength(1)
   })
 })
 
@@ -205,11 +267,14 @@ describe.runIf(redisServerAvailable())('Redis down when the limiters are created
     let redis: TestRedisServer | undefined
     try {
       expect((await fetch(`${http.base}/items`)).status).toBe(200)
-      expect(logger.messages()).toContain('[Redis] Max retry attempts reached')
+      expect(logger.messages()).toContain(
+        '[Redis] Max retry attempts reached: starting without Redis, still reconnecting',
+      )
       redis = await startRedisServer({ port })
       const up = Date.now()
-      await waitFor('the limiters to use Redis', () => limiters.status().ready, RECOVERY_MS + 1000)
-      expect(Date.now() - up).toBeLessThan(RECOVERY_MS + 1000)
+      await waitFor('the limiters to use Redis', () => limiters.status().ready, RECOVERY_MS)
+      expect(Date.now() - up).toBeLessThan(RECOVERY_MS)
+      expect(await libraryConnections(redis.admin, CONNECTION_NAME)).toHaveLength(1)
       expect((await fetch(`${http.base}/items`)).status).toBe(200)
       expect(await redis.admin.get(`${keyPrefix}:read:127.0.0.1`)).toBe('1')
       expect(logger.messages().filter((line) => line.includes('Redis back after'))).toHaveLength(1)
@@ -218,6 +283,25 @@ describe.runIf(redisServerAvailable())('Redis down when the limiters are created
       await http.close()
       await RedisClientManager.close()
       await redis?.stop()
+    }
+  })
+})
+
+describe.runIf(redisServerAvailable())('a client handed in with ioredis defaults', () => {
+  it('gets a warning that it may queue and resend commands during an outage', async () => {
+    const redis = await startRedisServer()
+    const client = new Redis(redis.port, '127.0.0.1')
+    const logger = recordingLogger()
+    try {
+      const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('own'), redisClient: client, logger })
+      expect(limiters.status().ready).toBe(true)
+      expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
+        expect.stringMatching(/the handed-in Redis client has enableOfflineQueue and autoResendUnfulfilledCommands on/),
+      ])
+      limiters.dispose()
+    } finally {
+      client.disconnect()
+      await redis.stop()
     }
   })
 })

@@ -150,8 +150,8 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
       const client = await RedisClientManager.getClient(server.url)
       const health = new StoreHealth({
         name: keyPrefix,
-        policy: 'fallback',
         degradedLine: 'test',
+        stallMs: 1000,
         probe: () => Promise.resolve(),
         probeIntervalMs: 1000,
         logger: recordingLogger(),

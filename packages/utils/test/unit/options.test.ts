@@ -140,7 +140,7 @@ describe('option checks', () => {
     const limiters = await createRateLimiters({ keyPrefix: 'delay', redisRetryDelay: 1000, logger })
     created.push(limiters)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
-      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 3000) ms',
+      '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 1000) ms',
     ])
   })
 })

@@ -18,9 +18,9 @@ function breaker() {
   let probes = 0
   const health = new StoreHealth({
     name: 'svc',
-    policy: 'fallback',
     degradedLine: 'fallback on: test',
     probeIntervalMs: 250,
+    stallMs: 90,
     logger,
     probe: () => {
       probes++
@@ -65,6 +65,70 @@ describe('StoreHealth', () => {
     back()
     await vi.advanceTimersByTimeAsync(250)
     expect(health.snapshot().since.getTime()).toBe(opened + 250)
+  })
+
+  it('opens on timeouts only once they have kept coming for stallMs', () => {
+    const { health } = breaker()
+    const { generation } = health
+    health.failure(new Error('slow'), { generation, timeout: true })
+    vi.advanceTimersByTime(60)
+    health.failure(new Error('slow'), { generation, timeout: true })
+    expect(health.healthy).toBe(true)
+    health.success(generation)
+    vi.advanceTimersByTime(100)
+    health.failure(new Error('slow'), { generation, timeout: true })
+    expect(health.healthy).toBe(true)
+    vi.advanceTimersByTime(90)
+    health.failure(new Error('slow'), { generation, timeout: true })
+    expect(health.healthy).toBe(false)
+  })
+
+  it('ignores a failure from a call that started before Redis came back', async () => {
+    const { health, back, logger } = breaker()
+    const before = health.generation
+    health.failure(new Error('down'), { generation: before, timeout: false })
+    back()
+    await vi.advanceTimersByTimeAsync(250)
+    expect(health.healthy).toBe(true)
+    health.failure(new Error('late answer from the old connection'), { generation: before, timeout: false })
+    expect(health.healthy).toBe(true)
+    expect(logger.messages().filter((m) => m.includes('unavailable ('))).toHaveLength(1)
+  })
+
+  it('backs its probe off (up to 1 s) when Redis flaps, and says so', async () => {
+    const { health, back, logger, probes } = breaker()
+    back()
+    for (let i = 0; i < 4; i++) {
+      health.failure(new Error('flap'))
+      await vi.advanceTimersByTimeAsync(1000)
+      expect(health.healthy).toBe(true)
+    }
+    expect(probes()).toBe(4)
+    expect(logger.messages().filter((m) => m.includes('is flapping'))).toEqual([
+      '[RateLimit] svc: Redis is flapping; probing every 500 ms',
+      '[RateLimit] svc: Redis is flapping; probing every 1000 ms',
+      '[RateLimit] svc: Redis is flapping; probing every 1000 ms',
+    ])
+  })
+
+  it('tells listeners about each transition, and a failure during a probe changes nothing twice', async () => {
+    const { health, back } = breaker()
+    const seen: boolean[] = []
+    health.onChange((healthy) => seen.push(healthy))
+    health.failure(new Error('down'))
+    health.failure(new Error('down again'))
+    back()
+    await vi.advanceTimersByTimeAsync(250)
+    expect(seen).toEqual([false, true])
+  })
+
+  it('says once per outage why a probe failed', async () => {
+    const { health, logger } = breaker()
+    health.failure(new Error('down'))
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(logger.messages().filter((m) => m.includes('still unavailable'))).toEqual([
+      '[RateLimit] svc: Redis still unavailable: ECONNREFUSED',
+    ])
   })
 
   it('stops probing once disposed', async () => {

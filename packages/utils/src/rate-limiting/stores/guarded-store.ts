@@ -15,14 +15,17 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-/** Rejects with StoreUnavailableError when `promise` takes longer than `ms`. */
+/** A store call that did not answer in time (as opposed to one that answered with an error). */
+export class StoreTimeoutError extends StoreUnavailableError {}
+
+/** Rejects with StoreTimeoutError when `promise` takes longer than `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
     // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
     // may be in the socket although the timer is due, and it should win.
     timer = setTimeout(
-      () => setImmediate(() => reject(new StoreUnavailableError(`Redis did not answer within ${ms} ms`))),
+      () => setImmediate(() => reject(new StoreTimeoutError(`Redis did not answer within ${ms} ms`))),
       ms,
     )
   })
@@ -40,6 +43,9 @@ export class GuardedRedisStore implements Store {
   readonly localKeys = false
   readonly prefix: string
   #windowMs = 60_000
+  /** Calls waiting on Redis; they are failed at once when the breaker opens (see #guard). */
+  readonly #pending = new Set<(error: Error) => void>()
+  readonly #unsubscribe: () => void
 
   constructor(
     private readonly inner: RedisStore,
@@ -48,24 +54,34 @@ export class GuardedRedisStore implements Store {
     private readonly timeoutMs: number,
   ) {
     this.prefix = inner.prefix
+    this.#unsubscribe = health.onChange((healthy) => {
+      if (healthy) return
+      for (const abandon of this.#pending) abandon(new StoreUnavailableError('Redis became unavailable'))
+    })
+  }
+
+  /** Stops listening to the breaker. */
+  dispose(): void {
+    this.#unsubscribe()
   }
 
   /** Called by express-rate-limit without awaiting: a failure here only opens the breaker. */
   async init(options: Options): Promise<void> {
     this.#windowMs = options.windowMs
     this.inner.windowMs = options.windowMs
-    await this.reloadScripts().catch((error: unknown) => this.health.failure(error))
+    if (!this.health.healthy) return
+    await this.reloadScripts(this.timeoutMs).catch((error: unknown) => this.health.failure(error))
   }
 
   /**
    * Loads the scripts again (after an outage, or a Redis restarted empty). rate-limit-redis keeps
    * the promise of its first SCRIPT LOAD; a rejected one would fail every later call.
    */
-  async reloadScripts(): Promise<void> {
+  async reloadScripts(timeoutMs: number): Promise<void> {
     this.inner.windowMs = this.#windowMs
     this.inner.incrementScriptSha = this.inner.loadIncrementScript()
     this.inner.getScriptSha = this.inner.loadGetScript()
-    await withTimeout(Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]), this.timeoutMs)
+    await withTimeout(Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]), timeoutMs)
   }
 
   increment(key: string): Promise<IncrementResponse> {
@@ -85,15 +101,30 @@ export class GuardedRedisStore implements Store {
     await this.#guard(() => this.inner.resetKey(key))
   }
 
+  /**
+   * Runs `call` against Redis unless the breaker is open; fails it after `timeoutMs`, or at once
+   * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
+   * when a connection closed and are not to be resent).
+   */
   async #guard<T>(call: () => Promise<T>): Promise<T> {
     if (!this.health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
+    const generation = this.health.generation
+    let abandon: (error: Error) => void = () => {}
+    const abandoned = new Promise<never>((_resolve, reject) => {
+      abandon = reject
+    })
+    this.#pending.add(abandon)
     try {
-      return await withTimeout(call(), this.timeoutMs)
+      const result = await Promise.race([withTimeout(call(), this.timeoutMs), abandoned])
+      this.health.success(generation)
+      return result
     } catch (error) {
-      this.health.failure(error)
+      this.health.failure(error, { generation, timeout: error instanceof StoreTimeoutError })
       throw error instanceof StoreUnavailableError
         ? error
         : new StoreUnavailableError('Redis command failed', { cause: error })
+    } finally {
+      this.#pending.delete(abandon)
     }
   }
 }

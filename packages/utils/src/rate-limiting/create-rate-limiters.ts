@@ -88,7 +88,7 @@ function buildLimiter(
   const fallbackStore = new MemoryStore()
   // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
   const stopResetting = health.onChange((healthy) => {
-    if (healthy) fallbackStore.resetAll()
+    if (healthy) void fallbackStore.resetAll()
   })
   const degraded = degradedHandler(config.onStoreError, () => {
     fallback = rateLimit({ ...common, limit: fallbackMax(max, config.instances), store: fallbackStore })

@@ -7,4 +7,5 @@ export default [
   'packages/metaverses-srv/vitest.config.ts',
   'packages/server/vitest.config.ts',
   'packages/server/vitest.process.config.ts',
+  'packages/server/vitest.scale.config.ts',
 ]

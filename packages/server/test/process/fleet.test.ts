@@ -108,14 +108,28 @@ describe.runIf(redisServerAvailable())('readiness follows Redis', () => {
       }
       expect(await ready()).toEqual({
         status: 200,
-        body: { status: 'ready', store: 'redis', ready: true, state: 'redis', since: expect.any(String) },
+        body: {
+          status: 'ready',
+          store: 'redis',
+          topology: 'standalone',
+          ready: true,
+          state: 'redis',
+          since: expect.any(String),
+        },
       })
       const port = redis.port
       await redis.stop()
       await server.waitForOutput('[Redis] Retrying connection')
       expect(await ready()).toEqual({
         status: 503,
-        body: { status: 'degraded', store: 'redis', ready: false, state: 'fallback', since: expect.any(String) },
+        body: {
+          status: 'degraded',
+          store: 'redis',
+          topology: 'standalone',
+          ready: false,
+          state: 'fallback',
+          since: expect.any(String),
+        },
       })
       expect((await fetch(`${server.base}/health`)).status).toBe(200)
       redis = await startRedisServer({ port })

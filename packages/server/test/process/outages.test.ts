@@ -147,6 +147,7 @@ describe.runIf(redisServerAvailable())('two processes through Redis outages (pol
       expect(await res.json()).toEqual({
         status: 'degraded',
         store: 'redis',
+        topology: 'standalone',
         ready: false,
         state: 'fallback',
         since: expect.any(String),

@@ -4,7 +4,9 @@ import type { Redis } from 'ioredis'
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { maxFor, type ResolvedRateLimitConfig } from './options.js'
 import { sharedConnection } from './redis-client-manager.js'
-import { redisUrlFromEnv } from './redis-connection.js'
+import { redisConfiguredInEnv } from './redis-connection.js'
+import type { Topology } from './redis-topology.js'
+import { clusterOf } from './stores/redis-store.js'
 import { StoreHealth } from './store-health.js'
 import { withTimeout, type GuardedRedisStore } from './stores/guarded-store.js'
 import type { RateLimitType, RedisCommandClient } from './types.js'
@@ -19,6 +21,7 @@ export type Backend =
   | {
       readonly kind: 'redis'
       readonly client: RedisCommandClient
+      readonly topology: Topology
       readonly health: StoreHealth
       /** Filled as the limiters are built; the probe reloads their scripts. */
       readonly stores: GuardedRedisStore[]
@@ -63,8 +66,8 @@ function degradedLine(config: ResolvedRateLimitConfig, types: readonly RateLimit
 export async function openBackend(config: ResolvedRateLimitConfig, types: readonly RateLimitType[]): Promise<Backend> {
   let client: RedisCommandClient | undefined = config.redisClient
   if (client === undefined) {
-    const url = config.redisUrl ?? redisUrlFromEnv()
-    if (url === undefined && !sharedConnection.holdsClient()) return { kind: 'memory', since: new Date() }
+    const named = config.redisUrl !== undefined || redisConfiguredInEnv() || sharedConnection.holdsClient()
+    if (!named) return { kind: 'memory', since: new Date() }
     const options = { logger: config.logger, connectRetries: config.redisRetries }
     client = config.requireRedis
       ? await sharedConnection.get(config.redisUrl, options).catch((error: unknown) => {
@@ -107,9 +110,16 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
     health.failure(new Error(`not connected (${ioredis.status})`))
   }
+  const topology =
+    config.redisClient === undefined
+      ? (sharedConnection.topology() ?? 'standalone')
+      : clusterOf(client)
+        ? 'cluster'
+        : 'standalone'
   return {
     kind: 'redis',
     client,
+    topology,
     health,
     stores,
     dispose: () => {

@@ -115,6 +115,7 @@ function buildLimiter(
       const { healthy, since } = health.snapshot()
       return {
         store: 'redis',
+        topology: backend.topology,
         ready: healthy,
         state: healthy ? 'redis' : config.onStoreError,
         since: since.toISOString(),

@@ -2,7 +2,7 @@
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './options.js'
 import type { StoreErrorPolicy } from './store-health.js'
-import { parseRedisUrl } from './redis-url.js'
+import { redisTargetFromEnv } from './redis-topology.js'
 import type { RateLimitConfig } from './types.js'
 
 /** The variables rateLimitConfigFromEnv reads. */
@@ -32,11 +32,10 @@ export type RateLimitEnvConfig = Pick<
  */
 export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConfig {
   const config: { -readonly [K in keyof RateLimitEnvConfig]: RateLimitEnvConfig[K] } = {}
+  // Checks REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES, credentials and REDIS_TLS_* together.
+  redisTargetFromEnv(env)
   const redisUrl = value(env, 'REDIS_URL')
-  if (redisUrl !== undefined) {
-    parseRedisUrl(redisUrl, 'REDIS_URL')
-    config.redisUrl = redisUrl
-  }
+  if (redisUrl !== undefined) config.redisUrl = redisUrl
   const windowMs = integer(env, 'RATE_LIMIT_WINDOW_MS', MIN_WINDOW_MS, MAX_WINDOW_MS)
   if (windowMs !== undefined) config.windowMs = windowMs
   const maxRead = integer(env, 'RATE_LIMIT_READ_MAX', 1, Number.MAX_SAFE_INTEGER)

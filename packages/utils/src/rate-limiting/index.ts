@@ -11,6 +11,9 @@ export { RATE_LIMIT_EXCEEDED } from './response.js'
 export { redactCredentials } from './redact.js'
 export { consoleLogger } from './logger.js'
 export type { RedisConnectOptions } from './redis-connection.js'
+export type { RedisClient } from './redis-client-factory.js'
+export { redisTargetFromEnv } from './redis-topology.js'
+export type { RedisTarget, Topology, TlsSettings } from './redis-topology.js'
 export type {
   KeyGenerator,
   RateLimitConfig,

@@ -1,6 +1,8 @@
 // The public, static face of the process's one Redis connection (the original API's name).
 import type { Redis } from 'ioredis'
 
+import type { RedisClient } from './redis-client-factory.js'
+
 import type { RateLimitLogger } from './logger.js'
 import { RedisConnection, type RedisConnectOptions } from './redis-connection.js'
 
@@ -17,8 +19,12 @@ export class RedisClientManager {
     throw new TypeError('RedisClientManager has only static methods; use RedisClientManager.getClient()')
   }
 
-  /** The connected client, for `redisUrl` or else REDIS_URL. Concurrent callers share one connect. */
-  static getClient(redisUrl?: string, options?: RedisConnectOptions): Promise<Redis> {
+  /**
+   * The connected client, for `redisUrl` or else the environment (REDIS_URL, REDIS_SENTINELS or
+   * REDIS_CLUSTER_NODES). A Redis for one server or Sentinel, a Cluster for Cluster. Concurrent
+   * callers share one connect.
+   */
+  static getClient(redisUrl?: string, options?: RedisConnectOptions): Promise<RedisClient> {
     return connection.get(redisUrl, options)
   }
 

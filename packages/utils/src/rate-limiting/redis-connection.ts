@@ -1,10 +1,20 @@
 // Holds at most one ioredis client: connects it once, reconnects it forever, closes it once.
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { consoleLogger, debug, type RateLimitLogger } from './logger.js'
 import { describeError } from './redact.js'
-import { parseRedisUrl, type RedisEndpoint } from './redis-url.js'
+import {
+  CONNECTION_NAME,
+  createRedisClient,
+  MAX_RETRIES_PER_REQUEST,
+  type RedisClient,
+} from './redis-client-factory.js'
+import { describeTarget, redisTargetFromEnv, type RedisTarget, type Topology } from './redis-topology.js'
+import { parseRedisUrl } from './redis-url.js'
+
+export { CONNECTION_NAME, MAX_RETRIES_PER_REQUEST }
+export type { RedisClient }
 
 /** How the first connection is made. Later reconnects never give up. */
 export interface RedisConnectOptions {
@@ -22,10 +32,6 @@ export interface RedisConnectOptions {
   readonly persistent?: boolean
 }
 
-/** The name every connection of ours gives itself, so `CLIENT LIST` shows which are ours. */
-export const CONNECTION_NAME = 'universo-rate-limit'
-/** The guide's setting. With the offline queue off, no command waits for a reconnect anyway. */
-export const MAX_RETRIES_PER_REQUEST = 3
 /**
  * The guide caps the back-off at 3 s; 1 s lets a fleet be back on the shared budget within 2 s of
  * Redis returning, for one connection attempt per second per process during an outage.
@@ -42,6 +48,11 @@ export function redisUrlFromEnv(): string | undefined {
   return url === undefined || url.trim() === '' ? undefined : url
 }
 
+/** True when the environment names a Redis: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES. */
+export function redisConfiguredInEnv(): boolean {
+  return ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].some((name) => (process.env[name] ?? '').trim() !== '')
+}
+
 /** The guide's back-off: 100, 200, 300 ... ms, capped (at 1 s, see MAX_RECONNECT_DELAY_MS). */
 export function reconnectDelay(attempt: number): number {
   return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
@@ -51,10 +62,10 @@ type Held =
   | { readonly kind: 'injected'; readonly client: Redis; readonly logger: RateLimitLogger }
   | {
       readonly kind: 'owned'
-      readonly client: Redis
+      readonly client: RedisClient
       readonly logger: RateLimitLogger
-      readonly endpoint: RedisEndpoint
-      readonly ready: Promise<Redis>
+      readonly target: RedisTarget
+      readonly ready: Promise<RedisClient>
       readonly abort: (error: RateLimitError) => void
       readonly persistent: boolean
     }
@@ -67,7 +78,7 @@ export class RedisConnection {
    * The connected client. Without `url`, REDIS_URL is used. Concurrent callers share one connect;
    * a failed connect is torn down completely, so the next call starts afresh.
    */
-  async get(url?: string, options: RedisConnectOptions = {}): Promise<Redis> {
+  async get(url?: string, options: RedisConnectOptions = {}): Promise<RedisClient> {
     if (this.#closing !== undefined) {
       throw new RateLimitError(ERROR_CODES.REDIS_CLOSED, 'Redis connection is closing; no new connection is made')
     }
@@ -77,9 +88,9 @@ export class RedisConnection {
       return whenReady(held.client, options.connectTimeoutMs ?? 10_000)
     }
     const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
-    const raw = url ?? redisUrlFromEnv()
-    if (raw === undefined) {
-      // No URL named: the client this process already holds is the one meant.
+    const target = redisTargetFromEnv(process.env, url)
+    if (target === undefined) {
+      // No Redis named: the client this process already holds is the one meant.
       if (held !== undefined) return held.ready
       throw new RateLimitError(
         ERROR_CODES.REDIS_URL_MISSING,
@@ -87,20 +98,26 @@ export class RedisConnection {
         { option: 'REDIS_URL' },
       )
     }
-    const endpoint = parseRedisUrl(raw, source)
     if (held !== undefined) {
-      if (!sameServer(held.endpoint, endpoint)) {
+      if (describeTarget(held.target) !== describeTarget(target)) {
         throw new RateLimitError(
           ERROR_CODES.REDIS_CLIENT_CONFLICT,
-          `${source} asks for ${endpoint.safeUrl}, but this process already uses ${held.endpoint.safeUrl}; ` +
-            'one process holds one Redis connection',
+          `${source} asks for ${describeTarget(target)}, but this process already uses ` +
+            `${describeTarget(held.target)}; one process holds one Redis connection`,
           { option: source },
         )
       }
       // A persistent client may be connected by now although its first connect gave up.
       return held.client.status === 'ready' ? held.client : held.ready
     }
-    return this.#connect(endpoint, source, options)
+    return this.#connect(target, source, options)
+  }
+
+  /** Which topology the held client speaks to, if one is held (a handed-in client is 'standalone'). */
+  topology(): Topology | undefined {
+    const held = this.#held
+    if (held === undefined) return undefined
+    return held.kind === 'owned' ? held.target.kind : 'standalone'
   }
 
   /**
@@ -108,7 +125,7 @@ export class RedisConnection {
    * is ready, or once its first connect has used its retries or its timeout. The client then keeps
    * reconnecting until close(). Bad URLs and conflicts still throw.
    */
-  async attach(url?: string, options: RedisConnectOptions = {}, retried = false): Promise<Redis> {
+  async attach(url?: string, options: RedisConnectOptions = {}, retried = false): Promise<RedisClient> {
     try {
       return await this.get(url, { ...options, persistent: true })
     } catch (error) {
@@ -163,7 +180,7 @@ export class RedisConnection {
     held.logger.info('[Redis] Connection closed')
   }
 
-  #connect(endpoint: RedisEndpoint, source: string, options: RedisConnectOptions): Promise<Redis> {
+  #connect(target: RedisTarget, source: string, options: RedisConnectOptions): Promise<RedisClient> {
     const logger = options.logger ?? consoleLogger
     const connectRetries = options.connectRetries ?? 3
     const timeoutMs = options.connectTimeoutMs ?? 10_000
@@ -173,21 +190,15 @@ export class RedisConnection {
     let lastError: string | undefined
     let lastErrorObject: unknown
 
-    const client = new Redis({
-      host: endpoint.host,
-      port: endpoint.port,
-      db: endpoint.db,
-      username: endpoint.username,
-      password: endpoint.password,
-      tls: endpoint.tls ? {} : undefined,
-      connectionName: CONNECTION_NAME,
-      lazyConnect: true,
-      connectTimeout: timeoutMs,
-      maxRetriesPerRequest: MAX_RETRIES_PER_REQUEST,
-      // No command waits for a reconnect, and none is sent twice: a queued or resent INCR would
-      // land late, perhaps in a new window. Callers get an error at once and fall back.
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
+    const where = describeTarget(target)
+    const password = target.kind === 'standalone' ? target.endpoint.password : target.password
+    const secrets = [password, target.kind === 'sentinel' ? target.sentinelPassword : undefined]
+    logger.info(`[Redis] Connecting (${target.kind}): ${where}`)
+    if (target.tls?.rejectUnauthorized === false) {
+      logger.warn('[Redis] REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
+    }
+    const client = createRedisClient(target, {
+      connectTimeoutMs: timeoutMs,
       retryStrategy: (attempt: number) => {
         // Before the first success a bounded number of tries keeps boot short; afterwards an
         // outage never ends the client (the original gave up for good after 3 tries).
@@ -218,13 +229,14 @@ export class RedisConnection {
     })
     client.on('error', (error: unknown) => {
       lastErrorObject = error
-      const message = describeError(error, [endpoint.password])
+      const message = describeError(error, secrets)
       // ioredis reports a failed SELECT and then goes on in database 0: a wrong URL, not an outage.
-      if (!everReady && /DB index is out of range/i.test(message)) {
+      if (!everReady && target.kind === 'standalone' && /DB index is out of range/i.test(message)) {
+        const { db, safeUrl } = target.endpoint
         abort(
           new RateLimitError(
             ERROR_CODES.REDIS_URL_INVALID,
-            `${source} names database ${endpoint.db}, which ${endpoint.safeUrl.replace(/\/\d+$/, '')} does not have (${message})`,
+            `${source} names database ${db}, which ${safeUrl.replace(/\/\d+$/, '')} does not have (${message})`,
             { option: source, cause: error },
           ),
         )
@@ -239,15 +251,14 @@ export class RedisConnection {
 
     let abort: (error: RateLimitError) => void = () => {}
     let settled = false
-    const ready = new Promise<Redis>((resolve, reject) => {
-      const timer = setTimeout(() => fail(`no connection to ${endpoint.safeUrl} within ${timeoutMs} ms`), timeoutMs)
+    const ready = new Promise<RedisClient>((resolve, reject) => {
+      const timer = setTimeout(() => fail(`no connection to ${where} within ${timeoutMs} ms`), timeoutMs)
       const onReady = (): void => {
         settled = true
         cleanup()
         resolve(client)
       }
-      const onEnd = (): void =>
-        fail(`gave up on ${endpoint.safeUrl} after ${connectRetries} retries (${lastError ?? 'no reply'})`)
+      const onEnd = (): void => fail(`gave up on ${where} after ${connectRetries} retries (${lastError ?? 'no reply'})`)
       // A persistent client goes on reconnecting; only the wait for it ends here.
       gaveUp = () => {
         if (persistent) onEnd()
@@ -282,8 +293,8 @@ export class RedisConnection {
     })
     // Failures arrive through the events above; connect()'s own rejection carries nothing more.
     client.connect().catch(() => {})
-    this.#held = { kind: 'owned', client, logger, endpoint, ready, abort, persistent }
-    debug('connecting to %s', endpoint.safeUrl)
+    this.#held = { kind: 'owned', client, logger, target, ready, abort, persistent }
+    debug('connecting to %s', where)
     return ready
   }
 }
@@ -334,16 +345,12 @@ const timeoutError = (why: string): RateLimitError =>
 const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1'])
 const sameHost = (a: string, b: string): boolean => a === b || (LOCAL_NAMES.has(a) && LOCAL_NAMES.has(b))
 
-function sameServer(a: RedisEndpoint, b: RedisEndpoint): boolean {
-  return a.host === b.host && a.port === b.port && a.db === b.db && a.tls === b.tls && a.username === b.username
-}
-
 /**
  * Ends the client and resolves once its socket is closed, so that "Connection closed" is true when
  * logged. A ready client gets QUIT; one that does not answer within 1 s, or one that is not ready,
  * is disconnected. A client waiting to reconnect has no socket: cancelling its timer ends it.
  */
-async function quitOrDisconnect(client: Redis): Promise<void> {
+async function quitOrDisconnect(client: RedisClient): Promise<void> {
   if (client.status === 'end') return
   let timer: NodeJS.Timeout | undefined
   const ended = new Promise<void>((resolve) => {

@@ -197,8 +197,8 @@ export function describeTarget(target: RedisTarget): string {
     case 'standalone':
       return target.endpoint.safeUrl
     case 'sentinel':
-      return `sentinel ${target.masterName} via ${list(target.sentinels)}${target.tls ? ' (TLS)' : ''}`
+      return `master ${target.masterName} via ${list(target.sentinels)}${target.tls ? ' (TLS)' : ''}`
     case 'cluster':
-      return `cluster ${list(target.nodes)}${target.tls ? ' (TLS)' : ''}`
+      return `${list(target.nodes)}${target.tls ? ' (TLS)' : ''}`
   }
 }

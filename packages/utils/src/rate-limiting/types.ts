@@ -3,6 +3,7 @@ import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express
 
 import type { KeyGenerator } from './keys.js'
 import type { RateLimitLogger } from './logger.js'
+import type { Topology } from './redis-topology.js'
 import type { StoreErrorPolicy } from './store-health.js'
 
 export type { StoreErrorPolicy } from './store-health.js'
@@ -132,6 +133,8 @@ export type RateLimitStoreStatus =
   | { readonly store: 'memory'; readonly ready: true; readonly state: 'memory'; readonly since: string }
   | {
       readonly store: 'redis'
+      /** standalone, sentinel or cluster. */
+      readonly topology: Topology
       readonly ready: boolean
       readonly state: 'redis' | StoreErrorPolicy
       readonly since: string

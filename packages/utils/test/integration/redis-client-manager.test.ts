@@ -41,7 +41,10 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     expect(RedisClientManager.isConnected()).toBe(true)
     expect(await clients[0]!.ping()).toBe('PONG')
     expect(await ours(server)).toHaveLength(1)
-    expect(logger.messages()).toEqual(['[Redis] Client connected successfully'])
+    expect(logger.messages()).toEqual([
+      `[Redis] Connecting (standalone): redis://127.0.0.1:${server.port}`,
+      '[Redis] Client connected successfully',
+    ])
   })
 
   it('uses REDIS_URL when no argument is given, and logs to the console by default', async () => {
@@ -52,6 +55,7 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
       expect(await client.ping()).toBe('PONG')
       await RedisClientManager.close()
       expect(info.mock.calls.map(([line]) => line as string)).toEqual([
+        `[Redis] Connecting (standalone): redis://127.0.0.1:${server.port}`,
         '[Redis] Client connected successfully',
         '[Redis] Closing connection...',
         '[Redis] Connection closed',
@@ -99,6 +103,7 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     await Promise.all([RedisClientManager.close(), RedisClientManager.close()])
     await RedisClientManager.close()
     expect(logger.messages()).toEqual([
+      `[Redis] Connecting (standalone): redis://127.0.0.1:${server.port}`,
       '[Redis] Client connected successfully',
       '[Redis] Closing connection...',
       '[Redis] Connection closed',
@@ -267,6 +272,7 @@ describe.runIf(redisServerAvailable())('a password-protected Redis (requirepass)
     limiters.dispose()
     await RedisClientManager.close()
     expect(logger.messages()).toEqual([
+      `[Redis] Connecting (standalone): redis://:***@127.0.0.1:${server.port}`,
       '[Redis] Client connected successfully',
       '[RateLimit:read] Using Redis store (distributed mode)',
       '[RateLimit:write] Using Redis store (distributed mode)',

@@ -1,4 +1,5 @@
 // Builds rate-limit-redis's fixed-window store over any client that can send a raw command.
+import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../types.js'
@@ -8,8 +9,35 @@ import type { RedisCommandClient } from '../types.js'
  * window TTL on the first hit and reloads itself once on NOSCRIPT (after SCRIPT FLUSH or a restart).
  */
 export function createRedisStore(client: RedisCommandClient, keyPrefix: string, type: string): RedisStore {
+  const prefix = `${keyPrefix}:${type}:`
+  const cluster = clusterOf(client)
+  if (cluster === undefined) {
+    return new RedisStore({
+      prefix,
+      sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
+    })
+  }
+  // On a cluster every command touches one key, so ioredis routes it to the slot's master (and
+  // follows MOVED and ASK). SCRIPT LOAD has no key: it goes to every master, so EVALSHA finds the
+  // script wherever the key lives (and a NOSCRIPT after a failover reloads it everywhere).
   return new RedisStore({
-    prefix: `${keyPrefix}:${type}:`,
-    sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
+    prefix,
+    sendCommandCluster: async ({ command }) => {
+      const [name = '', ...args] = command
+      if (name.toUpperCase() === 'SCRIPT' && args[0]?.toUpperCase() === 'LOAD') {
+        // A master that is down cannot take it; the others must, and one answer is enough.
+        const results = await Promise.allSettled(cluster.nodes('master').map((node) => node.call('SCRIPT', ...args)))
+        const loaded = results.find((result) => result.status === 'fulfilled')
+        if (loaded === undefined)
+          throw (results[0] as PromiseRejectedResult | undefined)?.reason ?? new Error('no master')
+        return loaded.value as RedisReply
+      }
+      return cluster.call(name, ...args) as Promise<RedisReply>
+    },
   })
+}
+
+/** The client as an ioredis Cluster, when it is one. */
+export function clusterOf(client: RedisCommandClient): Cluster | undefined {
+  return typeof (client as Partial<Cluster>).nodes === 'function' && client instanceof Cluster ? client : undefined
 }

@@ -1,0 +1,77 @@
+// REDIS_CLUSTER_NODES: three server processes on a 3-master cluster share budgets exactly.
+import { Redis } from 'ioredis'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { redisServerAvailable } from '../../../utils/test/support/redis-server.js'
+import { startCluster, type TestCluster } from '../../../utils/test/support/topologies.js'
+import { startServer, type ServerProcess } from '../process/support/server-process.js'
+
+const USERS = Array.from({ length: 30 }, (_, i) => `user${i}`)
+const token = (user: string): string => `tok-${user}-0123456789abcdef`
+
+let cluster: TestCluster | undefined
+let servers: ServerProcess[] = []
+afterEach(async () => {
+  await Promise.all(servers.map((server) => server.stop()))
+  servers = []
+  await cluster?.stop()
+  cluster = undefined
+})
+
+describe.runIf(redisServerAvailable())('Redis Cluster', () => {
+  it('keeps exact counts across three processes, with keys spread over the masters', async () => {
+    cluster = await startCluster()
+    const env = {
+      REDIS_CLUSTER_NODES: cluster.nodeList,
+      RATE_LIMIT_READ_MAX: '20',
+      API_TOKENS: USERS.map((user) => `${token(user)}:${user}`).join(','),
+    }
+    servers = await Promise.all([0, 1, 2].map(() => startServer(env)))
+    for (const server of servers) {
+      expect(server.lines()).toContain(`[Redis] Connecting (cluster): ${cluster.nodeList}`)
+      const ready = (await (await fetch(`${server.base}/ready`)).json()) as Record<string, unknown>
+      expect(ready).toMatchObject({ status: 'ready', store: 'redis', topology: 'cluster', state: 'redis' })
+    }
+    // 30 users, 60 concurrent reads each, spread over the three processes: exactly 20 pass for each.
+    const results = await Promise.all(
+      USERS.flatMap((user) =>
+        Array.from({ length: 60 }, (_, i) =>
+          fetch(`${servers[i % 3]!.base}/api/v1/metaverses`, {
+            headers: { Authorization: `Bearer ${token(user)}` },
+          }).then((res) => [user, res.status] as const),
+        ),
+      ),
+    )
+    for (const user of USERS) {
+      const statuses = results.filter(([u]) => u === user).map(([, status]) => status)
+      expect(
+        statuses.filter((s) => s === 200),
+        user,
+      ).toHaveLength(20)
+      expect(
+        statuses.filter((s) => s === 429),
+        user,
+      ).toHaveLength(40)
+    }
+    // Every master holds some of the keys, each with a TTL.
+    for (const node of cluster.nodes) {
+      const client = new Redis(node.port, '127.0.0.1')
+      const keys = await client.keys('metaverses-srv:read:user:*')
+      expect(keys.length, `keys on ${node.port}`).toBeGreaterThan(0)
+      for (const key of keys) expect(await client.pttl(key)).toBeGreaterThan(0)
+      client.disconnect()
+    }
+  })
+
+  it('follows the failure policy when a master is lost: no 5xx', async () => {
+    cluster = await startCluster()
+    servers = [await startServer({ REDIS_CLUSTER_NODES: cluster.nodeList })]
+    const [server] = servers
+    expect((await fetch(`${server!.base}/api/v1/metaverses`)).status).toBe(200)
+    cluster.nodes[2]!.child.kill('SIGKILL')
+    const statuses: number[] = []
+    for (let i = 0; i < 30; i++) statuses.push((await fetch(`${server!.base}/api/v1/metaverses`)).status)
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true)
+    expect(server!.child.exitCode).toBeNull()
+  })
+})

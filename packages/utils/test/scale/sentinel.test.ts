@@ -1,0 +1,84 @@
+// REDIS_SENTINELS: a master, a replica and three sentinels, and a forced failover under load.
+import { afterEach, describe, expect, it, vi } from 'vitest'
+
+import { createRateLimiters, RedisClientManager } from '../../src/rate-limiting/index.js'
+import { createApp } from '../support/app.js'
+import { listen, waitFor } from '../support/http.js'
+import { uniquePrefix } from '../support/limiter-contract.js'
+import { percentile, startLoad, statusCounts } from '../support/load.js'
+import { recordingLogger } from '../support/logger.js'
+import { redisServerAvailable } from '../support/redis-server.js'
+import { startSentinels, type TestSentinels } from '../support/topologies.js'
+
+let setup: TestSentinels | undefined
+afterEach(async () => {
+  await RedisClientManager.close()
+  vi.unstubAllEnvs()
+  await setup?.stop()
+  setup = undefined
+})
+
+describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
+  it('counts on the master, and goes on counting on the new one after SENTINEL FAILOVER, with no 5xx', async () => {
+    setup = await startSentinels()
+    vi.stubEnv('REDIS_URL', '')
+    vi.stubEnv('REDIS_SENTINELS', setup.sentinelList)
+    vi.stubEnv('REDIS_SENTINEL_MASTER', setup.masterName)
+    const logger = recordingLogger()
+    const keyPrefix = uniquePrefix('sentinel')
+    const limiters = await createRateLimiters({ keyPrefix, maxRead: 1_000_000, logger })
+    const http = await listen(createApp(limiters))
+    try {
+      expect(limiters.status()).toMatchObject({ store: 'redis', topology: 'sentinel', ready: true })
+      expect(logger.messages()).toContain(
+        `[Redis] Connecting (sentinel): master ${setup.masterName} via ${setup.sentinelList}`,
+      )
+      for (let i = 0; i < 5; i++) await fetch(`${http.base}/items`)
+      const key = `${keyPrefix}:read:127.0.0.1`
+      const { Redis } = await import('ioredis')
+      const onMaster = new Redis(setup.master.port, '127.0.0.1')
+      expect(await onMaster.get(key)).toBe('5')
+      onMaster.disconnect()
+
+      const load = startLoad(`${http.base}/items`, 100)
+      await new Promise((r) => setTimeout(r, 300))
+      await setup.failover()
+      await waitFor('the limiters to count on the new master', () => limiters.status().ready, 10_000)
+      await new Promise((r) => setTimeout(r, 500))
+      const samples = await load.stop()
+      expect(Object.keys(statusCounts(samples))).toEqual(['200'])
+      console.info(`sentinel failover: ${samples.length} requests, p99 ${percentile(samples, 99).toFixed(1)} ms`)
+
+      const newMaster = new Redis(await setup.currentMasterPort(), '127.0.0.1')
+      const before = Number(await newMaster.get(key))
+      await fetch(`${http.base}/items`)
+      expect(Number(await newMaster.get(key))).toBe(before + 1)
+      expect(await newMaster.pttl(key)).toBeGreaterThan(0)
+      newMaster.disconnect()
+    } finally {
+      limiters.dispose()
+      await http.close()
+    }
+  })
+
+  it('refuses REDIS_SENTINELS without REDIS_SENTINEL_MASTER, and a malformed list', async () => {
+    vi.stubEnv('REDIS_URL', '')
+    vi.stubEnv('REDIS_SENTINELS', '127.0.0.1:26379')
+    await expect(createRateLimiters({ keyPrefix: uniquePrefix(), logger: recordingLogger() })).rejects.toThrow(
+      /^REDIS_SENTINEL_MASTER must name the monitored master/,
+    )
+    vi.stubEnv('REDIS_SENTINEL_MASTER', 'mymaster')
+    vi.stubEnv('REDIS_SENTINELS', '127.0.0.1:26379,localhost')
+    await expect(createRateLimiters({ keyPrefix: uniquePrefix(), logger: recordingLogger() })).rejects.toThrow(
+      /^REDIS_SENTINELS entry 2 must be host:port/,
+    )
+  })
+
+  it('refuses two topologies at once', async () => {
+    vi.stubEnv('REDIS_URL', 'redis://127.0.0.1:6379')
+    vi.stubEnv('REDIS_CLUSTER_NODES', '127.0.0.1:7000')
+    await expect(createRateLimiters({ keyPrefix: uniquePrefix(), logger: recordingLogger() })).rejects.toThrow(
+      'REDIS_URL and REDIS_CLUSTER_NODES are both set; set exactly one',
+    )
+  })
+})

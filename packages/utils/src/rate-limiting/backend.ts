@@ -7,6 +7,7 @@ import { sharedConnection } from './redis-client-manager.js'
 import { redisConfiguredInEnv } from './redis-connection.js'
 import type { Topology } from './redis-topology.js'
 import { clusterOf } from './stores/redis-store.js'
+import { clusterBreakers, singleBreaker, type Breakers } from './breakers.js'
 import { StoreHealth } from './store-health.js'
 import { withTimeout, type GuardedRedisStore } from './stores/guarded-store.js'
 import type { RateLimitType, RedisCommandClient } from './types.js'
@@ -22,7 +23,7 @@ export type Backend =
       readonly kind: 'redis'
       readonly client: RedisCommandClient
       readonly topology: Topology
-      readonly health: StoreHealth
+      readonly breakers: Breakers
       /** Filled as the limiters are built; the probe reloads their scripts. */
       readonly stores: GuardedRedisStore[]
       /** Stops watching the connection. */
@@ -82,33 +83,42 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   warnAboutReplays(ioredis, config)
 
   const stores: GuardedRedisStore[] = []
-  const probeKey = `${config.keyPrefix}:probe`
-  const health = new StoreHealth({
-    name: config.keyPrefix,
-    degradedLine: degradedLine(config, types),
-    probeIntervalMs: PROBE_INTERVAL_MS,
-    stallMs: STALL_FACTOR * config.storeTimeoutMs,
-    logger: config.logger,
-    probe: async () => {
-      const started = performance.now()
-      await withTimeout(commands.call('PING'), PROBE_TIMEOUT_MS)
-      const ms = performance.now() - started
-      if (ms > config.storeTimeoutMs) {
-        throw new Error(
-          `Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${config.storeTimeoutMs} ms)`,
-        )
-      }
-      await Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
-      // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is not back.
-      await withTimeout(commands.call('SET', probeKey, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
-    },
-  })
+  const cluster = clusterOf(client)
+  const reload = (): Promise<unknown> => Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
+  const write = (key: string): Promise<unknown> =>
+    withTimeout(commands.call('SET', key, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
+  const makeHealth = (node: string, probeKey: () => string): StoreHealth =>
+    new StoreHealth({
+      name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
+      degradedLine: degradedLine(config, types),
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      stallMs: STALL_FACTOR * config.storeTimeoutMs,
+      logger: config.logger,
+      probe: async () => {
+        const started = performance.now()
+        await withTimeout(commands.call('PING'), PROBE_TIMEOUT_MS)
+        const ms = performance.now() - started
+        if (ms > config.storeTimeoutMs) {
+          throw new Error(
+            `Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${config.storeTimeoutMs} ms)`,
+          )
+        }
+        await reload()
+        // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is
+        // not back. On a cluster the key is in a slot of the master this circuit stands for.
+        await write(cluster === undefined ? `${config.keyPrefix}:probe` : probeKey())
+      },
+    })
+  const breakers = cluster === undefined ? singleBreaker(makeHealth) : clusterBreakers(cluster, makeHealth)
 
   // An ioredis client says when its connection drops, so /ready is right even with no traffic.
-  const onClose = (): void => health.failure(new Error('connection closed'))
-  ioredis.on?.('close', onClose)
-  if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
-    health.failure(new Error(`not connected (${ioredis.status})`))
+  // (A cluster's masters fail one by one; their circuits learn it from the calls.)
+  const onClose = (): void => breakers.for().failure(new Error('connection closed'))
+  if (cluster === undefined) {
+    ioredis.on?.('close', onClose)
+    if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
+      breakers.for().failure(new Error(`not connected (${ioredis.status})`))
+    }
   }
   const topology =
     config.redisClient === undefined
@@ -120,12 +130,12 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
     kind: 'redis',
     client,
     topology,
-    health,
+    breakers,
     stores,
     dispose: () => {
       ioredis.off?.('close', onClose)
       for (const store of stores) store.dispose()
-      health.dispose()
+      breakers.dispose()
     },
   }
 }

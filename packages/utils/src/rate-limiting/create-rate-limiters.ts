@@ -75,11 +75,11 @@ function buildLimiter(
     })
   }
 
-  const { health } = backend
+  const { breakers } = backend
   const store = new GuardedRedisStore(
     createRedisStore(backend.client, config.keyPrefix, type),
     backend.client,
-    health,
+    breakers,
     config.storeTimeoutMs,
   )
   backend.stores.push(store)
@@ -87,7 +87,7 @@ function buildLimiter(
   let fallback: LimiterHandler | undefined
   const fallbackStore = new MemoryStore()
   // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
-  const stopResetting = health.onChange((healthy) => {
+  const stopResetting = breakers.onChange((healthy) => {
     if (healthy) void fallbackStore.resetAll()
   })
   const degraded = degradedHandler(config.onStoreError, () => {
@@ -96,8 +96,9 @@ function buildLimiter(
   })
 
   // Redis while it is healthy; the policy while the breaker is open, or when this call failed.
+  // (With one circuit per cluster master, the store fails fast for keys on a lost master only.)
   const middleware: RequestHandler = (req, res, next) => {
-    if (!health.healthy) return degraded(req, res, next)
+    if (breakers.single && !breakers.healthy) return degraded(req, res, next)
     void primary(req, res, (error?: unknown) => {
       if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
       next(error)
@@ -110,9 +111,9 @@ function buildLimiter(
       const reset: unknown = primary.resetKey(key)
       await reset
     },
-    getKey: (key: string) => (health.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
     status: (): RateLimitStoreStatus => {
-      const { healthy, since } = health.snapshot()
+      const { healthy, since } = breakers
       return {
         store: 'redis',
         topology: backend.topology,

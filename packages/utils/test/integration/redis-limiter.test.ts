@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 
 import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
+import { singleBreaker } from '../../src/rate-limiting/breakers.js'
 import { StoreHealth } from '../../src/rate-limiting/store-health.js'
 import { GuardedRedisStore } from '../../src/rate-limiting/stores/guarded-store.js'
 import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
@@ -148,15 +149,18 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
   describe('decrement (rate-limit-redis 6 would DECR blindly)', () => {
     async function guardedStore(keyPrefix: string) {
       const client = await RedisClientManager.getClient(server.url)
-      const health = new StoreHealth({
-        name: keyPrefix,
-        degradedLine: 'test',
-        stallMs: 1000,
-        probe: () => Promise.resolve(),
-        probeIntervalMs: 1000,
-        logger: recordingLogger(),
-      })
-      const store = new GuardedRedisStore(createRedisStore(client, keyPrefix, 'read'), client, health, 1000)
+      const breakers = singleBreaker(
+        () =>
+          new StoreHealth({
+            name: keyPrefix,
+            degradedLine: 'test',
+            stallMs: 1000,
+            probe: () => Promise.resolve(),
+            probeIntervalMs: 1000,
+            logger: recordingLogger(),
+          }),
+      )
+      const store = new GuardedRedisStore(createRedisStore(client, keyPrefix, 'read'), client, breakers, 1000)
       await store.init({ windowMs: 60_000 } as Options)
       return store
     }

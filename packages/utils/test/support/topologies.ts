@@ -93,8 +93,11 @@ export interface TestCluster {
   stop(): Promise<void>
 }
 
-/** Three masters (no replicas) made into one cluster with redis-cli --cluster create. */
-export async function startCluster(): Promise<TestCluster> {
+/**
+ * Three masters (no replicas) made into one cluster with redis-cli --cluster create. With
+ * `requireFullCoverage: false` the masters left keep serving their slots when one is lost.
+ */
+export async function startCluster(options: { requireFullCoverage?: boolean } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'universo-cluster-'))
   const nodes: RedisProcess[] = []
   try {
@@ -113,6 +116,8 @@ export async function startCluster(): Promise<TestCluster> {
             `nodes-${port}.conf`,
             '--cluster-node-timeout',
             '1000',
+            '--cluster-require-full-coverage',
+            options.requireFullCoverage === false ? 'no' : 'yes',
             '--save',
             '',
             '--appendonly',

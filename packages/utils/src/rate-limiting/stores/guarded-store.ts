@@ -2,6 +2,7 @@
 import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
 import type { RedisStore } from 'rate-limit-redis'
 
+import type { Breakers } from '../breakers.js'
 import type { StoreHealth } from '../store-health.js'
 import type { RedisCommandClient } from '../types.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
@@ -43,20 +44,22 @@ export class GuardedRedisStore implements Store {
   readonly localKeys = false
   readonly prefix: string
   #windowMs = 60_000
-  /** Calls waiting on Redis; they are failed at once when the breaker opens (see #guard). */
-  readonly #pending = new Set<(error: Error) => void>()
+  /** Calls waiting on Redis, by the circuit they went through; failed at once when it opens. */
+  readonly #pending = new Map<(error: Error) => void, StoreHealth>()
   readonly #unsubscribe: () => void
 
   constructor(
     private readonly inner: RedisStore,
     private readonly client: RedisCommandClient,
-    private readonly health: StoreHealth,
+    private readonly breakers: Breakers,
     private readonly timeoutMs: number,
   ) {
     this.prefix = inner.prefix
-    this.#unsubscribe = health.onChange((healthy) => {
+    this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
-      for (const abandon of this.#pending) abandon(new StoreUnavailableError('Redis became unavailable'))
+      for (const [abandon, via] of this.#pending) {
+        if (via === health) abandon(new StoreUnavailableError('Redis became unavailable'))
+      }
     })
   }
 
@@ -69,8 +72,11 @@ export class GuardedRedisStore implements Store {
   async init(options: Options): Promise<void> {
     this.#windowMs = options.windowMs
     this.inner.windowMs = options.windowMs
-    if (!this.health.healthy) return
-    await this.reloadScripts(this.timeoutMs).catch((error: unknown) => this.health.failure(error))
+    if (!this.breakers.healthy) return
+    // On a cluster a failed broadcast says nothing about any one master: the calls will tell.
+    await this.reloadScripts(this.timeoutMs).catch((error: unknown) => {
+      if (this.breakers.single) this.breakers.for().failure(error)
+    })
   }
 
   /**
@@ -85,20 +91,20 @@ export class GuardedRedisStore implements Store {
   }
 
   increment(key: string): Promise<IncrementResponse> {
-    return this.#guard(() => this.inner.increment(key))
+    return this.#guard(key, () => this.inner.increment(key))
   }
 
   get(key: string): Promise<ClientRateLimitInfo | undefined> {
-    return this.#guard(() => this.inner.get(key))
+    return this.#guard(key, () => this.inner.get(key))
   }
 
   async decrement(key: string): Promise<void> {
     const redisKey = this.inner.prefixKey(key)
-    await this.#guard(() => this.client.call('EVAL', SAFE_DECREMENT_SCRIPT, '1', redisKey))
+    await this.#guard(key, () => this.client.call('EVAL', SAFE_DECREMENT_SCRIPT, '1', redisKey))
   }
 
   async resetKey(key: string): Promise<void> {
-    await this.#guard(() => this.inner.resetKey(key))
+    await this.#guard(key, () => this.inner.resetKey(key))
   }
 
   /**
@@ -106,20 +112,21 @@ export class GuardedRedisStore implements Store {
    * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
    * when a connection closed and are not to be resent).
    */
-  async #guard<T>(call: () => Promise<T>): Promise<T> {
-    if (!this.health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
-    const generation = this.health.generation
+  async #guard<T>(key: string, call: () => Promise<T>): Promise<T> {
+    const health = this.breakers.for(this.inner.prefixKey(key))
+    if (!health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
+    const generation = health.generation
     let abandon: (error: Error) => void = () => {}
     const abandoned = new Promise<never>((_resolve, reject) => {
       abandon = reject
     })
-    this.#pending.add(abandon)
+    this.#pending.set(abandon, health)
     try {
       const result = await Promise.race([withTimeout(call(), this.timeoutMs), abandoned])
-      this.health.success(generation)
+      health.success(generation)
       return result
     } catch (error) {
-      this.health.failure(error, { generation, timeout: error instanceof StoreTimeoutError })
+      health.failure(error, { generation, timeout: error instanceof StoreTimeoutError })
       throw error instanceof StoreUnavailableError
         ? error
         : new StoreUnavailableError('Redis command failed', { cause: error })

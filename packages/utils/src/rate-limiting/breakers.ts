@@ -1,0 +1,109 @@
+// The circuits a limiter set's Redis calls go through: one for a single server or Sentinel, and
+// one per master for a Cluster, so a lost master sends only its own slots to the policy.
+import calculateSlot from 'cluster-key-slot'
+import type { Cluster } from 'ioredis'
+
+import type { StoreHealth } from './store-health.js'
+
+export interface Breakers {
+  /** The circuit that guards `redisKey`; the set's only one when there is one. */
+  for(redisKey?: string): StoreHealth
+  /** True while every circuit is closed. */
+  readonly healthy: boolean
+  /** When the set as a whole last turned healthy or not. */
+  readonly since: Date
+  /** One circuit for everything: requests may skip Redis at once while it is open. */
+  readonly single: boolean
+  /** Called when the set as a whole turns healthy or not. Returns the unsubscribe. */
+  onChange(listener: (healthy: boolean) => void): () => void
+  /** Called when any one circuit opens or closes. Returns the unsubscribe. */
+  onEach(listener: (health: StoreHealth, healthy: boolean) => void): () => void
+  dispose(): void
+}
+
+type MakeHealth = (node: string, probeKey: () => string) => StoreHealth
+
+/** A key in the same slot as `key`, for probing the master that owns it. */
+export function probeKeyFor(key: string): string {
+  const open = key.indexOf('{')
+  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
+  // A key with a hash tag keeps it; any other key becomes the tag, so the slot is the same.
+  return close > open + 1 ? `${key}:probe` : `{${key}}:probe`
+}
+
+class BreakerSet implements Breakers {
+  readonly #byNode = new Map<string, { health: StoreHealth; lastKey: string | undefined }>()
+  readonly #overall = new Set<(healthy: boolean) => void>()
+  readonly #each = new Set<(health: StoreHealth, healthy: boolean) => void>()
+  #healthy = true
+  #since = new Date()
+
+  constructor(
+    private readonly make: MakeHealth,
+    private readonly nodeOf: (key: string | undefined) => string,
+    readonly single: boolean,
+  ) {}
+
+  get healthy(): boolean {
+    return this.#healthy
+  }
+
+  get since(): Date {
+    return this.#since
+  }
+
+  for(redisKey?: string): StoreHealth {
+    const node = this.nodeOf(redisKey)
+    let entry = this.#byNode.get(node)
+    if (entry === undefined) {
+      const created: { health: StoreHealth; lastKey: string | undefined } = {
+        health: this.make(node, () => probeKeyFor(created.lastKey ?? node)),
+        lastKey: redisKey,
+      }
+      created.health.onChange((healthy) => this.#changed(created.health, healthy))
+      this.#byNode.set(node, created)
+      entry = created
+    }
+    if (redisKey !== undefined) entry.lastKey = redisKey
+    return entry.health
+  }
+
+  onChange(listener: (healthy: boolean) => void): () => void {
+    this.#overall.add(listener)
+    return () => this.#overall.delete(listener)
+  }
+
+  onEach(listener: (health: StoreHealth, healthy: boolean) => void): () => void {
+    this.#each.add(listener)
+    return () => this.#each.delete(listener)
+  }
+
+  dispose(): void {
+    for (const { health } of this.#byNode.values()) health.dispose()
+    this.#overall.clear()
+    this.#each.clear()
+  }
+
+  #changed(health: StoreHealth, healthy: boolean): void {
+    for (const listener of this.#each) listener(health, healthy)
+    const all = [...this.#byNode.values()].every((entry) => entry.health.healthy)
+    if (all === this.#healthy) return
+    this.#healthy = all
+    this.#since = new Date()
+    for (const listener of this.#overall) listener(all)
+  }
+}
+
+/** One circuit for a single server or Sentinel (its master is one server at a time). */
+export function singleBreaker(make: MakeHealth): Breakers {
+  return new BreakerSet(make, () => 'redis', true)
+}
+
+/** One circuit per master, found from the key's slot in the client's slot map. */
+export function clusterBreakers(cluster: Cluster, make: MakeHealth): Breakers {
+  return new BreakerSet(
+    make,
+    (key) => (key === undefined ? 'cluster' : (cluster.slots[calculateSlot(key)]?.[0] ?? 'cluster')),
+    false,
+  )
+}

@@ -2,40 +2,15 @@
 //   node bench/memory.mjs   (pnpm bench:memory)
 // Starts its own redis-server, sends requests from N distinct clients through the server's read and
 // write limiters, then reads MEMORY USAGE of sample keys and used_memory before and after.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-
 import { createRateLimiters, RedisClientManager } from '@universo/utils/rate-limiting'
 import express from 'express'
 import { Redis } from 'ioredis'
 
-const CLIENTS = Number(process.argv[2] ?? 100_000)
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
+import { freePort, startRedis } from './support.mjs'
 
+const CLIENTS = Number(process.argv[2] ?? 100_000)
 const port = await freePort()
-const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'))
-const redis = spawn('redis-server', [
-  '--port',
-  String(port),
-  '--bind',
-  '127.0.0.1',
-  '--save',
-  '',
-  '--appendonly',
-  'no',
-  '--dir',
-  dir,
-])
-await new Promise((resolve) => redis.stdout.on('data', (d) => String(d).includes('Ready to accept') && resolve()))
+const redis = await startRedis(port)
 const admin = new Redis(port, '127.0.0.1')
 try {
   const limiters = await createRateLimiters({
@@ -84,5 +59,4 @@ try {
 } finally {
   admin.disconnect()
   redis.kill('SIGKILL')
-  rmSync(dir, { recursive: true, force: true })
 }

@@ -3,11 +3,12 @@
 //   node outage.mjs [--quick]       (pnpm bench:outage)
 // Writes docs/benchmarks/outage.md and docs/benchmarks/outage.json (not in --quick mode).
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
-import { createServer } from 'node:net'
+import { writeFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+
+import { freePort, startRedis } from './support.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..')
@@ -17,14 +18,6 @@ const OUTAGE = quick ? [2000, 4000] : [5000, 10_000]
 const PER_SECOND = 200
 
 const children = new Set()
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-
 function start(command, args, env, readyText) {
   const child = spawn(command, args, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
@@ -42,18 +35,6 @@ function start(command, args, env, readyText) {
     child.stdout.on('data', onData)
     child.stderr.on('data', onData)
   })
-}
-
-async function startRedis(port) {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'))
-  const child = await start(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    {},
-    'Ready to accept connections',
-  )
-  child.once('exit', () => rmSync(dir, { recursive: true, force: true }))
-  return child
 }
 
 const stopped = (child) =>
@@ -86,6 +67,7 @@ async function main() {
   const [redisPort, oursPort, originalPort] = await Promise.all([freePort(), freePort(), freePort()])
   const redisUrl = `redis://127.0.0.1:${redisPort}`
   let redis = await startRedis(redisPort)
+  children.add(redis)
   const targets = [
     {
       name: 'ours (fallback policy)',
@@ -126,6 +108,7 @@ async function main() {
   await stopped(redis)
   await new Promise((r) => setTimeout(r, OUTAGE[1] - OUTAGE[0]))
   redis = await startRedis(redisPort)
+  children.add(redis)
   await loaded
 
   const perTarget = JSON.parse(raw)

@@ -2,6 +2,7 @@
 import { Cluster, Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 
+import { freePort } from '../../../utils/test/support/ports.js'
 import { redisServerAvailable } from '../../../utils/test/support/redis-server.js'
 import { startCluster, type TestCluster } from '../../../utils/test/support/topologies.js'
 import { startServer, type ServerProcess } from '../process/support/server-process.js'
@@ -108,5 +109,16 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
     }
     client.disconnect()
     expect(server.child.exitCode).toBeNull()
+  })
+
+  it('says degraded on /ready when no cluster node can be reached, and still answers', async () => {
+    const port = await freePort()
+    servers = [await startServer({ REDIS_CLUSTER_NODES: `127.0.0.1:${port}` })]
+    const server = servers[0]!
+    const res = await fetch(`${server.base}/ready`)
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ status: 'degraded', topology: 'cluster', state: 'fallback' })
+    expect((await fetch(`${server.base}/api/v1/metaverses`)).status).toBe(200)
+    expect(server.output()).not.toContain('autoResendUnfulfilledCommands')
   })
 })

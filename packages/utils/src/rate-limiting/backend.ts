@@ -80,7 +80,8 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   }
   const commands = client
   const ioredis = client as IoredisLike
-  warnAboutReplays(ioredis, config)
+  // Only a client made elsewhere can have the offline queue on: ours never do.
+  if (config.redisClient !== undefined || sharedConnection.holdsInjected()) warnAboutReplays(ioredis, config)
 
   const stores: GuardedRedisStore[] = []
   const cluster = clusterOf(client)
@@ -113,12 +114,12 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
 
   // An ioredis client says when its connection drops, so /ready is right even with no traffic.
   // (A cluster's masters fail one by one; their circuits learn it from the calls.)
+  // A cluster's masters fail one by one, and their circuits learn it from the calls; the cluster
+  // as a whole (all masters gone, or never reached) is the set's keyless circuit, so /ready tells.
   const onClose = (): void => breakers.for().failure(new Error('connection closed'))
-  if (cluster === undefined) {
-    ioredis.on?.('close', onClose)
-    if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
-      breakers.for().failure(new Error(`not connected (${ioredis.status})`))
-    }
+  ioredis.on?.('close', onClose)
+  if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
+    breakers.for().failure(new Error(`not connected (${ioredis.status})`))
   }
   const topology =
     config.redisClient === undefined
@@ -141,8 +142,10 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
 }
 
 /** The parts of an ioredis client the backend looks at, when the client is one. */
+type ReplayOptions = { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean }
 type IoredisLike = Partial<Pick<Redis, 'on' | 'off' | 'once' | 'status'>> & {
-  options?: { enableOfflineQueue?: boolean; autoResendUnfulfilledCommands?: boolean }
+  // A Cluster keeps the per-node settings in redisOptions.
+  options?: ReplayOptions & { redisOptions?: ReplayOptions }
 }
 
 /** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
@@ -174,9 +177,11 @@ const CONNECT_WAIT_MS = 10_000
 function warnAboutReplays(client: IoredisLike, config: ResolvedRateLimitConfig): void {
   const options = client.options
   if (options === undefined) return
-  const on = (['enableOfflineQueue', 'autoResendUnfulfilledCommands'] as const).filter(
-    (name) => options[name] !== false,
-  )
+  const nodes = options.redisOptions ?? options
+  const on = [
+    ...(options.enableOfflineQueue !== false ? ['enableOfflineQueue'] : []),
+    ...(nodes.autoResendUnfulfilledCommands !== false ? ['autoResendUnfulfilledCommands'] : []),
+  ]
   if (on.length === 0) return
   config.logger.warn(
     `[RateLimit] ${config.keyPrefix}: the handed-in Redis client has ${on.join(' and ')} on, so during an outage ` +

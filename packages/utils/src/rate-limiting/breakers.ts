@@ -23,13 +23,22 @@ export interface Breakers {
 
 type MakeHealth = (node: string, probeKey: () => string) => StoreHealth
 
-/** A key in the same slot as `key`, for probing the master that owns it. */
+/** A probe key in the same slot as `key`: `universo:probe:<n>` for the first n that hashes there. */
 export function probeKeyFor(key: string): string {
-  const open = key.indexOf('{')
-  const close = open === -1 ? -1 : key.indexOf('}', open + 1)
-  // A key with a hash tag keeps it; any other key becomes the tag, so the slot is the same.
-  return close > open + 1 ? `${key}:probe` : `{${key}}:probe`
+  const slot = calculateSlot(key)
+  let found = PROBE_KEYS.get(slot)
+  if (found === undefined) {
+    // 16,384 slots: a few thousand CRC16s at most, once per slot, only while probing.
+    for (let n = 0; found === undefined; n++) {
+      const candidate = `universo:probe:${n}`
+      if (calculateSlot(candidate) === slot) found = candidate
+    }
+    PROBE_KEYS.set(slot, found)
+  }
+  return found
 }
+
+const PROBE_KEYS = new Map<number, string>()
 
 class BreakerSet implements Breakers {
   readonly #byNode = new Map<string, { health: StoreHealth; lastKey: string | undefined }>()

@@ -13,6 +13,9 @@ export const CONNECTION_NAME = 'universo-rate-limit'
 /** The guide's setting. With the offline queue off, no command waits for a reconnect anyway. */
 export const MAX_RETRIES_PER_REQUEST = 3
 
+/** How long one question to a sentinel may take. */
+const SENTINEL_COMMAND_TIMEOUT_MS = 1000
+
 export interface ClientBehaviour {
   readonly connectTimeoutMs: number
   /** Delay before reconnect attempt `attempt`, or null to stop. */
@@ -72,8 +75,12 @@ export function createRedisClient(target: RedisTarget, behaviour: ClientBehaviou
         sentinelTLS: tls,
         // Follow +switch-master at once instead of waiting for the old master to fail a command.
         failoverDetector: true,
+        // A sentinel that takes the connection but never answers must not hold the connect up.
+        sentinelCommandTimeout: SENTINEL_COMMAND_TIMEOUT_MS,
         retryStrategy: behaviour.retryStrategy,
-        sentinelRetryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+        // Two rounds over the sentinels per connection attempt; then retryStrategy (above) decides,
+        // with its logging and its limit before the first success.
+        sentinelRetryStrategy: (attempt: number) => (attempt > 2 ? null : attempt * 100),
       })
     }
     case 'cluster': {
@@ -88,6 +95,13 @@ export function createRedisClient(target: RedisTarget, behaviour: ClientBehaviou
           enableOfflineQueue: false,
           scaleReads: 'master',
           clusterRetryStrategy: (attempt: number) => behaviour.retryStrategy(attempt),
+          // With TLS, keep host names as given, so certificates issued for names verify.
+          ...(target.tls === undefined
+            ? {}
+            : {
+                dnsLookup: (address: string, callback: (error: null, address: string) => void) =>
+                  callback(null, address),
+              }),
           redisOptions: {
             ...perNode,
             username: target.username,

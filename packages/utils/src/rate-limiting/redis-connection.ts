@@ -149,6 +149,11 @@ export class RedisConnection {
     this.#held = { kind: 'injected', client, logger }
   }
 
+  /** True when the held client was handed in with set(). */
+  holdsInjected(): boolean {
+    return this.#held?.kind === 'injected'
+  }
+
   /** True once a client is held: connecting, connected or handed in. */
   holdsClient(): boolean {
     return this.#held !== undefined

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 
 import { ERROR_CODES, RateLimitError } from './errors.js'
+import { redactCredentials } from './redact.js'
 import { parseRedisUrl, type RedisEndpoint } from './redis-url.js'
 
 export interface HostPort {
@@ -52,13 +53,13 @@ const configError = (code: (typeof ERROR_CODES)[keyof typeof ERROR_CODES], optio
 export function parseNodeList(raw: string, variable: string): HostPort[] {
   return raw.split(',').map((text, index) => {
     const entry = text.trim()
-    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry)
+    const match = /^(\[[0-9a-fA-F:.]+(?:%[A-Za-z0-9]+)?\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(entry)
     const port = Number(match?.[2])
     if (match === null || !(port >= 1 && port <= 65_535)) {
       throw configError(
         ERROR_CODES.REDIS_NODES_INVALID,
         variable,
-        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${JSON.stringify(entry.slice(0, 60))}; ` +
+        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${JSON.stringify(redactCredentials(entry).slice(0, 60))}; ` +
           `expected a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
       )
     }
@@ -77,6 +78,7 @@ export function tlsFromEnv(env: Env, wanted: boolean): TlsSettings | undefined {
       ['REDIS_TLS_CA', caPath],
       ['REDIS_TLS_CERT', certPath],
       ['REDIS_TLS_KEY', keyPath],
+      ['REDIS_TLS_REJECT_UNAUTHORIZED', reject],
     ].find(([, v]) => v)
     if (stray !== undefined) {
       throw configError(
@@ -159,7 +161,20 @@ export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisT
   const username = value(env, 'REDIS_USERNAME')
   const password = env.REDIS_PASSWORD === undefined || env.REDIS_PASSWORD === '' ? undefined : env.REDIS_PASSWORD
   if (redisUrl !== undefined) {
-    const endpoint = parseRedisUrl(redisUrl, url === undefined ? 'REDIS_URL' : 'redisUrl')
+    const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
+    const endpoint = parseRedisUrl(redisUrl, source)
+    // Settings that only Sentinel and Cluster read would be silently ignored here: refuse them.
+    for (const [name, fix] of [
+      ['REDIS_USERNAME', `put the user in ${source}: redis://user:password@host:port`],
+      ['REDIS_PASSWORD', `put the password in ${source}: redis://:password@host:port`],
+      ['REDIS_TLS', `use a rediss:// ${source} for TLS`],
+      ['REDIS_SENTINEL_MASTER', 'it belongs with REDIS_SENTINELS'],
+      ['REDIS_SENTINEL_PASSWORD', 'it belongs with REDIS_SENTINELS'],
+    ] as const) {
+      if (value(env, name) !== undefined) {
+        throw configError(ERROR_CODES.REDIS_TOPOLOGY_CONFLICT, name, `${name} is not read with ${source}; ${fix}`)
+      }
+    }
     return { kind: 'standalone', endpoint, tls: tlsFromEnv(env, endpoint.tls) }
   }
   const tls = tlsFromEnv(env, boolean(env, 'REDIS_TLS'))

@@ -1,4 +1,5 @@
 // Builds rate-limit-redis's fixed-window store over any client that can send a raw command.
+import calculateSlot from 'cluster-key-slot'
 import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
@@ -22,17 +23,20 @@ export function createRedisStore(client: RedisCommandClient, keyPrefix: string, 
   // script wherever the key lives (and a NOSCRIPT after a failover reloads it everywhere).
   return new RedisStore({
     prefix,
-    sendCommandCluster: async ({ command }) => {
+    sendCommandCluster: async ({ key, command }) => {
       const [name = '', ...args] = command
-      if (name.toUpperCase() === 'SCRIPT' && args[0]?.toUpperCase() === 'LOAD') {
-        // A master that is down cannot take it; the others must, and one answer is enough.
-        const results = await Promise.allSettled(cluster.nodes('master').map((node) => node.call('SCRIPT', ...args)))
-        const loaded = results.find((result) => result.status === 'fulfilled')
-        if (loaded === undefined)
-          throw (results[0] as PromiseRejectedResult | undefined)?.reason ?? new Error('no master')
-        return loaded.value as RedisReply
+      if (name.toUpperCase() !== 'SCRIPT' || args[0]?.toUpperCase() !== 'LOAD') {
+        return cluster.call(name, ...args) as Promise<RedisReply>
       }
-      return cluster.call(name, ...args) as Promise<RedisReply>
+      const masters = cluster.nodes('master')
+      const loads = masters.map((node) => node.call('SCRIPT', ...args) as Promise<RedisReply>)
+      // A master that is down or hung cannot take it; the others go on without waiting for it.
+      for (const load of loads) load.catch(() => undefined)
+      // After NOSCRIPT (a replica promoted: SCRIPT LOAD is not replicated) rate-limit-redis retries
+      // with the key: the master that will run its EVALSHA is the one that must have the script.
+      const owner = key === undefined ? undefined : cluster.slots[calculateSlot(key)]?.[0]
+      const index = masters.findIndex((node) => `${node.options.host}:${node.options.port}` === owner)
+      return index === -1 ? Promise.any(loads) : loads[index]!
     },
   })
 }

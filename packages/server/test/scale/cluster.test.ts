@@ -121,4 +121,78 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
     expect((await fetch(`${server.base}/api/v1/metaverses`)).status).toBe(200)
     expect(server.output()).not.toContain('autoResendUnfulfilledCommands')
   })
+
+  it('when a master fails over to its replica, its keys return to Redis (scripts reloaded, no NOSCRIPT)', async () => {
+    cluster = await startCluster({ replicas: true })
+    const env = { REDIS_CLUSTER_NODES: cluster.nodeList, API_TOKENS: USERS.map((u) => `${token(u)}:${u}`).join(',') }
+    servers = [await startServer(env)]
+    const server = servers[0]!
+    const read = (user: string) =>
+      fetch(`${server.base}/api/v1/metaverses`, { headers: { Authorization: `Bearer ${token(user)}` } }).then(
+        (r) => r.status,
+      )
+    for (const user of USERS) expect(await read(user)).toBe(200)
+    const [victimPort] = await cluster.masterPorts()
+    const victim = cluster.nodes.find((n) => n.port === victimPort)!
+    const onVictim = new Redis(victimPort!, '127.0.0.1')
+    const moved = (await onVictim.keys('metaverses-srv:read:user:*')).map((k) => k.split(':').at(-1)!)
+    onVictim.disconnect()
+    expect(moved.length).toBeGreaterThan(0)
+    victim.child.kill('SIGKILL')
+
+    // Requests go on (policy for the lost slots) until the replica is promoted and the circuit closes.
+    const deadline = Date.now() + 20_000
+    let ready = false
+    while (!ready && Date.now() < deadline) {
+      for (const user of moved) expect(await read(user)).toBe(200)
+      ready = (await fetch(`${server.base}/ready`)).status === 200
+      if (!ready) await new Promise((r) => setTimeout(r, 200))
+    }
+    if (!ready) console.log(server.output(), JSON.stringify(await (await fetch(`${server.base}/ready`)).json()))
+    expect(ready).toBe(true)
+    // Counting for those users goes on in Redis, on the promoted replica.
+    const client = new Cluster(
+      cluster.nodes.filter((n) => n !== victim).map((n) => ({ host: '127.0.0.1', port: n.port })),
+    )
+    const user = moved[0]!
+    const before = Number(await client.get(`metaverses-srv:read:user:${user}`))
+    expect(await read(user)).toBe(200)
+    expect(Number(await client.get(`metaverses-srv:read:user:${user}`))).toBe(before + 1)
+    client.disconnect()
+    expect(server.output()).not.toMatch(/NOSCRIPT/)
+  })
+
+  it('follows ASK during a slot migration and MOVED after it', async () => {
+    cluster = await startCluster()
+    const env = { REDIS_CLUSTER_NODES: cluster.nodeList, API_TOKENS: USERS.map((u) => `${token(u)}:${u}`).join(',') }
+    servers = [await startServer(env)]
+    const server = servers[0]!
+    const user = USERS[0]!
+    const key = `metaverses-srv:read:user:${user}`
+    const read = () =>
+      fetch(`${server.base}/api/v1/metaverses`, { headers: { Authorization: `Bearer ${token(user)}` } }).then(
+        (r) => r.status,
+      )
+    expect(await read()).toBe(200)
+    const client = new Cluster(cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })))
+    const slot = Number(await client.cluster('KEYSLOT', key))
+    const ports = cluster.nodes.map((n) => n.port)
+    let from = -1
+    for (const port of ports) {
+      const probe = new Redis(port, '127.0.0.1')
+      if ((await probe.cluster('COUNTKEYSINSLOT', slot)) > 0) from = port
+      probe.disconnect()
+    }
+    const to = ports.find((p) => p !== from)!
+    await cluster.migrateSlot(slot, from, to, false)
+    expect(await read()).toBe(200) // ASK: the key already moved, the slot has not
+    await cluster.migrateSlot(slot, from, to, true)
+    expect(await read()).toBe(200) // MOVED: the server's map is stale
+    const target = new Redis(to, '127.0.0.1')
+    expect(await target.get(key)).toBe('3')
+    target.disconnect()
+    client.disconnect()
+    const status = (await (await fetch(`${server.base}/ready`)).json()) as { state: string }
+    expect(status.state).toBe('redis')
+  })
 })

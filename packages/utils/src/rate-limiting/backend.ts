@@ -1,5 +1,5 @@
 // Where a limiter set counts: memory, or Redis behind one shared circuit breaker.
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { maxFor, type ResolvedRateLimitConfig } from './options.js'
@@ -104,6 +104,9 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
             `Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${config.storeTimeoutMs} ms)`,
           )
         }
+        // A cluster may have moved the slots to a promoted replica: learn the new map first, or
+        // every probe would go on asking the dead master.
+        if (cluster !== undefined) await refreshSlots(cluster)
         await reload()
         // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is
         // not back. On a cluster the key is in a slot of the master this circuit stands for.
@@ -187,5 +190,13 @@ function warnAboutReplays(client: IoredisLike, config: ResolvedRateLimitConfig):
     `[RateLimit] ${config.keyPrefix}: the handed-in Redis client has ${on.join(' and ')} on, so during an outage ` +
       'commands may wait, or land late in a new window; create it with ' +
       '{ enableOfflineQueue: false, autoResendUnfulfilledCommands: false }',
+  )
+}
+
+/** Asks the cluster for its slot map again (at most PROBE_TIMEOUT_MS). */
+function refreshSlots(cluster: Cluster): Promise<void> {
+  return withTimeout(
+    new Promise<void>((resolve, reject) => cluster.refreshSlotsCache((error) => (error ? reject(error) : resolve()))),
+    PROBE_TIMEOUT_MS,
   )
 }

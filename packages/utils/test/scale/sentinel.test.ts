@@ -61,6 +61,28 @@ describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
     }
   })
 
+  it('authenticates to password-protected data nodes with REDIS_PASSWORD, and never prints it', async () => {
+    const password = 'sentinel-data-pw-123'
+    setup = await startSentinels('secured', password)
+    vi.stubEnv('REDIS_URL', '')
+    vi.stubEnv('REDIS_SENTINELS', setup.sentinelList)
+    vi.stubEnv('REDIS_SENTINEL_MASTER', 'secured')
+    vi.stubEnv('REDIS_PASSWORD', password)
+    const logger = recordingLogger()
+    const limiters = await createRateLimiters({ keyPrefix: uniquePrefix('sauth'), maxRead: 2, logger })
+    const http = await listen(createApp(limiters))
+    try {
+      const statuses: number[] = []
+      for (let i = 0; i < 3; i++) statuses.push((await fetch(`${http.base}/items`)).status)
+      expect(statuses).toEqual([200, 200, 429])
+      expect(limiters.status()).toMatchObject({ topology: 'sentinel', ready: true })
+      expect(logger.text()).not.toContain(password)
+    } finally {
+      limiters.dispose()
+      await http.close()
+    }
+  })
+
   it('refuses REDIS_SENTINELS without REDIS_SENTINEL_MASTER, and a malformed list', async () => {
     vi.stubEnv('REDIS_URL', '')
     vi.stubEnv('REDIS_SENTINELS', '127.0.0.1:26379')

@@ -70,6 +70,9 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
+/** The password of the data nodes of the sentinel set-up in progress, for ask(). */
+let dataPassword: string | undefined
+
 async function ask<T>(port: number, command: string, ...args: string[]): Promise<T> {
   const client = new Redis({
     port,
@@ -77,6 +80,8 @@ async function ask<T>(port: number, command: string, ...args: string[]): Promise
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
+    // Sentinels have no password here; the data nodes may.
+    password: command === 'SENTINEL' ? undefined : dataPassword,
   })
   try {
     await client.connect()
@@ -90,6 +95,13 @@ export interface TestCluster {
   readonly nodes: readonly RedisProcess[]
   /** host:port,host:port,... for REDIS_CLUSTER_NODES */
   readonly nodeList: string
+  /** Ports of the nodes that are masters now. */
+  masterPorts(): Promise<number[]>
+  /**
+   * Moves `slot` (and its keys) from one master to another. Unfinished, the slot is left
+   * migrating, so requests for it get ASK; finished, every node is told, so old maps get MOVED.
+   */
+  migrateSlot(slot: number, fromPort: number, toPort: number, finish: boolean): Promise<void>
   stop(): Promise<void>
 }
 
@@ -97,11 +109,13 @@ export interface TestCluster {
  * Three masters (no replicas) made into one cluster with redis-cli --cluster create. With
  * `requireFullCoverage: false` the masters left keep serving their slots when one is lost.
  */
-export async function startCluster(options: { requireFullCoverage?: boolean } = {}): Promise<TestCluster> {
+export async function startCluster(
+  options: { requireFullCoverage?: boolean; replicas?: boolean } = {},
+): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'universo-cluster-'))
   const nodes: RedisProcess[] = []
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < (options.replicas === true ? 6 : 3); i++) {
       const port = await freeClusterPort()
       nodes.push(
         await run(
@@ -130,13 +144,26 @@ export async function startCluster(options: { requireFullCoverage?: boolean } = 
         ),
       )
     }
-    execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes'], {
-      stdio: 'pipe',
-    })
+    execFileSync(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        ...(options.replicas === true ? ['--cluster-replicas', '1'] : []),
+        '--cluster-yes',
+      ],
+      { stdio: 'pipe' },
+    )
     for (const node of nodes) {
       await until(`cluster_state:ok on ${node.port}`, async () =>
         (await ask<string>(node.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'),
       )
+      // A replica that has not synced yet would refuse to take over: wait for its link.
+      await until(`replication on ${node.port}`, async () => {
+        const info = await ask<string>(node.port, 'INFO', 'replication')
+        return info.includes('role:master') || info.includes('master_link_status:up')
+      })
     }
   } catch (error) {
     await Promise.all(nodes.map((n) => stopProcess(n.child)))
@@ -146,6 +173,31 @@ export async function startCluster(options: { requireFullCoverage?: boolean } = 
   return {
     nodes,
     nodeList: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    masterPorts: async () => {
+      const ports: number[] = []
+      for (const node of nodes) {
+        if (node.child.exitCode !== null || node.child.signalCode !== null) continue
+        const role = await ask<string[]>(node.port, 'ROLE').catch(() => ['down'])
+        if (role[0] === 'master') ports.push(node.port)
+      }
+      return ports
+    },
+    async migrateSlot(slot, fromPort, toPort, finish) {
+      const fromId = await ask<string>(fromPort, 'CLUSTER', 'MYID')
+      const toId = await ask<string>(toPort, 'CLUSTER', 'MYID')
+      await ask(toPort, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId)
+      await ask(fromPort, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId)
+      const keys = await ask<string[]>(fromPort, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')
+      if (keys.length > 0) {
+        await ask(fromPort, 'MIGRATE', '127.0.0.1', String(toPort), '', '0', '5000', 'KEYS', ...keys)
+      }
+      if (!finish) return
+      for (const node of nodes) {
+        if (node.child.exitCode === null && node.child.signalCode === null) {
+          await ask(node.port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId).catch(() => undefined)
+        }
+      }
+    },
     async stop() {
       await Promise.all(nodes.map((n) => stopProcess(n.child)))
       rmSync(dir, { recursive: true, force: true })
@@ -168,10 +220,12 @@ export interface TestSentinels {
 }
 
 /** A master, one replica and three sentinels watching them (quorum 2). */
-export async function startSentinels(masterName = 'universo'): Promise<TestSentinels> {
+export async function startSentinels(masterName = 'universo', password?: string): Promise<TestSentinels> {
   const dir = mkdtempSync(join(tmpdir(), 'universo-sentinel-'))
   const started: RedisProcess[] = []
-  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password]
+  dataPassword = password
+  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...auth]
   try {
     const masterPort = await freePort()
     const master = await run(['--port', String(masterPort), ...common], dir, 'Ready to accept connections')
@@ -197,6 +251,7 @@ export async function startSentinels(masterName = 'universo'): Promise<TestSenti
           `sentinel down-after-milliseconds ${masterName} 1000`,
           `sentinel failover-timeout ${masterName} 5000`,
           `sentinel parallel-syncs ${masterName} 1`,
+          ...(password === undefined ? [] : [`sentinel auth-pass ${masterName} ${password}`]),
           '',
         ].join('\n'),
       )

@@ -4,6 +4,7 @@ import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../types.js'
+import { withTimeout } from './guarded-store.js'
 
 /**
  * A store whose keys are `{keyPrefix}:{type}:{client key}`. rate-limit-redis's script sets the
@@ -29,17 +30,30 @@ export function createRedisStore(client: RedisCommandClient, keyPrefix: string, 
         return cluster.call(name, ...args) as Promise<RedisReply>
       }
       const masters = cluster.nodes('master')
-      const loads = masters.map((node) => node.call('SCRIPT', ...args) as Promise<RedisReply>)
-      // A master that is down or hung cannot take it; the others go on without waiting for it.
-      for (const load of loads) load.catch(() => undefined)
+      // A master that is down or hung cannot take it: each load may take SCRIPT_LOAD_TIMEOUT_MS.
+      const loads = masters.map((node) =>
+        withTimeout(node.call('SCRIPT', ...args) as Promise<RedisReply>, SCRIPT_LOAD_TIMEOUT_MS),
+      )
       // After NOSCRIPT (a replica promoted: SCRIPT LOAD is not replicated) rate-limit-redis retries
       // with the key: the master that will run its EVALSHA is the one that must have the script.
       const owner = key === undefined ? undefined : cluster.slots[calculateSlot(key)]?.[0]
       const index = masters.findIndex((node) => `${node.options.host}:${node.options.port}` === owner)
-      return index === -1 ? Promise.any(loads) : loads[index]!
+      if (index !== -1) {
+        for (const load of loads) load.catch(() => undefined)
+        return loads[index]!
+      }
+      // Otherwise every master that answers must have it before EVALSHA runs anywhere.
+      const results = await Promise.allSettled(loads)
+      const loaded = results.find((result) => result.status === 'fulfilled')
+      if (loaded === undefined)
+        throw (results[0] as PromiseRejectedResult | undefined)?.reason ?? new Error('no master')
+      return loaded.value
     },
   })
 }
+
+/** How long one master may take to load a script before the others go on without it. */
+const SCRIPT_LOAD_TIMEOUT_MS = 1000
 
 /** The client as an ioredis Cluster, when it is one. */
 export function clusterOf(client: RedisCommandClient): Cluster | undefined {

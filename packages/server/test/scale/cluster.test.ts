@@ -54,12 +54,16 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
         user,
       ).toHaveLength(40)
     }
-    // Every master holds some of the keys, each with a TTL.
+    // Every master holds some of the keys, each with a TTL, and sees one connection per process.
     for (const node of cluster.nodes) {
       const client = new Redis(node.port, '127.0.0.1')
       const keys = await client.keys('metaverses-srv:read:user:*')
       expect(keys.length, `keys on ${node.port}`).toBeGreaterThan(0)
       for (const key of keys) expect(await client.pttl(key)).toBeGreaterThan(0)
+      const ours = ((await client.client('LIST')) as string)
+        .split('\n')
+        .filter((l) => l.includes(' name=universo-rate-limit '))
+      expect(ours, `connections on ${node.port}`).toHaveLength(3)
       client.disconnect()
     }
   })
@@ -194,5 +198,19 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
     client.disconnect()
     const status = (await (await fetch(`${server.base}/ready`)).json()) as { state: string }
     expect(status.state).toBe('redis')
+  })
+
+  it('authenticates to a password-protected cluster with REDIS_PASSWORD, never printing it', async () => {
+    const password = 'cluster-pw-Xy7-secret'
+    cluster = await startCluster({ password })
+    servers = [
+      await startServer({ REDIS_CLUSTER_NODES: cluster.nodeList, REDIS_PASSWORD: password, RATE_LIMIT_READ_MAX: '2' }),
+    ]
+    const server = servers[0]!
+    const statuses: number[] = []
+    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${server.base}/api/v1/metaverses`)).status)
+    expect(statuses).toEqual([200, 200, 429])
+    expect((await fetch(`${server.base}/ready`)).status).toBe(200)
+    expect(server.output()).not.toContain(password)
   })
 })

@@ -70,7 +70,7 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
   }
 }
 
-/** The password of the data nodes of the sentinel set-up in progress, for ask(). */
+/** The password of the data nodes of the set-up in progress (sentinel or cluster), for ask(). */
 let dataPassword: string | undefined
 
 async function ask<T>(port: number, command: string, ...args: string[]): Promise<T> {
@@ -110,9 +110,12 @@ export interface TestCluster {
  * `requireFullCoverage: false` the masters left keep serving their slots when one is lost.
  */
 export async function startCluster(
-  options: { requireFullCoverage?: boolean; replicas?: boolean } = {},
+  options: { requireFullCoverage?: boolean; replicas?: boolean; password?: string } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'universo-cluster-'))
+  dataPassword = options.password
+  const auth =
+    options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password]
   const nodes: RedisProcess[] = []
   try {
     for (let i = 0; i < (options.replicas === true ? 6 : 3); i++) {
@@ -132,6 +135,7 @@ export async function startCluster(
             '1000',
             '--cluster-require-full-coverage',
             options.requireFullCoverage === false ? 'no' : 'yes',
+            ...auth,
             '--save',
             '',
             '--appendonly',
@@ -151,6 +155,7 @@ export async function startCluster(
         'create',
         ...nodes.map((n) => `127.0.0.1:${n.port}`),
         ...(options.replicas === true ? ['--cluster-replicas', '1'] : []),
+        ...(options.password === undefined ? [] : ['-a', options.password, '--no-auth-warning']),
         '--cluster-yes',
       ],
       { stdio: 'pipe' },

@@ -1,10 +1,12 @@
 // REDIS_CLUSTER_NODES: three server processes on a 3-master cluster share budgets exactly.
+import { rmSync } from 'node:fs'
+
 import { Cluster, Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { freePort } from '../../../utils/test/support/ports.js'
 import { redisServerAvailable } from '../../../utils/test/support/redis-server.js'
-import { startCluster, type TestCluster } from '../../../utils/test/support/topologies.js'
+import { makeCertificates, startCluster, type TestCluster } from '../../../utils/test/support/topologies.js'
 import { startServer, type ServerProcess } from '../process/support/server-process.js'
 
 const USERS = Array.from({ length: 30 }, (_, i) => `user${i}`)
@@ -212,5 +214,28 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
     expect(statuses).toEqual([200, 200, 429])
     expect((await fetch(`${server.base}/ready`)).status).toBe(200)
     expect(server.output()).not.toContain(password)
+  })
+
+  it('speaks TLS to every node with REDIS_TLS=true and REDIS_TLS_CA', async () => {
+    const files = makeCertificates()
+    try {
+      cluster = await startCluster({ tls: files })
+      servers = [
+        await startServer({
+          REDIS_CLUSTER_NODES: cluster.nodeList,
+          REDIS_TLS: 'true',
+          REDIS_TLS_CA: files.ca,
+          RATE_LIMIT_READ_MAX: '2',
+        }),
+      ]
+      const server = servers[0]!
+      expect(server.lines()).toContain(`[Redis] Connecting (cluster): ${cluster.nodeList} (TLS)`)
+      const statuses: number[] = []
+      for (let i = 0; i < 3; i++) statuses.push((await fetch(`${server.base}/api/v1/metaverses`)).status)
+      expect(statuses).toEqual([200, 200, 429])
+      expect((await fetch(`${server.base}/ready`)).status).toBe(200)
+    } finally {
+      rmSync(files.dir, { recursive: true, force: true })
+    }
   })
 })

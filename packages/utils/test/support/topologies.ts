@@ -2,7 +2,7 @@
 // sentinels, and a TLS-only server with certificates made by openssl. All on free loopback ports,
 // all started and stopped (by pid) here.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -72,6 +72,8 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20
 
 /** The password of the data nodes of the set-up in progress (sentinel or cluster), for ask(). */
 let dataPassword: string | undefined
+/** TLS options for ask() when the cluster in progress speaks TLS only. */
+let dataTls: { ca: Buffer } | undefined
 
 async function ask<T>(port: number, command: string, ...args: string[]): Promise<T> {
   const client = new Redis({
@@ -82,6 +84,7 @@ async function ask<T>(port: number, command: string, ...args: string[]): Promise
     retryStrategy: () => null,
     // Sentinels have no password here; the data nodes may.
     password: command === 'SENTINEL' ? undefined : dataPassword,
+    tls: dataTls,
   })
   try {
     await client.connect()
@@ -110,10 +113,28 @@ export interface TestCluster {
  * `requireFullCoverage: false` the masters left keep serving their slots when one is lost.
  */
 export async function startCluster(
-  options: { requireFullCoverage?: boolean; replicas?: boolean; password?: string } = {},
+  options: { requireFullCoverage?: boolean; replicas?: boolean; password?: string; tls?: TlsFiles } = {},
 ): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'universo-cluster-'))
   dataPassword = options.password
+  dataTls = options.tls === undefined ? undefined : { ca: readFileSync(options.tls.ca) }
+  const tls =
+    options.tls === undefined
+      ? []
+      : [
+          '--tls-cluster',
+          'yes',
+          '--tls-replication',
+          'yes',
+          '--tls-cert-file',
+          options.tls.serverCert,
+          '--tls-key-file',
+          options.tls.serverKey,
+          '--tls-ca-cert-file',
+          options.tls.ca,
+          '--tls-auth-clients',
+          'no',
+        ]
   const auth =
     options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password]
   const nodes: RedisProcess[] = []
@@ -123,8 +144,7 @@ export async function startCluster(
       nodes.push(
         await run(
           [
-            '--port',
-            String(port),
+            ...(options.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port)]),
             '--bind',
             '127.0.0.1',
             '--cluster-enabled',
@@ -136,6 +156,7 @@ export async function startCluster(
             '--cluster-require-full-coverage',
             options.requireFullCoverage === false ? 'no' : 'yes',
             ...auth,
+            ...tls,
             '--save',
             '',
             '--appendonly',
@@ -156,6 +177,7 @@ export async function startCluster(
         ...nodes.map((n) => `127.0.0.1:${n.port}`),
         ...(options.replicas === true ? ['--cluster-replicas', '1'] : []),
         ...(options.password === undefined ? [] : ['-a', options.password, '--no-auth-warning']),
+        ...(options.tls === undefined ? [] : ['--tls', '--cacert', options.tls.ca]),
         '--cluster-yes',
       ],
       { stdio: 'pipe' },

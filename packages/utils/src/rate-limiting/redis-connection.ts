@@ -42,12 +42,6 @@ const LOGGED_ATTEMPTS = 10
 const LOG_EVERY_NTH_ATTEMPT = 60
 const QUIT_TIMEOUT_MS = 1000
 
-/** REDIS_URL, or undefined when it is unset or blank. */
-export function redisUrlFromEnv(): string | undefined {
-  const url = process.env.REDIS_URL
-  return url === undefined || url.trim() === '' ? undefined : url
-}
-
 /** True when the environment names a Redis: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES. */
 export function redisConfiguredInEnv(): boolean {
   return ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].some((name) => (process.env[name] ?? '').trim() !== '')

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
-  if (config.nodeEnv === 'production' && config.rateLimit.redisUrl === undefined) {
+  if (config.nodeEnv === 'production' && !sharesABudget(process.env)) {
     logger.warn(
       '[RateLimit] WARNING: NODE_ENV=production without REDIS_URL: every instance counts on its own, ' +
         'so N instances allow N times the limit. Set REDIS_URL to share one budget across the fleet.',
@@ -53,6 +53,11 @@ async function main(): Promise<void> {
       await RedisClientManager.close()
     },
   })
+}
+
+/** True when the environment names a Redis the fleet shares: one server, Sentinel or Cluster. */
+function sharesABudget(env: NodeJS.ProcessEnv): boolean {
+  return ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].some((name) => (env[name] ?? '').trim() !== '')
 }
 
 void main()

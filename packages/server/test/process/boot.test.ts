@@ -38,6 +38,13 @@ describe('boot', () => {
   })
 })
 
+describe('the production warning', () => {
+  it('is not given when the fleet shares a Sentinel or Cluster instead of REDIS_URL', async () => {
+    const server = await start({ NODE_ENV: 'production', REDIS_CLUSTER_NODES: `127.0.0.1:${await freePort()}` })
+    expect(server.output()).not.toContain('without REDIS_URL')
+  })
+})
+
 describe('a bad environment', () => {
   const secret = 'tok-s3cret-0123456789'
   it.each([

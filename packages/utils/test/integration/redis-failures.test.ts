@@ -159,7 +159,9 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
   })
 
   it('rides out a short stall without declaring an outage', async () => {
-    const r = await setUp({ maxRead: 1_000_000 })
+    // storeTimeoutMs 50: timeouts must persist for 150 ms to open, far above the 20 ms stall, so a
+    // busy machine stretching the stall does not make this test flaky.
+    const r = await setUp({ maxRead: 1_000_000, storeTimeoutMs: 50 })
     const load = startLoad(`${r.http.base}/items`, 100)
     await new Promise((done) => setTimeout(done, 300))
     await r.redis.signal('SIGSTOP')

@@ -1,6 +1,11 @@
 // The runnable server: check the env, initialise the limiters, build the app, listen, shut down cleanly.
 import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
-import { consoleLogger, RedisClientManager, redactCredentials } from '@universo/utils/rate-limiting'
+import {
+  consoleLogger,
+  RedisClientManager,
+  redactCredentials,
+  redisConfiguredInEnv,
+} from '@universo/utils/rate-limiting'
 
 import { createApp } from './app.js'
 import { describeConfigError, loadConfig } from './config.js'
@@ -19,7 +24,7 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
-  if (config.nodeEnv === 'production' && !sharesABudget(process.env)) {
+  if (config.nodeEnv === 'production' && !redisConfiguredInEnv()) {
     logger.warn(
       '[RateLimit] WARNING: NODE_ENV=production without REDIS_URL: every instance counts on its own, ' +
         'so N instances allow N times the limit. Set REDIS_URL to share one budget across the fleet.',
@@ -53,11 +58,6 @@ async function main(): Promise<void> {
       await RedisClientManager.close()
     },
   })
-}
-
-/** True when the environment names a Redis the fleet shares: one server, Sentinel or Cluster. */
-function sharesABudget(env: NodeJS.ProcessEnv): boolean {
-  return ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].some((name) => (env[name] ?? '').trim() !== '')
 }
 
 void main()

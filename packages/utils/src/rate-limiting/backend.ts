@@ -7,6 +7,7 @@ import { sharedConnection } from './redis-client-manager.js'
 import { redisConfiguredInEnv } from './redis-connection.js'
 import type { Topology } from './redis-topology.js'
 import { clusterOf } from './stores/redis-store.js'
+import { whenReady, type ReadyClient } from './injected-client.js'
 import { clusterBreakers, singleBreaker, type Breakers } from './breakers.js'
 import { StoreHealth } from './store-health.js'
 import { withTimeout, type GuardedRedisStore } from './stores/guarded-store.js'
@@ -76,7 +77,11 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
         })
       : await sharedConnection.attach(config.redisUrl, options)
   } else {
-    await settled(client)
+    // A handed-in client that is still connecting is waited for, so the set does not start degraded.
+    const status = (client as IoredisLike).status
+    if (status === 'connecting' || status === 'connect') {
+      await whenReady(client as unknown as ReadyClient, CONNECT_WAIT_MS).catch(() => undefined)
+    }
   }
   const commands = client
   const ioredis = client as IoredisLike
@@ -153,23 +158,6 @@ type IoredisLike = Partial<Pick<Redis, 'on' | 'off' | 'once' | 'status'>> & {
 
 /** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
 const STALL_FACTOR = 3
-
-/** Waits (up to the connect timeout) for a handed-in client that is still connecting. */
-async function settled(client: RedisCommandClient): Promise<void> {
-  const ioredis = client as IoredisLike
-  if (ioredis.status !== 'connecting' && ioredis.status !== 'connect') return
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, CONNECT_WAIT_MS)
-    function done(): void {
-      clearTimeout(timer)
-      ioredis.off?.('ready', done)
-      ioredis.off?.('end', done)
-      resolve()
-    }
-    ioredis.once?.('ready', done)
-    ioredis.once?.('end', done)
-  })
-}
 
 const CONNECT_WAIT_MS = 10_000
 

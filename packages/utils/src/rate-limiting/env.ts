@@ -1,4 +1,5 @@
 // Reads the rate-limit settings from the environment, with errors that name the variable.
+import { envFlag, envValue, shownValue, type Env } from './env-values.js'
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './options.js'
 import type { StoreErrorPolicy } from './store-health.js'
@@ -28,8 +29,6 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
   'REDIS_TLS_REJECT_UNAUTHORIZED',
 ] as const)
 
-type Env = Readonly<Record<string, string | undefined>>
-
 /** The settings the environment gives. Unset or blank variables are left out, so defaults apply. */
 export type RateLimitEnvConfig = Pick<
   RateLimitConfig,
@@ -45,7 +44,7 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
   const config: { -readonly [K in keyof RateLimitEnvConfig]: RateLimitEnvConfig[K] } = {}
   // Checks REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES, credentials and REDIS_TLS_* together.
   redisTargetFromEnv(env)
-  const redisUrl = value(env, 'REDIS_URL')
+  const redisUrl = envValue(env, 'REDIS_URL')
   if (redisUrl !== undefined) config.redisUrl = redisUrl
   const windowMs = integer(env, 'RATE_LIMIT_WINDOW_MS', MIN_WINDOW_MS, MAX_WINDOW_MS)
   if (windowMs !== undefined) config.windowMs = windowMs
@@ -53,7 +52,7 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
   if (maxRead !== undefined) config.maxRead = maxRead
   const maxWrite = integer(env, 'RATE_LIMIT_WRITE_MAX', 1, Number.MAX_SAFE_INTEGER)
   if (maxWrite !== undefined) config.maxWrite = maxWrite
-  const policy = value(env, 'RATE_LIMIT_ON_STORE_ERROR')
+  const policy = envValue(env, 'RATE_LIMIT_ON_STORE_ERROR')
   if (policy !== undefined) {
     if (!STORE_ERROR_POLICIES.includes(policy as StoreErrorPolicy)) {
       throw invalidEnv('RATE_LIMIT_ON_STORE_ERROR', `one of ${STORE_ERROR_POLICIES.join(', ')}`, policy)
@@ -62,26 +61,15 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
   }
   const instances = integer(env, 'RATE_LIMIT_INSTANCES', 1, MAX_INSTANCES)
   if (instances !== undefined) config.instances = instances
-  const requireRedis = value(env, 'RATE_LIMIT_REQUIRE_REDIS')
-  if (requireRedis !== undefined) {
-    const lower = requireRedis.toLowerCase()
-    if (!['true', 'false', '1', '0'].includes(lower)) {
-      throw invalidEnv('RATE_LIMIT_REQUIRE_REDIS', 'true or false', requireRedis)
-    }
-    config.requireRedis = lower === 'true' || lower === '1'
-  }
+  const requireRedis = envFlag(env, 'RATE_LIMIT_REQUIRE_REDIS', ERROR_CODES.INVALID_ENV)
+  if (requireRedis !== undefined) config.requireRedis = requireRedis
   const timeout = integer(env, 'RATE_LIMIT_STORE_TIMEOUT_MS', 1, MAX_STORE_TIMEOUT_MS)
   if (timeout !== undefined) config.storeTimeoutMs = timeout
   return config
 }
 
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]
-  return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
-}
-
 function integer(env: Env, name: string, min: number, max: number): number | undefined {
-  const raw = value(env, name)
+  const raw = envValue(env, name)
   if (raw === undefined) return undefined
   const parsed = /^\d+$/.test(raw) ? Number(raw) : Number.NaN
   if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
@@ -93,9 +81,7 @@ function integer(env: Env, name: string, min: number, max: number): number | und
 }
 
 function invalidEnv(name: string, allowed: string, raw: string): RateLimitError {
-  return new RateLimitError(
-    ERROR_CODES.INVALID_ENV,
-    `${name} must be ${allowed}, got ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 37)}...` : raw)}`,
-    { option: name },
-  )
+  return new RateLimitError(ERROR_CODES.INVALID_ENV, `${name} must be ${allowed}, got ${shownValue(raw)}`, {
+    option: name,
+  })
 }

@@ -11,7 +11,7 @@ import {
   type RedisClient,
 } from './redis-client-factory.js'
 import { describeTarget, redisTargetFromEnv, type RedisTarget, type Topology } from './redis-topology.js'
-import { parseRedisUrl } from './redis-url.js'
+import { checkInjected, whenReady } from './injected-client.js'
 
 export { CONNECTION_NAME, MAX_RETRIES_PER_REQUEST }
 export type { RedisClient }
@@ -297,52 +297,6 @@ export class RedisConnection {
     return ready
   }
 }
-
-/** A handed-in client serves every call, but an explicit URL for another server is a conflict, not a silent swap. */
-function checkInjected(client: Redis, url: string | undefined): void {
-  if (url === undefined) return
-  const endpoint = parseRedisUrl(url, 'redisUrl')
-  const { host = 'localhost', port = 6379, db = 0 } = client.options
-  const same = endpoint.port === port && endpoint.db === db && sameHost(endpoint.host, host)
-  if (!same) {
-    throw new RateLimitError(
-      ERROR_CODES.REDIS_CLIENT_CONFLICT,
-      `redisUrl asks for ${endpoint.safeUrl}, but the client handed to RedisClientManager.setClient ` +
-        `connects to ${host}:${port}/${db}; one process holds one Redis connection`,
-      { option: 'redisUrl' },
-    )
-  }
-}
-
-/** A handed-in client, connected: started if it is lazy, waited for if it is connecting. */
-async function whenReady(client: Redis, timeoutMs: number): Promise<Redis> {
-  if (client.status === 'ready') return client
-  if (client.status === 'wait') client.connect().catch(() => undefined)
-  await new Promise<void>((resolve, reject) => {
-    const done = (error?: Error): void => {
-      clearTimeout(timer)
-      client.off('ready', onReady)
-      client.off('end', onEnd)
-      if (error) reject(error)
-      else resolve()
-    }
-    const onReady = (): void => done()
-    const onEnd = (): void => done(timeoutError('the handed-in client ended before it was ready'))
-    const timer = setTimeout(
-      () => done(timeoutError(`the handed-in client was not ready within ${timeoutMs} ms`)),
-      timeoutMs,
-    )
-    client.once('ready', onReady)
-    client.once('end', onEnd)
-  })
-  return client
-}
-
-const timeoutError = (why: string): RateLimitError =>
-  new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`)
-
-const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1'])
-const sameHost = (a: string, b: string): boolean => a === b || (LOCAL_NAMES.has(a) && LOCAL_NAMES.has(b))
 
 /**
  * Ends the client and resolves once its socket is closed, so that "Connection closed" is true when

@@ -1,6 +1,7 @@
 // Which Redis to use, from the environment: one server (REDIS_URL), Sentinel, or Cluster, with TLS.
 import { readFileSync } from 'node:fs'
 
+import { envFlag, envValue, type Env } from './env-values.js'
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { redactCredentials } from './redact.js'
 import { parseRedisUrl, type RedisEndpoint } from './redis-url.js'
@@ -39,13 +40,6 @@ export type RedisTarget =
 
 export type Topology = RedisTarget['kind']
 
-type Env = Readonly<Record<string, string | undefined>>
-
-const value = (env: Env, name: string): string | undefined => {
-  const raw = env[name]
-  return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
-}
-
 const configError = (code: (typeof ERROR_CODES)[keyof typeof ERROR_CODES], option: string, message: string) =>
   new RateLimitError(code, message, { option })
 
@@ -69,10 +63,10 @@ export function parseNodeList(raw: string, variable: string): HostPort[] {
 
 /** REDIS_TLS_CA, REDIS_TLS_CERT, REDIS_TLS_KEY and REDIS_TLS_REJECT_UNAUTHORIZED, read and checked. */
 export function tlsFromEnv(env: Env, wanted: boolean): TlsSettings | undefined {
-  const caPath = value(env, 'REDIS_TLS_CA')
-  const certPath = value(env, 'REDIS_TLS_CERT')
-  const keyPath = value(env, 'REDIS_TLS_KEY')
-  const reject = value(env, 'REDIS_TLS_REJECT_UNAUTHORIZED')
+  const caPath = envValue(env, 'REDIS_TLS_CA')
+  const certPath = envValue(env, 'REDIS_TLS_CERT')
+  const keyPath = envValue(env, 'REDIS_TLS_KEY')
+  const reject = envValue(env, 'REDIS_TLS_REJECT_UNAUTHORIZED')
   if (!wanted) {
     const stray = [
       ['REDIS_TLS_CA', caPath],
@@ -97,13 +91,6 @@ export function tlsFromEnv(env: Env, wanted: boolean): TlsSettings | undefined {
       `${missing} must be set too: a client certificate needs both REDIS_TLS_CERT and REDIS_TLS_KEY`,
     )
   }
-  if (reject !== undefined && reject !== 'true' && reject !== 'false') {
-    throw configError(
-      ERROR_CODES.REDIS_TLS_INVALID,
-      'REDIS_TLS_REJECT_UNAUTHORIZED',
-      `REDIS_TLS_REJECT_UNAUTHORIZED must be true or false, got ${JSON.stringify(reject.slice(0, 20))}`,
-    )
-  }
   const read = (variable: string, path: string | undefined): Buffer | undefined => {
     if (path === undefined) return undefined
     try {
@@ -121,19 +108,8 @@ export function tlsFromEnv(env: Env, wanted: boolean): TlsSettings | undefined {
     ca: read('REDIS_TLS_CA', caPath),
     cert: read('REDIS_TLS_CERT', certPath),
     key: read('REDIS_TLS_KEY', keyPath),
-    rejectUnauthorized: reject !== 'false',
+    rejectUnauthorized: envFlag(env, 'REDIS_TLS_REJECT_UNAUTHORIZED', ERROR_CODES.REDIS_TLS_INVALID) ?? true,
   }
-}
-
-function boolean(env: Env, name: string): boolean {
-  const raw = value(env, name)
-  if (raw === undefined) return false
-  if (raw === 'true' || raw === 'false') return raw === 'true'
-  throw configError(
-    ERROR_CODES.REDIS_TLS_INVALID,
-    name,
-    `${name} must be true or false, got ${JSON.stringify(raw.slice(0, 20))}`,
-  )
 }
 
 /**
@@ -142,9 +118,9 @@ function boolean(env: Env, name: string): boolean {
  * given, takes the place of REDIS_URL.
  */
 export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisTarget | undefined {
-  const redisUrl = url ?? value(env, 'REDIS_URL')
-  const sentinels = value(env, 'REDIS_SENTINELS')
-  const clusterNodes = value(env, 'REDIS_CLUSTER_NODES')
+  const redisUrl = url ?? envValue(env, 'REDIS_URL')
+  const sentinels = envValue(env, 'REDIS_SENTINELS')
+  const clusterNodes = envValue(env, 'REDIS_CLUSTER_NODES')
   const set = [
     ['REDIS_URL', redisUrl],
     ['REDIS_SENTINELS', sentinels],
@@ -158,7 +134,7 @@ export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisT
       `${names} are both set; set exactly one: REDIS_URL (one server), REDIS_SENTINELS (Sentinel) or REDIS_CLUSTER_NODES (Cluster)`,
     )
   }
-  const username = value(env, 'REDIS_USERNAME')
+  const username = envValue(env, 'REDIS_USERNAME')
   const password = env.REDIS_PASSWORD === undefined || env.REDIS_PASSWORD === '' ? undefined : env.REDIS_PASSWORD
   if (redisUrl !== undefined) {
     const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
@@ -171,15 +147,15 @@ export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisT
       ['REDIS_SENTINEL_MASTER', 'it belongs with REDIS_SENTINELS'],
       ['REDIS_SENTINEL_PASSWORD', 'it belongs with REDIS_SENTINELS'],
     ] as const) {
-      if (value(env, name) !== undefined) {
+      if (envValue(env, name) !== undefined) {
         throw configError(ERROR_CODES.REDIS_TOPOLOGY_CONFLICT, name, `${name} is not read with ${source}; ${fix}`)
       }
     }
     return { kind: 'standalone', endpoint, tls: tlsFromEnv(env, endpoint.tls) }
   }
-  const tls = tlsFromEnv(env, boolean(env, 'REDIS_TLS'))
+  const tls = tlsFromEnv(env, envFlag(env, 'REDIS_TLS', ERROR_CODES.REDIS_TLS_INVALID) ?? false)
   if (sentinels !== undefined) {
-    const masterName = value(env, 'REDIS_SENTINEL_MASTER')
+    const masterName = envValue(env, 'REDIS_SENTINEL_MASTER')
     if (masterName === undefined || !/^[A-Za-z0-9._-]{1,64}$/.test(masterName)) {
       throw configError(
         ERROR_CODES.REDIS_NODES_INVALID,

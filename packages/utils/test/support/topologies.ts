@@ -47,6 +47,21 @@ function run(args: string[], dir: string, ready: string): Promise<RedisProcess> 
   })
 }
 
+/** Arguments every test server gets: loopback only, nothing written to disk. */
+const ephemeral = (dir: string): string[] => ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+
+/** Arguments of a server that speaks TLS with the test certificates. */
+const tlsServer = (files: TlsFiles, authClients: boolean): string[] => [
+  '--tls-cert-file',
+  files.serverCert,
+  '--tls-key-file',
+  files.serverKey,
+  '--tls-ca-cert-file',
+  files.ca,
+  '--tls-auth-clients',
+  authClients ? 'yes' : 'no',
+]
+
 const portIsFree = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
     const server = createServer()
@@ -121,20 +136,7 @@ export async function startCluster(
   const tls =
     options.tls === undefined
       ? []
-      : [
-          '--tls-cluster',
-          'yes',
-          '--tls-replication',
-          'yes',
-          '--tls-cert-file',
-          options.tls.serverCert,
-          '--tls-key-file',
-          options.tls.serverKey,
-          '--tls-ca-cert-file',
-          options.tls.ca,
-          '--tls-auth-clients',
-          'no',
-        ]
+      : ['--tls-cluster', 'yes', '--tls-replication', 'yes', ...tlsServer(options.tls, false)]
   const auth =
     options.password === undefined ? [] : ['--requirepass', options.password, '--masterauth', options.password]
   const nodes: RedisProcess[] = []
@@ -145,8 +147,6 @@ export async function startCluster(
         await run(
           [
             ...(options.tls === undefined ? ['--port', String(port)] : ['--port', '0', '--tls-port', String(port)]),
-            '--bind',
-            '127.0.0.1',
             '--cluster-enabled',
             'yes',
             '--cluster-config-file',
@@ -157,12 +157,7 @@ export async function startCluster(
             options.requireFullCoverage === false ? 'no' : 'yes',
             ...auth,
             ...tls,
-            '--save',
-            '',
-            '--appendonly',
-            'no',
-            '--dir',
-            dir,
+            ...ephemeral(dir),
           ],
           dir,
           'Ready to accept connections',
@@ -252,7 +247,7 @@ export async function startSentinels(masterName = 'universo', password?: string)
   const started: RedisProcess[] = []
   const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password]
   dataPassword = password
-  const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...auth]
+  const common = [...ephemeral(dir), ...auth]
   try {
     const masterPort = await freePort()
     const master = await run(['--port', String(masterPort), ...common], dir, 'Ready to accept connections')
@@ -416,28 +411,7 @@ export async function startTlsServer(
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'universo-tls-redis-'))
   const server = await run(
-    [
-      '--port',
-      '0',
-      '--tls-port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--tls-cert-file',
-      files.serverCert,
-      '--tls-key-file',
-      files.serverKey,
-      '--tls-ca-cert-file',
-      files.ca,
-      '--tls-auth-clients',
-      requireClientCert ? 'yes' : 'no',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-    ],
+    ['--port', '0', '--tls-port', String(port), ...tlsServer(files, requireClientCert), ...ephemeral(dir)],
     dir,
     'Ready to accept connections',
   )

@@ -1,0 +1,27 @@
+// Reading one environment variable: trimmed, blank as unset, and true/false flags read one way.
+import { RateLimitError, type RateLimitErrorCode } from './errors.js'
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** The variable, trimmed; undefined when unset or blank. */
+export function envValue(env: Env, name: string): string | undefined {
+  const raw = env[name]
+  return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
+}
+
+/** A value as an error may show it: quoted and cut to `max` characters. */
+export const shownValue = (raw: string, max = 40): string =>
+  JSON.stringify(raw.length > max ? `${raw.slice(0, max - 3)}...` : raw)
+
+/**
+ * A true/false variable (`true`, `false`, `1`, `0`, any case); undefined when unset. Anything else
+ * throws a RateLimitError with `code`, naming the variable.
+ */
+export function envFlag(env: Env, name: string, code: RateLimitErrorCode): boolean | undefined {
+  const raw = envValue(env, name)
+  if (raw === undefined) return undefined
+  const lower = raw.toLowerCase()
+  if (lower === 'true' || lower === '1') return true
+  if (lower === 'false' || lower === '0') return false
+  throw new RateLimitError(code, `${name} must be true or false, got ${shownValue(raw)}`, { option: name })
+}

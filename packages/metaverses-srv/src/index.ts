@@ -8,6 +8,7 @@ export {
   NOT_INITIALIZED_MESSAGE,
   RateLimitersNotInitializedError,
   SERVICE_KEY_PREFIX,
+  SERVICE_METRICS_NAMESPACE,
   SERVICE_RATE_LIMITS,
 } from './rate-limiters.js'
 export type { ServiceRateLimitOptions } from './rate-limiters.js'

@@ -10,6 +10,9 @@ import {
 /** The keyPrefix of this service's counters in Redis. */
 export const SERVICE_KEY_PREFIX = 'metaverses-srv'
 
+/** The `namespace` label of the service's metrics and audit records, as the guide names it. */
+export const SERVICE_METRICS_NAMESPACE = 'metaverses'
+
 /** The service's limits; RATE_LIMIT_WINDOW_MS, RATE_LIMIT_READ_MAX and RATE_LIMIT_WRITE_MAX override them. */
 export const SERVICE_RATE_LIMITS = Object.freeze({ maxRead: 100, maxWrite: 60, windowMs: 15 * 60 * 1000 })
 
@@ -24,8 +27,8 @@ export class RateLimitersNotInitializedError extends Error {
   }
 }
 
-/** Options of initializeRateLimiters: any limiter option but the service's fixed keyPrefix. */
-export type ServiceRateLimitOptions = Omit<RateLimitConfig, 'keyPrefix'>
+/** Options of initializeRateLimiters: any limiter option but the service's fixed keyPrefix and namespace. */
+export type ServiceRateLimitOptions = Omit<RateLimitConfig, 'keyPrefix' | 'metricsNamespace'>
 
 let limiters: RateLimiters | undefined
 let initializing: Promise<RateLimiters> | undefined
@@ -69,7 +72,13 @@ export function initializeRateLimiters(options: ServiceRateLimitOptions = {}): P
 }
 
 function create(options: ServiceRateLimitOptions): Promise<RateLimiters> {
-  const config = { ...SERVICE_RATE_LIMITS, ...rateLimitConfigFromEnv(), ...options, keyPrefix: SERVICE_KEY_PREFIX }
+  const config = {
+    ...SERVICE_RATE_LIMITS,
+    ...rateLimitConfigFromEnv(),
+    ...options,
+    keyPrefix: SERVICE_KEY_PREFIX,
+    metricsNamespace: SERVICE_METRICS_NAMESPACE,
+  }
   return createRateLimiters(config)
 }
 

@@ -1,17 +1,22 @@
 // Builds the Express app from its dependencies: health, readiness, identity, then the lazily mounted API.
 import express, { Router, type ErrorRequestHandler, type Express } from 'express'
+import type { Registry } from 'prom-client'
 
 import { createMetaversesServiceRoutes, getRateLimiters, type MetaversesDataSource } from '@universo/metaverses-srv'
 import { redactCredentials, type RateLimitLogger } from '@universo/utils/rate-limiting'
 
 import { createEnsureAuth, createIdentify } from './auth.js'
 import type { ServerConfig } from './config.js'
+import { httpMetrics, metricsEndpoint } from './metrics.js'
 import { sendJsonError } from './responses.js'
 
 export interface AppDependencies {
-  readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'>
+  readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'> &
+    Partial<Pick<ServerConfig, 'metricsTokenHash'>>
   readonly dataSource: MetaversesDataSource
   readonly logger: RateLimitLogger
+  /** The registry to serve on GET /metrics (the limiters' and request latency). @default no /metrics */
+  readonly metricsRegistry?: Registry
   /** Builds the service router on the first API request. @default createMetaversesServiceRoutes */
   readonly createRoutes?: typeof createMetaversesServiceRoutes
 }
@@ -24,6 +29,7 @@ export function createApp({
   config,
   dataSource,
   logger,
+  metricsRegistry,
   createRoutes = createMetaversesServiceRoutes,
 }: AppDependencies): Express {
   const limiters = getRateLimiters()
@@ -32,6 +38,11 @@ export function createApp({
   // Off unless TRUST_PROXY says how many proxies to believe: otherwise X-Forwarded-For would
   // let every client pick a fresh IP, and with it a fresh budget.
   app.set('trust proxy', config.trustProxy)
+  if (metricsRegistry !== undefined) {
+    app.use(httpMetrics(metricsRegistry))
+    // For Prometheus: not rate-limited, and behind METRICS_TOKEN when it is set.
+    app.get('/metrics', metricsEndpoint(metricsRegistry, config.metricsTokenHash))
+  }
 
   // Liveness: the process answers. It never touches Redis and is not rate-limited.
   app.get('/health', (_req, res) => {

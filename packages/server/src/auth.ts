@@ -29,6 +29,9 @@ export function createIdentify(tokens: TokenTable): RequestHandler {
   }
 }
 
+/** True for a request made with an admin's token: the limiters' default `skip` (RATE_LIMIT_SKIP_ADMINS). */
+export const isAdmin = (req: Request): boolean => (req as IdentifiedRequest).user?.isAdmin === true
+
 /**
  * Runs after the rate limiter. With `required`, a request without a valid token gets 401. A token
  * that was sent but is unknown or malformed gets 401 either way, so a client learns its token is wrong.

@@ -25,7 +25,16 @@ export interface ServerConfig {
   readonly tokens: TokenTable
   /** REDIS_URL and RATE_LIMIT_*, checked by the rate-limiting library. */
   readonly rateLimit: RateLimitEnvConfig
+  /** RATE_LIMIT_SKIP_ADMINS: admins' requests bypass the limiters. @default true */
+  readonly skipAdmins: boolean
+  /** METRICS_TOKEN, as its SHA-256 (hex): /metrics then wants it as a bearer token. @default open */
+  readonly metricsTokenHash: string | undefined
+  /** LOG_LEVEL. @default 'info' */
+  readonly logLevel: LogLevel
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
 
 export const NODE_ENVS = ['development', 'production', 'staging', 'test'] as const
 export type NodeEnv = (typeof NODE_ENVS)[number]
@@ -59,10 +68,36 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     port: port(env),
     nodeEnv: nodeEnv(env),
     trustProxy: trustProxy(env),
-    authRequired: boolean(env, 'AUTH_REQUIRED'),
+    authRequired: boolean(env, 'AUTH_REQUIRED', false),
     tokens: apiTokens(env),
     rateLimit: rateLimitConfigFromEnv(env),
+    skipAdmins: boolean(env, 'RATE_LIMIT_SKIP_ADMINS', true),
+    metricsTokenHash: metricsToken(env),
+    logLevel: logLevel(env),
   }
+}
+
+function logLevel(env: Env): LogLevel {
+  const raw = value(env, 'LOG_LEVEL')
+  if (raw === undefined) return 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new ConfigError('LOG_LEVEL', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${shown(raw)}`)
+  }
+  return raw as LogLevel
+}
+
+/** METRICS_TOKEN's hash. The token is never shown, not even in an error: only its length is. */
+function metricsToken(env: Env): string | undefined {
+  const raw = value(env, 'METRICS_TOKEN')
+  if (raw === undefined) return undefined
+  if (raw.length < MIN_TOKEN_LENGTH || raw.length > MAX_TOKEN_LENGTH || !TOKEN.test(raw)) {
+    throw new ConfigError(
+      'METRICS_TOKEN',
+      `METRICS_TOKEN must be ${MIN_TOKEN_LENGTH}-${MAX_TOKEN_LENGTH} characters from A-Z a-z 0-9 . _ ~ + / = -, ` +
+        `got a value of ${raw.length} characters${TOKEN.test(raw) ? '' : ' with other characters'}`,
+    )
+  }
+  return tokenHash(raw)
 }
 
 function port(env: Env): number {
@@ -100,9 +135,9 @@ function trustProxy(env: Env): number | false {
   return hops
 }
 
-function boolean(env: Env, name: string): boolean {
+function boolean(env: Env, name: string, fallback: boolean): boolean {
   const raw = value(env, name)
-  if (raw === undefined) return false
+  if (raw === undefined) return fallback
   const lower = raw.toLowerCase()
   if (lower === 'true' || lower === '1') return true
   if (lower === 'false' || lower === '0') return false

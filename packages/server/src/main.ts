@@ -1,28 +1,27 @@
 // The runnable server: check the env, initialise the limiters, build the app, listen, shut down cleanly.
 import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
-import {
-  consoleLogger,
-  RedisClientManager,
-  redactCredentials,
-  redisConfiguredInEnv,
-} from '@universo/utils/rate-limiting'
+import { RedisClientManager, redactCredentials, redisConfiguredInEnv } from '@universo/utils/rate-limiting'
 
 import { createApp } from './app.js'
-import { describeConfigError, loadConfig } from './config.js'
+import { serverRateLimitOptions } from './boot.js'
+import { describeConfigError, loadConfig, type ServerConfig } from './config.js'
+import { createServerLogger } from './logger.js'
+import { createMetricsRegistry } from './metrics.js'
 import { installGracefulShutdown } from './shutdown.js'
 
-const logger = consoleLogger
-
 async function main(): Promise<void> {
-  let config
+  let config: ServerConfig
   try {
     config = loadConfig(process.env)
   } catch (error) {
     const line = describeConfigError(error)
     if (line === undefined) throw error
-    logger.error(`[Server] Invalid configuration: ${line}`)
+    // LOG_LEVEL may be the bad value: this one line is written at the default level.
+    createServerLogger('info').error(`[Server] Invalid configuration: ${line}`)
     process.exit(1)
   }
+  const logger = createServerLogger(config.logLevel)
+  const metricsRegistry = createMetricsRegistry()
 
   if (config.nodeEnv === 'production' && !redisConfiguredInEnv()) {
     logger.warn(
@@ -32,7 +31,7 @@ async function main(): Promise<void> {
   }
 
   try {
-    await initializeRateLimiters({ ...config.rateLimit, logger })
+    await initializeRateLimiters(serverRateLimitOptions(config, logger, metricsRegistry))
   } catch (error) {
     logger.error(
       `[Server] Failed to start: ${redactCredentials(error instanceof Error ? error.message : String(error))}`,
@@ -41,7 +40,7 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
-  const app = createApp({ config, dataSource: createInMemoryDataSource(), logger })
+  const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, metricsRegistry })
   const server = app.listen(config.port)
   server.on('listening', () => {
     logger.info(`[Server] Listening on http://localhost:${config.port} (pid ${process.pid})`)

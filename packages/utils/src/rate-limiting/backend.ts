@@ -49,7 +49,9 @@ function degradedLine(config: ResolvedRateLimitConfig, types: readonly RateLimit
     case 'allow':
       return 'failing open (onStoreError allow): requests pass without a limit until Redis is back'
     case 'deny':
-      return 'failing closed (onStoreError deny): requests get 503 until Redis is back'
+      return config.shadow
+        ? 'onStoreError deny, not enforced in shadow mode: requests pass without a limit until Redis is back'
+        : 'failing closed (onStoreError deny): requests get 503 until Redis is back'
     case 'fallback': {
       const limits = types.map((type) => {
         const max = maxFor(config, type)

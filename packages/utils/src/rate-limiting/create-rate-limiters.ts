@@ -1,23 +1,23 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
 import type { Request, RequestHandler } from 'express'
-import {
-  MemoryStore,
-  rateLimit,
-  type Options,
-  type RateLimitRequestHandler as LimiterHandler,
-} from 'express-rate-limit'
+import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler } from 'express-rate-limit'
 
 import { fallbackMax, openBackend, type Backend } from './backend.js'
+import { AuditLog } from './audit.js'
 import { degradedHandler } from './degraded.js'
+import { instrument } from './instrument.js'
 
 import { boundedKey } from './keys.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
+import { RateLimitMetrics } from './metrics.js'
 import { claimPrefix } from './prefix-registry.js'
 import { createProxyChecks } from './proxy-checks.js'
 import { rateLimitExceededHandler } from './response.js'
 import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
+import { MeteredMemoryStore } from './stores/metered-memory-store.js'
 import { createRedisStore } from './stores/redis-store.js'
+import { LimiterStats, type StoreKind } from './stats.js'
 import type {
   RateLimitConfig,
   RateLimiters,
@@ -26,8 +26,16 @@ import type {
   RateLimitType,
 } from './types.js'
 
-/** The options every express-rate-limit instance of one limiter shares. */
-function commonOptions(type: RateLimitType, config: ResolvedRateLimitConfig) {
+/** What every express-rate-limit instance of one limiter shares. */
+interface LimiterParts {
+  readonly type: RateLimitType
+  readonly config: ResolvedRateLimitConfig
+  readonly stats: LimiterStats
+  readonly audit: AuditLog | undefined
+}
+
+/** The options of one express-rate-limit instance of a limiter, counting in `store`. */
+function limiterOptions({ type, config, stats, audit }: LimiterParts, store: StoreKind) {
   const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
   return {
     windowMs: config.windowMs,
@@ -38,7 +46,7 @@ function commonOptions(type: RateLimitType, config: ResolvedRateLimitConfig) {
       checkProxy(request)
       return boundedKey(String(await config.keyGenerator(request)))
     },
-    handler: rateLimitExceededHandler(config.message),
+    handler: rateLimitExceededHandler({ message: config.message, shadow: config.shadow, stats, audit, store }),
     logger: loggerFor(config.logger, type),
   } satisfies Partial<Options>
 }
@@ -47,6 +55,7 @@ function buildLimiter(
   type: RateLimitType,
   config: ResolvedRateLimitConfig,
   backend: Backend,
+  metrics: RateLimitMetrics | undefined,
   release: () => void,
 ): RateLimitRequestHandler {
   const max = maxFor(config, type)
@@ -55,13 +64,27 @@ function buildLimiter(
       ? `[RateLimit:${type}] Using Redis store (distributed mode)`
       : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
+  if (config.shadow) {
+    config.logger.warn(`[RateLimit:${type}] Shadow mode: requests over the limit are reported, never blocked`)
+  }
   debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
-  const common = commonOptions(type, config)
+  const stats = new LimiterStats()
+  const audit = config.auditLog
+    ? new AuditLog({ logger: config.logger, namespace: config.metricsNamespace, type, windowMs: config.windowMs })
+    : undefined
+  const parts: LimiterParts = { type, config, stats, audit }
+  const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
+  const leaveMetrics = metrics?.join(
+    { namespace: config.metricsNamespace, type, stats, policy: config.onStoreError, inFallback },
+    backend.kind === 'redis' ? backend.client : undefined,
+  )
 
   if (backend.kind === 'memory') {
-    const store = new MemoryStore()
-    const handler = rateLimit({ ...common, limit: max, store })
-    return Object.assign(handler, {
+    const store = new MeteredMemoryStore(stats, 'memory')
+    const handler = rateLimit({ ...limiterOptions(parts, 'memory'), limit: max, store })
+    return Object.assign(instrument(handler, stats, config.skip), {
+      resetKey: handler.resetKey,
+      getKey: handler.getKey,
       status: (): RateLimitStoreStatus => ({
         store: 'memory',
         ready: true,
@@ -70,6 +93,7 @@ function buildLimiter(
       }),
       dispose(): void {
         release()
+        leaveMetrics?.()
         store.shutdown()
       },
     })
@@ -81,30 +105,39 @@ function buildLimiter(
     backend.client,
     breakers,
     config.storeTimeoutMs,
+    stats,
   )
   backend.stores.push(store)
-  const primary = rateLimit({ ...common, limit: max, store })
+  const primary = rateLimit({ ...limiterOptions(parts, 'redis'), limit: max, store })
   let fallback: LimiterHandler | undefined
-  const fallbackStore = new MemoryStore()
+  const fallbackStore = new MeteredMemoryStore(stats, 'fallback')
   // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
   const stopResetting = breakers.onChange((healthy) => {
     if (healthy) void fallbackStore.resetAll()
   })
-  const degraded = degradedHandler(config.onStoreError, () => {
-    fallback = rateLimit({ ...common, limit: fallbackMax(max, config.instances), store: fallbackStore })
+  const policy = degradedHandler(config.onStoreError, config.shadow, () => {
+    fallback = rateLimit({
+      ...limiterOptions(parts, 'fallback'),
+      limit: fallbackMax(max, config.instances),
+      store: fallbackStore,
+    })
     return fallback
   })
+  const degraded: RequestHandler = (req, res, next) => {
+    stats.degraded++
+    return policy(req, res, next)
+  }
 
   // Redis while it is healthy; the policy while the breaker is open, or when this call failed.
   // (With one circuit per cluster master, the store fails fast for keys on a lost master only.)
-  const middleware: RequestHandler = (req, res, next) => {
+  const decide: RequestHandler = (req, res, next) => {
     if (breakers.single && !breakers.healthy) return degraded(req, res, next)
     void primary(req, res, (error?: unknown) => {
       if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
       next(error)
     })
   }
-  return Object.assign(middleware, {
+  return Object.assign(instrument(decide, stats, config.skip), {
     async resetKey(key: string): Promise<void> {
       fallback?.resetKey(key)
       // express-rate-limit types this as void; our store returns a promise worth waiting for.
@@ -124,6 +157,7 @@ function buildLimiter(
     },
     dispose(): void {
       release()
+      leaveMetrics?.()
       stopResetting()
       fallbackStore.shutdown()
     },
@@ -148,10 +182,11 @@ async function createLimiters(types: readonly RateLimitType[], config: ResolvedR
   const releases: (() => void)[] = []
   try {
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
+    const metrics = config.metricsRegistry === undefined ? undefined : await RateLimitMetrics.on(config.metricsRegistry)
     const backend = await openBackend(config, types)
     let open = types.length
     return types.map((type, index) =>
-      buildLimiter(type, config, backend, () => {
+      buildLimiter(type, config, backend, metrics, () => {
         releases[index]!()
         if (--open === 0 && backend.kind === 'redis') backend.dispose()
       }),

@@ -11,16 +11,22 @@ const retryAfterSeconds = (): number => 1 + Math.floor(Math.random() * 5)
 
 /**
  * The middleware for a degraded limiter. `makeFallback` builds the in-memory limiter of the
- * fallback policy (only that policy needs one). Answers say nothing about Redis: a client only
- * needs to know when to retry.
+ * fallback policy (only that policy needs one). In shadow mode `deny` lets requests through.
+ * Answers say nothing about Redis: a client only needs to know when to retry.
  */
-export function degradedHandler(policy: StoreErrorPolicy, makeFallback: () => RequestHandler): RequestHandler {
+export function degradedHandler(
+  policy: StoreErrorPolicy,
+  shadow: boolean,
+  makeFallback: () => RequestHandler,
+): RequestHandler {
   switch (policy) {
     case 'fallback':
       return makeFallback()
     case 'allow':
       return (_req, _res, next) => next()
     case 'deny':
+      // Shadow mode never blocks, not even while Redis is away.
+      if (shadow) return (_req, _res, next) => next()
       return (_req, res) => {
         const retryAfter = retryAfterSeconds()
         res.setHeader('Retry-After', String(retryAfter))

@@ -16,6 +16,7 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
   'RATE_LIMIT_INSTANCES',
   'RATE_LIMIT_REQUIRE_REDIS',
   'RATE_LIMIT_STORE_TIMEOUT_MS',
+  'RATE_LIMIT_SHADOW',
   'REDIS_SENTINELS',
   'REDIS_SENTINEL_MASTER',
   'REDIS_SENTINEL_PASSWORD',
@@ -32,11 +33,19 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
 /** The settings the environment gives. Unset or blank variables are left out, so defaults apply. */
 export type RateLimitEnvConfig = Pick<
   RateLimitConfig,
-  'redisUrl' | 'windowMs' | 'maxRead' | 'maxWrite' | 'onStoreError' | 'instances' | 'requireRedis' | 'storeTimeoutMs'
+  | 'redisUrl'
+  | 'windowMs'
+  | 'maxRead'
+  | 'maxWrite'
+  | 'onStoreError'
+  | 'instances'
+  | 'requireRedis'
+  | 'storeTimeoutMs'
+  | 'shadow'
 >
 
 /**
- * REDIS_URL, RATE_LIMIT_WINDOW_MS, RATE_LIMIT_READ_MAX and RATE_LIMIT_WRITE_MAX, checked. A bad
+ * The variables of RATE_LIMIT_ENV_VARS, checked. A bad
  * value throws a RateLimitError naming the variable, its value and what it accepts; a URL's
  * password is never shown.
  */
@@ -65,6 +74,8 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
   if (requireRedis !== undefined) config.requireRedis = requireRedis
   const timeout = integer(env, 'RATE_LIMIT_STORE_TIMEOUT_MS', 1, MAX_STORE_TIMEOUT_MS)
   if (timeout !== undefined) config.storeTimeoutMs = timeout
+  const shadow = envFlag(env, 'RATE_LIMIT_SHADOW', ERROR_CODES.INVALID_ENV)
+  if (shadow !== undefined) config.shadow = shadow
   return config
 }
 

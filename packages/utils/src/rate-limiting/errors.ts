@@ -31,6 +31,10 @@ export const ERROR_CODES = Object.freeze({
   REDIS_CLIENT_CONFLICT: 'ERR_REDIS_CLIENT_CONFLICT',
   /** The connection was closed by RedisClientManager.close() while a caller waited for it. */
   REDIS_CLOSED: 'ERR_REDIS_CLOSED',
+  /** metricsRegistry already holds a metric with one of the limiters' names, registered by someone else. */
+  METRICS_CONFLICT: 'ERR_RATE_LIMIT_METRICS_CONFLICT',
+  /** metricsRegistry was given, but the prom-client package cannot be loaded. */
+  METRICS_UNAVAILABLE: 'ERR_RATE_LIMIT_METRICS_UNAVAILABLE',
 } as const)
 
 export type RateLimitErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]

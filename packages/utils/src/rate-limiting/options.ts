@@ -5,7 +5,9 @@ import { redactCredentials } from './redact.js'
 import { parseRedisUrl } from './redis-url.js'
 import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
 import type { StoreErrorPolicy } from './store-health.js'
-import type { RateLimitConfig, RateLimitType, RedisCommandClient } from './types.js'
+import type { Registry } from 'prom-client'
+
+import type { RateLimitConfig, RateLimitType, RedisCommandClient, SkipFunction } from './types.js'
 
 /** The guide's defaults. */
 export const DEFAULT_RATE_LIMIT_CONFIG = Object.freeze({
@@ -21,6 +23,8 @@ export const DEFAULT_RATE_LIMIT_CONFIG = Object.freeze({
   instances: 1,
   requireRedis: false,
   storeTimeoutMs: 30,
+  shadow: false,
+  auditLog: true,
 } as const)
 
 /** Options after defaults, checked. */
@@ -41,6 +45,11 @@ export interface ResolvedRateLimitConfig {
   readonly instances: number
   readonly requireRedis: boolean
   readonly storeTimeoutMs: number
+  readonly skip: SkipFunction | undefined
+  readonly shadow: boolean
+  readonly auditLog: boolean
+  readonly metricsRegistry: Registry | undefined
+  readonly metricsNamespace: string
 }
 
 export const RATE_LIMIT_TYPES: readonly RateLimitType[] = Object.freeze(['read', 'write', 'custom'])
@@ -64,6 +73,11 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RateLimitConfig>([
   'instances',
   'requireRedis',
   'storeTimeoutMs',
+  'skip',
+  'shadow',
+  'auditLog',
+  'metricsRegistry',
+  'metricsNamespace',
 ])
 
 export const STORE_ERROR_POLICIES: readonly StoreErrorPolicy[] = Object.freeze(['fallback', 'allow', 'deny'])
@@ -74,6 +88,7 @@ export const MIN_WINDOW_MS = 1000
 /** The largest delay a Node timer takes; express-rate-limit's MemoryStore refuses more. */
 export const MAX_WINDOW_MS = 2 ** 31 - 1
 const KEY_PREFIX = /^[A-Za-z0-9._{}-]{1,64}$/
+const METRICS_NAMESPACE = /^[A-Za-z0-9._-]{1,64}$/
 
 function invalid(option: string, allowed: string, value: unknown): RateLimitError {
   return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${show(value)}`, { option })
@@ -179,6 +194,25 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     throw invalid('onStoreError', `one of ${STORE_ERROR_POLICIES.join(', ')}`, merged.onStoreError)
   }
   if (typeof merged.requireRedis !== 'boolean') throw invalid('requireRedis', 'true or false', merged.requireRedis)
+  if (merged.skip !== undefined && typeof merged.skip !== 'function') {
+    throw invalid('skip', 'a function (request) => boolean', merged.skip)
+  }
+  if (typeof merged.shadow !== 'boolean') throw invalid('shadow', 'true or false', merged.shadow)
+  if (typeof merged.auditLog !== 'boolean') throw invalid('auditLog', 'true or false', merged.auditLog)
+  const registry = merged.metricsRegistry
+  if (
+    registry !== undefined &&
+    (typeof registry !== 'object' ||
+      registry === null ||
+      !['registerMetric', 'getSingleMetric', 'metrics'].every((m) => typeof (registry as never)[m] === 'function'))
+  ) {
+    throw invalid('metricsRegistry', 'a prom-client Registry', registry)
+  }
+  const metricsNamespace = merged.metricsNamespace ?? keyPrefix
+  const namespace: unknown = merged.metricsNamespace
+  if (namespace !== undefined && (typeof namespace !== 'string' || !METRICS_NAMESPACE.test(namespace))) {
+    throw invalid('metricsNamespace', '1-64 characters from A-Z a-z 0-9 . _ -', namespace)
+  }
 
   return Object.freeze({
     onStoreError: merged.onStoreError,
@@ -209,6 +243,11 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     keyGenerator,
     legacyHeaders: merged.legacyHeaders,
     logger,
+    skip: merged.skip,
+    shadow: merged.shadow,
+    auditLog: merged.auditLog,
+    metricsRegistry: registry,
+    metricsNamespace,
   })
 }
 

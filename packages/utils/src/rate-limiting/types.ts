@@ -1,5 +1,7 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
+import type { Request } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
+import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from './keys.js'
 import type { RateLimitLogger } from './logger.js'
@@ -22,6 +24,12 @@ export type RateLimitType = 'read' | 'write' | 'custom'
 export interface RedisCommandClient {
   call(command: string, ...args: string[]): Promise<unknown>
 }
+
+/**
+ * Whether a request bypasses the limiter: true lets it through without counting it (it is counted
+ * in rate_limit_skipped_total instead). Truthy values count as true.
+ */
+export type SkipFunction = (request: Request) => boolean | undefined | Promise<boolean | undefined>
 
 /** Options of createRateLimiter and createRateLimiters. Unknown keys are rejected. */
 export interface RateLimitConfig {
@@ -92,6 +100,33 @@ export interface RateLimitConfig {
    * the policy and the circuit opens. An integer 1-10000. @default 30
    */
   storeTimeoutMs?: number
+  /**
+   * Requests to let through without counting them, such as admins'. Runs before the key generator;
+   * a throw or rejection goes to Express's error handler. @default none (every request counts)
+   */
+  skip?: SkipFunction
+  /**
+   * Shadow mode: count, send the RateLimit headers, report metrics and write the audit log, but never
+   * block. A request over the limit goes on (without Retry-After) and is counted in
+   * rate_limit_shadow_rejections_total; under onStoreError 'deny' an outage lets requests through too.
+   * For rolling out a new limit safely. @default false (RATE_LIMIT_SHADOW)
+   */
+  shadow?: boolean
+  /**
+   * Write `[RateLimit:<type>] Rate limit exceeded` with a RateLimitAuditRecord through `logger.warn`,
+   * once per client key and window. @default true
+   */
+  auditLog?: boolean
+  /**
+   * A prom-client Registry to report the limiters' metrics on (see docs/observability.md). Without
+   * it no metric exists and prom-client is never loaded. @default none
+   */
+  metricsRegistry?: Registry
+  /**
+   * The `namespace` label of the metrics and audit records, usually the service name. 1-64
+   * characters from `A-Z a-z 0-9 . _ -`. @default keyPrefix
+   */
+  metricsNamespace?: string
 }
 
 /** An Express middleware that limits one type of request: express-rate-limit's handler, plus dispose. */

@@ -9,6 +9,7 @@ import { singleBreaker } from '../../src/rate-limiting/breakers.js'
 import { StoreHealth } from '../../src/rate-limiting/store-health.js'
 import { GuardedRedisStore } from '../../src/rate-limiting/stores/guarded-store.js'
 import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
+import { LimiterStats } from '../../src/rate-limiting/stats.js'
 import { createApp } from '../support/app.js'
 import { hammer, listen, waitFor } from '../support/http.js'
 import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
@@ -160,7 +161,13 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
             logger: recordingLogger(),
           }),
       )
-      const store = new GuardedRedisStore(createRedisStore(client, keyPrefix, 'read'), client, breakers, 1000)
+      const store = new GuardedRedisStore(
+        createRedisStore(client, keyPrefix, 'read'),
+        client,
+        breakers,
+        1000,
+        new LimiterStats(),
+      )
       await store.init({ windowMs: 60_000 } as Options)
       return store
     }

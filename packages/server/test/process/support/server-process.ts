@@ -19,14 +19,36 @@ export interface ServerProcess {
   readonly pid: number
   readonly base: string
   readonly child: ChildProcess
-  /** stdout and stderr, interleaved as they arrived. */
+  /** stdout and stderr, interleaved as they arrived: pino's JSON lines, as written. */
   output(): string
+  /** Each log line's message (`msg` of pino's JSON; a line that is not JSON, as is). */
   lines(): string[]
+  /** Each JSON log line, parsed. */
+  records(): LogRecord[]
   /** Resolves when the output matches; rejects if the process exits first or after `timeoutMs`. */
   waitForOutput(pattern: string | RegExp, timeoutMs?: number): Promise<void>
   readonly exited: Promise<Exit>
   /** SIGTERM, and SIGKILL if it has not exited after 10 s. Our own process, by pid. */
   stop(): Promise<Exit>
+}
+
+/** One of pino's JSON lines. */
+export interface LogRecord {
+  readonly level: string
+  readonly msg: string
+  readonly [field: string]: unknown
+}
+
+function parseLine(line: string): LogRecord | undefined {
+  try {
+    const parsed: unknown = JSON.parse(line)
+    if (typeof parsed === 'object' && parsed !== null && typeof (parsed as LogRecord).msg === 'string') {
+      return parsed as LogRecord
+    }
+  } catch {
+    // Not JSON: a crash trace, say.
+  }
+  return undefined
 }
 
 export interface StartOptions {
@@ -97,7 +119,16 @@ export async function startServer(
     base: `http://127.0.0.1:${port}`,
     child,
     output: () => output,
-    lines: () => output.split('\n').filter((line) => line !== ''),
+    lines: () =>
+      output
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => parseLine(line)?.msg ?? line),
+    records: () =>
+      output
+        .split('\n')
+        .map(parseLine)
+        .filter((record) => record !== undefined),
     waitForOutput,
     exited,
     async stop() {

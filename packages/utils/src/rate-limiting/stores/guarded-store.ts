@@ -3,6 +3,7 @@ import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'exp
 import type { RedisStore } from 'rate-limit-redis'
 
 import type { Breakers } from '../breakers.js'
+import type { LimiterStats } from '../stats.js'
 import type { StoreHealth } from '../store-health.js'
 import type { RedisCommandClient } from '../types.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
@@ -53,6 +54,7 @@ export class GuardedRedisStore implements Store {
     private readonly client: RedisCommandClient,
     private readonly breakers: Breakers,
     private readonly timeoutMs: number,
+    private readonly stats: LimiterStats,
   ) {
     this.prefix = inner.prefix
     this.#unsubscribe = breakers.onEach((health, healthy) => {
@@ -91,7 +93,7 @@ export class GuardedRedisStore implements Store {
   }
 
   increment(key: string): Promise<IncrementResponse> {
-    return this.#guard(key, () => this.inner.increment(key))
+    return this.#guard(key, () => this.inner.increment(key), true)
   }
 
   get(key: string): Promise<ClientRateLimitInfo | undefined> {
@@ -112,9 +114,11 @@ export class GuardedRedisStore implements Store {
    * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
    * when a connection closed and are not to be resent).
    */
-  async #guard<T>(key: string, call: () => Promise<T>): Promise<T> {
+  async #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
     const health = this.breakers.for(this.inner.prefixKey(key))
     if (!health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
+    const observe = timed ? this.stats.observeStore : undefined
+    const start = observe === undefined ? 0 : performance.now()
     const generation = health.generation
     let abandon: (error: Error) => void = () => {}
     const abandoned = new Promise<never>((_resolve, reject) => {
@@ -124,9 +128,12 @@ export class GuardedRedisStore implements Store {
     try {
       const result = await Promise.race([withTimeout(call(), this.timeoutMs), abandoned])
       health.success(generation)
+      observe?.((performance.now() - start) / 1000, 'redis')
       return result
     } catch (error) {
-      health.failure(error, { generation, timeout: error instanceof StoreTimeoutError })
+      const timeout = error instanceof StoreTimeoutError
+      this.stats.storeErrors[timeout ? 'timeout' : 'error']++
+      health.failure(error, { generation, timeout })
       throw error instanceof StoreUnavailableError
         ? error
         : new StoreUnavailableError('Redis command failed', { cause: error })

@@ -1,0 +1,127 @@
+// The audit log: one structured warning per client key and window over the limit, however hard it floods.
+import type { Request } from 'express'
+import type { RateLimitInfo } from 'express-rate-limit'
+
+import type { RateLimitLogger } from './logger.js'
+import type { StoreKind } from './stats.js'
+import type { RateLimitType } from './types.js'
+
+/** The details of one `Rate limit exceeded` line. */
+export interface RateLimitAuditRecord {
+  readonly event: 'rate_limit_exceeded'
+  readonly namespace: string
+  readonly type: RateLimitType
+  /** The client key the request was counted under (a user, an IP or IPv6 /56, or `sha256:` of a long key). */
+  readonly key: string
+  /** `req.user.id`, when the request was authenticated. */
+  readonly userId?: string
+  readonly ip: string | undefined
+  readonly method: string
+  /** Where the limiter is mounted (`req.baseUrl`, plus the route pattern when used on a route): never ids. */
+  readonly route: string
+  readonly limit: number
+  readonly windowMs: number
+  /** When the client's window resets (ISO 8601); the next line for this key comes after it at the earliest. */
+  readonly resetTime: string | undefined
+  /** True when shadow mode let the request through. */
+  readonly shadow: boolean
+  /** Which store counted it: redis, memory, or the in-memory fallback during a Redis outage. */
+  readonly store: StoreKind
+  readonly timestamp: string
+}
+
+/** Client keys remembered per limiter, so each is logged once per window. Past it, clients are summed up. */
+export const MAX_AUDITED_KEYS = 10_000
+
+export interface AuditLogOptions {
+  readonly logger: RateLimitLogger
+  readonly namespace: string
+  readonly type: RateLimitType
+  readonly windowMs: number
+  readonly now?: () => number
+}
+
+/**
+ * Writes `[RateLimit:<type>] Rate limit exceeded` with a RateLimitAuditRecord, once per client key
+ * until that key's window resets. Memory is bounded by MAX_AUDITED_KEYS: past it, clients are not
+ * logged one by one, and one summary line per window says how many were left out.
+ */
+export class AuditLog {
+  /** Client key -> until when it has been logged (ms since the epoch). */
+  readonly #logged = new Map<string, number>()
+  #nextSweep = 0
+  #left = 0
+  #nextSummary = 0
+  readonly #now: () => number
+  readonly #tag: string
+
+  constructor(private readonly options: AuditLogOptions) {
+    this.#now = options.now ?? Date.now
+    this.#tag = `[RateLimit:${options.type}]`
+  }
+
+  /** Records one request over the limit; writes a line only for a key not logged in this window. */
+  exceeded(request: Request, info: RateLimitInfo, shadow: boolean, store: StoreKind): void {
+    const now = this.#now()
+    const until = this.#logged.get(info.key)
+    if (until !== undefined && until > now) return
+    if (until === undefined && !this.#room(now)) return this.#leftOut(now)
+    this.#logged.set(info.key, info.resetTime?.getTime() ?? now + this.options.windowMs)
+    this.options.logger.warn(`${this.#tag} Rate limit exceeded`, this.#record(request, info, shadow, store, now))
+  }
+
+  #record(request: Request, info: RateLimitInfo, shadow: boolean, store: StoreKind, now: number): RateLimitAuditRecord {
+    const { namespace, type, windowMs } = this.options
+    const userId = userIdOf(request)
+    return {
+      event: 'rate_limit_exceeded',
+      namespace,
+      type,
+      key: info.key,
+      ...(userId === undefined ? {} : { userId }),
+      ip: request.ip,
+      method: request.method,
+      route: routeOf(request),
+      limit: info.limit,
+      windowMs,
+      resetTime: info.resetTime?.toISOString(),
+      shadow,
+      store,
+      timestamp: new Date(now).toISOString(),
+    }
+  }
+
+  /** Whether one more key fits; when full, drops expired keys (at most once a second, so a flood stays cheap). */
+  #room(now: number): boolean {
+    if (this.#logged.size < MAX_AUDITED_KEYS) return true
+    if (now < this.#nextSweep) return false
+    this.#nextSweep = now + 1000
+    for (const [key, until] of this.#logged) if (until <= now) this.#logged.delete(key)
+    return this.#logged.size < MAX_AUDITED_KEYS
+  }
+
+  #leftOut(now: number): void {
+    this.#left++
+    if (now < this.#nextSummary) return
+    this.#nextSummary = now + this.options.windowMs
+    this.options.logger.warn(
+      `${this.#tag} Rate limit exceeded by more than ${MAX_AUDITED_KEYS} clients in one window: ` +
+        `${this.#left} not logged one by one (see rate_limit_rejections_total)`,
+    )
+    this.#left = 0
+  }
+}
+
+function userIdOf(request: Request): string | undefined {
+  const id = (request as { user?: { id?: unknown } }).user?.id
+  if (typeof id === 'string' && id !== '') return id
+  if (typeof id === 'number' && Number.isFinite(id)) return String(id)
+  return undefined
+}
+
+/** The mount path and route pattern, never the concrete path: ids in paths stay out of the logs. */
+function routeOf(request: Request): string {
+  const pattern: unknown = (request as { route?: { path?: unknown } }).route?.path
+  const route = request.baseUrl + (typeof pattern === 'string' ? pattern : '')
+  return route === '' ? '/' : route
+}

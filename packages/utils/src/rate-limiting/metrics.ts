@@ -1,0 +1,235 @@
+// Prometheus metrics of the limiters, on a prom-client registry the caller hands in. Nothing global.
+import type * as PromClient from 'prom-client'
+import type { Histogram, Registry } from 'prom-client'
+
+import { ERROR_CODES, RateLimitError } from './errors.js'
+import type { LimiterStats, StoreKind } from './stats.js'
+import type { StoreErrorPolicy } from './store-health.js'
+import type { RateLimitType } from './types.js'
+
+/** Every metric the limiters export, by name. Label values are bounded: no key, IP, user or path. */
+export const RATE_LIMIT_METRICS = Object.freeze({
+  requests: 'rate_limit_requests_total',
+  rejections: 'rate_limit_rejections_total',
+  shadowRejections: 'rate_limit_shadow_rejections_total',
+  skipped: 'rate_limit_skipped_total',
+  nearLimit: 'rate_limit_near_limit_total',
+  degraded: 'rate_limit_degraded_requests_total',
+  storeErrors: 'rate_limit_store_errors_total',
+  storeDuration: 'rate_limit_store_duration_seconds',
+  fallback: 'rate_limit_fallback_active',
+  poolSize: 'redis_connection_pool_size',
+  poolActive: 'redis_connection_pool_active',
+} as const)
+
+/** Store latency buckets, in seconds: 50 µs to 250 ms (a Redis call that takes longer has timed out). */
+export const STORE_DURATION_BUCKETS = Object.freeze([
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+])
+
+/** One limiter as the metrics see it. */
+export interface MeteredLimiter {
+  readonly namespace: string
+  readonly type: RateLimitType
+  readonly stats: LimiterStats
+  /** The onStoreError policy that decides requests while the store cannot be used. */
+  readonly policy: StoreErrorPolicy
+  /** True while the limiter cannot use the store it was made for. */
+  inFallback(): boolean
+}
+
+/** Something that holds Redis connections: an ioredis Redis or Cluster, or any other client. */
+interface PoolSource {
+  readonly status?: unknown
+  nodes?(role: 'all'): { status?: unknown }[]
+}
+
+type LeaveFn = () => void
+
+/** The limiters' metrics on one registry. Limiters join when created and leave when disposed. */
+export class RateLimitMetrics {
+  readonly #limiters = new Set<MeteredLimiter>()
+  /** Redis clients in use, with how many limiters use each: one connection is counted once. */
+  readonly #pools = new Map<PoolSource, number>()
+  #storeDuration!: Histogram<'namespace' | 'type' | 'store'>
+
+  private constructor() {}
+
+  /** The metrics on `registry`, created on first use. Throws if another party registered our names. */
+  static async on(registry: Registry): Promise<RateLimitMetrics> {
+    let metrics = BY_REGISTRY.get(registry)
+    if (metrics === undefined) {
+      metrics = new RateLimitMetrics()
+      await metrics.#register(registry)
+      BY_REGISTRY.set(registry, metrics)
+    }
+    return metrics
+  }
+
+  /**
+   * Adds a limiter (and the Redis client it uses, if any) to what is reported. Returns the function
+   * that removes it again.
+   */
+  join(limiter: MeteredLimiter, client: object | undefined): LeaveFn {
+    const labels = { namespace: limiter.namespace, type: limiter.type }
+    const byStore = new Map<StoreKind, ReturnType<typeof this.storeTimer>>()
+    limiter.stats.observeStore = (seconds, store) => {
+      let observe = byStore.get(store)
+      if (observe === undefined) byStore.set(store, (observe = this.storeTimer({ ...labels, store })))
+      observe(seconds)
+    }
+    this.#limiters.add(limiter)
+    const pool = client as PoolSource | undefined
+    if (pool !== undefined) this.#pools.set(pool, (this.#pools.get(pool) ?? 0) + 1)
+    return () => {
+      limiter.stats.observeStore = undefined
+      this.#limiters.delete(limiter)
+      if (pool === undefined) return
+      const users = (this.#pools.get(pool) ?? 1) - 1
+      if (users === 0) this.#pools.delete(pool)
+      else this.#pools.set(pool, users)
+    }
+  }
+
+  private storeTimer(labels: { namespace: string; type: string; store: StoreKind }): (seconds: number) => void {
+    const child = this.#storeDuration.labels(labels)
+    return (seconds) => child.observe(seconds)
+  }
+
+  async #register(registry: Registry): Promise<void> {
+    for (const name of Object.values(RATE_LIMIT_METRICS)) {
+      if (registry.getSingleMetric(name) !== undefined) {
+        throw new RateLimitError(
+          ERROR_CODES.METRICS_CONFLICT,
+          `metricsRegistry already has a metric named ${name}: give the limiters a registry of their own, ` +
+            'or the same one only through a single copy of @universo/utils',
+          { option: 'metricsRegistry' },
+        )
+      }
+    }
+    const { Counter, Gauge, Histogram } = await loadPromClient()
+    const registers = [registry]
+    const limiters = this.#limiters
+    const labelNames = ['namespace', 'type'] as const
+
+    /** A counter whose values are the limiters' running totals, read at scrape time. */
+    const total = (name: string, help: string, read: (stats: LimiterStats) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset()
+          for (const { namespace, type, stats } of limiters) this.inc({ namespace, type }, read(stats))
+        },
+      })
+    }
+    total(RATE_LIMIT_METRICS.requests, 'Requests counted by a rate limiter (skipped ones excluded).', (s) => s.requests)
+    total(RATE_LIMIT_METRICS.rejections, 'Requests answered 429 by a rate limiter.', (s) => s.rejections)
+    total(
+      RATE_LIMIT_METRICS.shadowRejections,
+      'Requests over the limit that shadow mode let through.',
+      (s) => s.shadowRejections,
+    )
+    total(RATE_LIMIT_METRICS.skipped, 'Requests the skip option let through uncounted.', (s) => s.skipped)
+    total(RATE_LIMIT_METRICS.nearLimit, 'Requests allowed with less than 20% of the budget left.', (s) => s.nearLimit)
+
+    new Counter({
+      name: RATE_LIMIT_METRICS.degraded,
+      help: 'Requests decided by the onStoreError policy while Redis could not be used.',
+      labelNames: [...labelNames, 'policy'],
+      registers,
+      collect() {
+        this.reset()
+        for (const { namespace, type, policy, stats } of limiters) this.inc({ namespace, type, policy }, stats.degraded)
+      },
+    })
+    new Counter({
+      name: RATE_LIMIT_METRICS.storeErrors,
+      help: 'Redis calls of a rate limiter that failed: kind is error (Redis answered an error or the connection dropped) or timeout.',
+      labelNames: [...labelNames, 'kind'],
+      registers,
+      collect() {
+        this.reset()
+        for (const { namespace, type, stats } of limiters) {
+          this.inc({ namespace, type, kind: 'error' }, stats.storeErrors.error)
+          this.inc({ namespace, type, kind: 'timeout' }, stats.storeErrors.timeout)
+        }
+      },
+    })
+    this.#storeDuration = new Histogram({
+      name: RATE_LIMIT_METRICS.storeDuration,
+      help: 'Time a rate limiter waited for its store to count a request, in seconds.',
+      labelNames: [...labelNames, 'store'],
+      buckets: [...STORE_DURATION_BUCKETS],
+      registers,
+    })
+    new Gauge({
+      name: RATE_LIMIT_METRICS.fallback,
+      help: '1 while a rate limiter cannot use Redis and runs on its onStoreError policy, else 0.',
+      labelNames,
+      registers,
+      collect() {
+        this.reset()
+        // Two limiters may share labels (one namespace, two key prefixes): either in fallback shows 1.
+        const values = new Map<string, { labels: { namespace: string; type: string }; value: number }>()
+        for (const limiter of limiters) {
+          const id = `${limiter.namespace}\0${limiter.type}`
+          const value = limiter.inFallback() ? 1 : 0
+          const held = values.get(id)
+          if (held === undefined)
+            values.set(id, { labels: { namespace: limiter.namespace, type: limiter.type }, value })
+          else held.value = Math.max(held.value, value)
+        }
+        for (const { labels, value } of values.values()) this.set(labels, value)
+      },
+    })
+    const pools = this.#pools
+    new Gauge({
+      name: RATE_LIMIT_METRICS.poolSize,
+      help: 'Redis connections the rate limiters hold in this process.',
+      registers,
+      collect() {
+        this.set(sum(pools.keys(), (pool) => connections(pool).length))
+      },
+    })
+    new Gauge({
+      name: RATE_LIMIT_METRICS.poolActive,
+      help: 'Redis connections of the rate limiters that are ready for commands.',
+      registers,
+      collect() {
+        this.set(sum(pools.keys(), (pool) => connections(pool).filter(ready).length))
+      },
+    })
+  }
+}
+
+const BY_REGISTRY = new WeakMap<Registry, RateLimitMetrics>()
+
+async function loadPromClient(): Promise<typeof PromClient> {
+  try {
+    return await import('prom-client')
+  } catch (error) {
+    throw new RateLimitError(
+      ERROR_CODES.METRICS_UNAVAILABLE,
+      'metricsRegistry needs the prom-client package, which could not be loaded: install prom-client ^15',
+      { option: 'metricsRegistry', cause: error },
+    )
+  }
+}
+
+/** The connections of a client: a Cluster's nodes, or the client itself. */
+function connections(pool: PoolSource): { status?: unknown }[] {
+  return typeof pool.nodes === 'function' ? pool.nodes('all') : [pool]
+}
+
+/** ioredis says `ready`; a client without a status (a test adapter) is taken as ready. */
+const ready = (connection: { status?: unknown }): boolean =>
+  connection.status === undefined || connection.status === 'ready'
+
+function sum<T>(items: Iterable<T>, count: (item: T) => number): number {
+  let total = 0
+  for (const item of items) total += count(item)
+  return total
+}

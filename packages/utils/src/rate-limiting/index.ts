@@ -10,6 +10,11 @@ export { defaultKeyGenerator, MAX_CLIENT_KEY_BYTES } from './keys.js'
 export { RATE_LIMIT_EXCEEDED } from './response.js'
 export { RATE_LIMIT_UNAVAILABLE } from './degraded.js'
 export { redactCredentials } from './redact.js'
+export { RATE_LIMIT_METRICS, STORE_DURATION_BUCKETS } from './metrics.js'
+export { MAX_AUDITED_KEYS } from './audit.js'
+export type { RateLimitAuditRecord } from './audit.js'
+export { NEAR_LIMIT_SHARE } from './stats.js'
+export type { StoreKind } from './stats.js'
 export { consoleLogger } from './logger.js'
 export { redisConfiguredInEnv } from './redis-connection.js'
 export type { RedisConnectOptions } from './redis-connection.js'
@@ -26,4 +31,5 @@ export type {
   RateLimitStoreStatus,
   RateLimitType,
   RedisCommandClient,
+  SkipFunction,
 } from './types.js'

@@ -4,6 +4,8 @@ import type { RateLimitLogger } from '../../src/rate-limiting/index.js'
 export interface RecordedLine {
   readonly level: 'info' | 'warn' | 'error'
   readonly message: string
+  /** What came after the message (an audit record, an error). */
+  readonly details: readonly unknown[]
 }
 
 export interface RecordingLogger extends RateLimitLogger {
@@ -20,7 +22,7 @@ export function recordingLogger(): RecordingLogger {
   const record =
     (level: RecordedLine['level']) =>
     (message: string, ...rest: unknown[]): void => {
-      lines.push({ level, message })
+      lines.push({ level, message, details: rest })
       details.push(message, ...rest.map((r) => (r instanceof Error ? `${r.message} ${r.stack}` : String(r))))
     }
   return {

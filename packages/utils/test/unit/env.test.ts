@@ -44,6 +44,11 @@ describe('rateLimitConfigFromEnv', () => {
     expect(rateLimitConfigFromEnv({ RATE_LIMIT_REQUIRE_REDIS: '0' })).toEqual({ requireRedis: false })
   })
 
+  it('reads shadow mode', () => {
+    expect(rateLimitConfigFromEnv({ RATE_LIMIT_SHADOW: 'true' })).toEqual({ shadow: true })
+    expect(rateLimitConfigFromEnv({ RATE_LIMIT_SHADOW: '0' })).toEqual({ shadow: false })
+  })
+
   it.each([
     ['RATE_LIMIT_READ_MAX', 'abc', 'a positive integer'],
     ['RATE_LIMIT_READ_MAX', '0', 'a positive integer'],
@@ -60,6 +65,7 @@ describe('rateLimitConfigFromEnv', () => {
     ['RATE_LIMIT_INSTANCES', '10001', 'an integer from 1 to 10000'],
     ['RATE_LIMIT_REQUIRE_REDIS', 'yes', 'true or false'],
     ['RATE_LIMIT_STORE_TIMEOUT_MS', '0', 'an integer from 1 to 10000'],
+    ['RATE_LIMIT_SHADOW', 'maybe', 'true or false'],
   ])('refuses %s=%s, naming the variable, the value and what it accepts', (name, value, allowed) => {
     const error = errorFor({ [name]: value })
     expect(error.code).toBe(ERROR_CODES.INVALID_ENV)

@@ -81,6 +81,14 @@ describe('option checks', () => {
     ['instances', 2.5, 'an integer from 1 to 10000'],
     ['requireRedis', 'true', 'true or false'],
     ['storeTimeoutMs', 0, 'an integer from 1 to 10000'],
+    ['skip', true, 'a function (request) => boolean'],
+    ['shadow', 'true', 'true or false'],
+    ['auditLog', 1, 'true or false'],
+    ['metricsRegistry', {}, 'a prom-client Registry'],
+    ['metricsRegistry', 'default', 'a prom-client Registry'],
+    ['metricsNamespace', '', '1-64 characters from A-Z a-z 0-9 . _ -'],
+    ['metricsNamespace', 'a b', '1-64 characters from A-Z a-z 0-9 . _ -'],
+    ['metricsNamespace', 7, '1-64 characters from A-Z a-z 0-9 . _ -'],
   ])('refuses %s = %o, naming the option, the value and what is allowed', async (option, value, allowed) => {
     const error = await rejectionOf({ [option]: value })
     expect(error.code).toBe(ERROR_CODES.INVALID_OPTION)

@@ -1,0 +1,61 @@
+// The audit log's bounds: once per key and window, and a fixed memory however many clients flood.
+import type { Request } from 'express'
+import type { RateLimitInfo } from 'express-rate-limit'
+import { describe, expect, it } from 'vitest'
+
+import { AuditLog, MAX_AUDITED_KEYS } from '../../src/rate-limiting/audit.js'
+import { recordingLogger } from '../support/logger.js'
+
+const WINDOW_MS = 60_000
+
+function rig() {
+  let now = Date.parse('2026-01-01T00:00:00Z')
+  const logger = recordingLogger()
+  const audit = new AuditLog({ logger, namespace: 'svc', type: 'read', windowMs: WINDOW_MS, now: () => now })
+  const request = { ip: '10.0.0.1', method: 'GET', baseUrl: '/api', route: undefined } as unknown as Request
+  const over = (key: string, resetInMs = WINDOW_MS): void => {
+    const info: RateLimitInfo = { key, limit: 1, used: 2, remaining: 0, resetTime: new Date(now + resetInMs) }
+    audit.exceeded(request, info, false, 'memory')
+  }
+  return { logger, over, advance: (ms: number) => (now += ms) }
+}
+
+const exceeded = (messages: string[]) => messages.filter((m) => m === '[RateLimit:read] Rate limit exceeded').length
+const summaries = (messages: string[]) => messages.filter((m) => m.includes('not logged one by one'))
+
+describe('AuditLog', () => {
+  it('logs a key again only after its window has reset', () => {
+    const { logger, over, advance } = rig()
+    over('a', 1000)
+    for (let i = 0; i < 100; i++) over('a', 1000)
+    expect(exceeded(logger.messages())).toBe(1)
+    advance(999)
+    over('a', 1)
+    expect(exceeded(logger.messages())).toBe(1)
+    advance(1)
+    over('a')
+    expect(exceeded(logger.messages())).toBe(2)
+  })
+
+  it(`remembers at most ${MAX_AUDITED_KEYS} keys; past that one summary per window counts the rest`, () => {
+    const { logger, over, advance } = rig()
+    for (let i = 0; i < MAX_AUDITED_KEYS; i++) over(`k${i}`)
+    expect(exceeded(logger.messages())).toBe(MAX_AUDITED_KEYS)
+
+    for (let i = 0; i < 5000; i++) over(`late${i}`)
+    expect(exceeded(logger.messages())).toBe(MAX_AUDITED_KEYS)
+    expect(summaries(logger.messages())).toEqual([
+      '[RateLimit:read] Rate limit exceeded by more than 10000 clients in one window: 1 not logged one by one (see rate_limit_rejections_total)',
+    ])
+    // Keys already logged stay quiet; new ones are summed into the next summary, a window later.
+    over('k1')
+    advance(WINDOW_MS / 2)
+    for (let i = 0; i < 10; i++) over(`later${i}`)
+    expect(summaries(logger.messages())).toHaveLength(1)
+
+    // Once the first keys' windows are over, there is room again, and new keys are logged.
+    advance(WINDOW_MS / 2)
+    over('fresh')
+    expect(exceeded(logger.messages())).toBe(MAX_AUDITED_KEYS + 1)
+  })
+})

@@ -17,7 +17,15 @@ function failure(env: Record<string, string>): Error & { code?: string } {
 describe('loadConfig', () => {
   it('has the documented defaults for an empty environment', () => {
     const config = loadConfig({})
-    expect(config).toMatchObject({ port: 3000, nodeEnv: 'development', trustProxy: false, authRequired: false })
+    expect(config).toMatchObject({
+      port: 3000,
+      nodeEnv: 'development',
+      trustProxy: false,
+      authRequired: false,
+      skipAdmins: true,
+      metricsTokenHash: undefined,
+      logLevel: 'info',
+    })
     expect(config.tokens.size).toBe(0)
     expect(config.rateLimit).toEqual({})
   })
@@ -56,8 +64,21 @@ describe('loadConfig', () => {
     ['AUTH_REQUIRED', '1', true],
     ['NODE_ENV', 'staging', 'staging'],
     ['PORT', ' 3001 ', 3001],
+    ['RATE_LIMIT_SKIP_ADMINS', 'false', false],
+    ['RATE_LIMIT_SKIP_ADMINS', '1', true],
+    ['LOG_LEVEL', 'debug', 'debug'],
+    ['LOG_LEVEL', 'silent', 'silent'],
+    ['METRICS_TOKEN', TOKEN_A, tokenHash(TOKEN_A)],
   ])('reads %s=%s', (name, value, expected) => {
-    const key = { TRUST_PROXY: 'trustProxy', AUTH_REQUIRED: 'authRequired', NODE_ENV: 'nodeEnv', PORT: 'port' }[name]!
+    const key = {
+      TRUST_PROXY: 'trustProxy',
+      AUTH_REQUIRED: 'authRequired',
+      NODE_ENV: 'nodeEnv',
+      PORT: 'port',
+      RATE_LIMIT_SKIP_ADMINS: 'skipAdmins',
+      LOG_LEVEL: 'logLevel',
+      METRICS_TOKEN: 'metricsTokenHash',
+    }[name]!
     expect(loadConfig({ [name]: value })).toHaveProperty(key, expected)
   })
 
@@ -76,11 +97,25 @@ describe('loadConfig', () => {
     ['RATE_LIMIT_READ_MAX', '0', 'RATE_LIMIT_READ_MAX must be a positive integer, got "0"'],
     ['RATE_LIMIT_WRITE_MAX', 'many', 'RATE_LIMIT_WRITE_MAX must be a positive integer, got "many"'],
     ['REDIS_URL', 'localhost:6379', 'REDIS_URL has unsupported scheme "localhost:"'],
+    ['RATE_LIMIT_SKIP_ADMINS', 'no', 'RATE_LIMIT_SKIP_ADMINS must be true or false, got "no"'],
+    ['RATE_LIMIT_SHADOW', 'on', 'RATE_LIMIT_SHADOW must be true or false, got "on"'],
+    ['LOG_LEVEL', 'verbose', 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "verbose"'],
   ])('refuses %s=%s with one line naming it', (name, value, message) => {
     const error = failure({ [name]: value })
     expect(error.message).toContain(message)
     expect(error.message).toMatch(new RegExp(`^${name} `))
     expect(error.message).not.toContain('\n')
+  })
+
+  it.each([
+    ['too short', 'short-secret', 'got a value of 12 characters'],
+    ['too long', 's'.repeat(600), 'got a value of 600 characters'],
+    ['with a space', 'a secret with spaces in it', 'got a value of 26 characters with other characters'],
+  ])('refuses a METRICS_TOKEN %s without printing it', (_what, token, shown) => {
+    const error = failure({ METRICS_TOKEN: token })
+    expect(error.message).toMatch(/^METRICS_TOKEN must be 16-512 characters from /)
+    expect(error.message).toContain(shown)
+    expect(error.message).not.toContain(token)
   })
 
   it('explains why TRUST_PROXY=true is refused', () => {

@@ -1,0 +1,91 @@
+// The Grafana dashboard asks only for metric names and labels that a running server really exports.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { exported, namesIn } from './support/promql.js'
+import { REPO_ROOT, startServer, type ServerProcess } from './support/server-process.js'
+
+interface Target {
+  readonly expr: string
+  readonly legendFormat?: string
+}
+interface Panel {
+  readonly title: string
+  readonly targets: readonly Target[]
+}
+interface Dashboard {
+  readonly panels: readonly Panel[]
+  readonly templating: { readonly list: readonly { readonly name: string; readonly definition: string }[] }
+}
+
+const DASHBOARD = join(REPO_ROOT, 'docs', 'grafana', 'rate-limiting.json')
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard
+
+/** The guide's four planned panels, by title. */
+const GUIDE_PANELS = [
+  'Rate-limit usage per endpoint',
+  'Redis connection health',
+  '429 rate over time',
+  'Latency percentiles (p50, p95, p99)',
+]
+
+let server: ServerProcess
+let metrics: Map<string, Set<string>>
+beforeAll(async () => {
+  server = await startServer({ RATE_LIMIT_READ_MAX: '2', API_TOKENS: 'admin-token-0123456789:root:admin' })
+  // Some of everything: counted, rejected, skipped, written.
+  for (let i = 0; i < 3; i++) await fetch(`${server.base}/api/v1/metaverses`)
+  await fetch(`${server.base}/api/v1/metaverses`, { headers: { Authorization: 'Bearer admin-token-0123456789' } })
+  await fetch(`${server.base}/api/v1/metaverses`, { method: 'POST' })
+  metrics = exported(await (await fetch(`${server.base}/metrics`)).text())
+})
+afterAll(async () => {
+  await server?.stop()
+})
+
+describe('the Grafana dashboard', () => {
+  it('has the guide’s four panels', () => {
+    expect(dashboard.panels.map((p) => p.title)).toEqual(expect.arrayContaining(GUIDE_PANELS))
+  })
+
+  it.each(dashboard.panels.flatMap((panel) => panel.targets.map((target) => [panel.title, target] as const)))(
+    '%s: uses only exported metrics and their labels',
+    (_title, { expr, legendFormat }) => {
+      const { metrics: used, labels } = namesIn(expr)
+      expect(used.size).toBeGreaterThan(0)
+      for (const name of used) {
+        expect([...metrics.keys()], `metric ${name} in ${expr}`).toContain(name)
+        for (const label of labels) expect([...metrics.get(name)!], `label ${label} of ${name}`).toContain(label)
+      }
+      for (const [, label] of (legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)) {
+        expect([...labels], `legend label ${label} of ${expr}`).toContain(label)
+      }
+    },
+  )
+
+  it('fills its namespace variable from an exported label', () => {
+    for (const variable of dashboard.templating.list) {
+      const [, metric, label] = /^label_values\((\w+),\s*(\w+)\)$/.exec(variable.definition) ?? []
+      expect(metrics.get(metric!), variable.definition).toBeDefined()
+      expect([...metrics.get(metric!)!]).toContain(label)
+    }
+  })
+})
+
+describe('the PromQL reader the check relies on', () => {
+  it('finds metric names and labels, and skips functions, ranges, strings and variables', () => {
+    const { metrics: used, labels } = namesIn(
+      'histogram_quantile(0.99, sum by (le, store) (rate(x_bucket{namespace=~"$namespace"}[$__rate_interval]))) / sum(y)',
+    )
+    expect([...used]).toEqual(['x_bucket', 'y'])
+    expect([...labels].sort()).toEqual(['le', 'namespace', 'store'])
+  })
+
+  it('reads sample lines with and without labels', () => {
+    const names = exported('# HELP a x\n# TYPE a counter\na{b="1",c="x,y"} 3\nd 4\n')
+    expect([...names.keys()]).toEqual(['a', 'd'])
+    expect([...names.get('a')!]).toEqual(['b', 'c'])
+  })
+})

@@ -56,7 +56,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bench/**'],
+    files: ['bench/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
 )

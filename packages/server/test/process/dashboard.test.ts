@@ -1,4 +1,5 @@
 // The Grafana dashboard asks only for metric names and labels that a running server really exports.
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -64,6 +65,14 @@ describe('the Grafana dashboard', () => {
       }
     },
   )
+
+  it('is drawn, up to date, in docs/grafana/rate-limiting.svg', () => {
+    const check = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'dashboard-diagram.mjs'), '--check'], {
+      encoding: 'utf8',
+    })
+    expect(check.stderr).toBe('')
+    expect(check.status).toBe(0)
+  })
 
   it('fills its namespace variable from an exported label', () => {
     for (const variable of dashboard.templating.list) {

@@ -22,6 +22,7 @@ interface Dashboard {
 }
 
 const DASHBOARD = join(REPO_ROOT, 'docs', 'grafana', 'rate-limiting.json')
+const ALERTS = join(REPO_ROOT, 'docs', 'prometheus', 'alerts.yml')
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard
 
 /** The guide's four planned panels, by title. */
@@ -81,6 +82,33 @@ describe('the Grafana dashboard', () => {
       expect([...metrics.get(metric!)!]).toContain(label)
     }
   })
+})
+
+describe('the Prometheus alert rules', () => {
+  const rules = [...readFileSync(ALERTS, 'utf8').matchAll(/^\s*- alert: (\w+)\n(?:\s*#.*\n)*\s*expr: (.+)$/gm)]
+
+  it('are all read', () => {
+    expect(rules.map(([, name]) => name)).toEqual([
+      'RateLimit429RateHigh',
+      'RateLimitFallback',
+      'RateLimitRedisConnectionsHigh',
+      'RateLimitStoreSlow',
+    ])
+  })
+
+  it.each(rules.map(([, name, expr]) => [name!, expr!]))(
+    '%s uses only exported metrics and their labels',
+    (_name, expr) => {
+      // `instance` is the label Prometheus adds to every scraped series.
+      const { metrics: used, labels } = namesIn(expr)
+      for (const name of used) {
+        expect([...metrics.keys()], `metric ${name}`).toContain(name)
+        for (const label of labels) {
+          if (label !== 'instance') expect([...metrics.get(name)!], `label ${label} of ${name}`).toContain(label)
+        }
+      }
+    },
+  )
 })
 
 describe('the PromQL reader the check relies on', () => {

@@ -18,8 +18,13 @@ const PROBE = `
   const names = ['createRateLimiter', 'createRateLimiters', 'RedisClientManager', 'RateLimitError', 'ERROR_CODES']
   const kinds = names.map((n) => n + ':' + typeof m[n])
   const limiters = await m.createRateLimiters({ keyPrefix: 'probe', logger: { info() {}, warn() {}, error() {} } })
-  console.log(JSON.stringify({ kinds, read: typeof limiters.read, write: typeof limiters.write }))
+  const { Registry } = await import('prom-client')
+  const registry = new Registry()
+  const metered = await m.createRateLimiters({ keyPrefix: 'metered', metricsRegistry: registry, logger: { info() {}, warn() {}, error() {} } })
+  const metrics = (await registry.metrics()).includes('rate_limit_requests_total{namespace="metered",type="read"} 0')
+  console.log(JSON.stringify({ kinds, read: typeof limiters.read, write: typeof limiters.write, metrics }))
   limiters.dispose()
+  metered.dispose()
 `
 
 describe('@universo/utils/rate-limiting as built', () => {
@@ -37,6 +42,7 @@ describe('@universo/utils/rate-limiting as built', () => {
     ],
     read: 'function',
     write: 'function',
+    metrics: true,
   }
 
   it('loads with require() from CommonJS and creates limiters', () => {

@@ -68,6 +68,12 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
       expect(ours, `connections on ${node.port}`).toHaveLength(3)
       client.disconnect()
     }
+    // And each process reports those three connections, all ready.
+    for (const server of servers) {
+      const metrics = await (await fetch(`${server.base}/metrics`)).text()
+      expect(metrics).toMatch(/^redis_connection_pool_size 3$/m)
+      expect(metrics).toMatch(/^redis_connection_pool_active 3$/m)
+    }
   })
 
   it('when a master is lost, its keys follow the policy and the other masters go on counting', async () => {
@@ -138,6 +144,10 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
         (r) => r.status,
       )
     for (const user of USERS) expect(await read(user)).toBe(200)
+    // One connection per master: the replicas, never read from, hold none.
+    const metrics = await (await fetch(`${server.base}/metrics`)).text()
+    expect(metrics).toMatch(/^redis_connection_pool_size 3$/m)
+    expect(metrics).toMatch(/^redis_connection_pool_active 3$/m)
     const [victimPort] = await cluster.masterPorts()
     const victim = cluster.nodes.find((n) => n.port === victimPort)!
     const onVictim = new Redis(victimPort!, '127.0.0.1')

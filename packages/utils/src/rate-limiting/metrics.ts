@@ -219,9 +219,14 @@ async function loadPromClient(): Promise<typeof PromClient> {
   }
 }
 
-/** The connections of a client: a Cluster's nodes, or the client itself. */
+/**
+ * The connections a client holds: a Cluster's nodes, or the client itself. A node ioredis created
+ * lazily and never connected (`wait`, a replica with reads on masters), or one closed for good
+ * (`end`), holds none.
+ */
 function connections(pool: PoolSource): { status?: unknown }[] {
-  return typeof pool.nodes === 'function' ? pool.nodes('all') : [pool]
+  const all = typeof pool.nodes === 'function' ? pool.nodes('all') : [pool]
+  return all.filter((connection) => connection.status !== 'wait' && connection.status !== 'end')
 }
 
 /** ioredis says `ready`; a client without a status (a test adapter) is taken as ready. */

@@ -1,4 +1,6 @@
 // The service's read and write limiters: created once at boot, shared by every router it builds.
+import type { Request } from 'express'
+
 import {
   consoleLogger,
   createRateLimiters,
@@ -27,8 +29,8 @@ export class RateLimitersNotInitializedError extends Error {
   }
 }
 
-/** Options of initializeRateLimiters: any limiter option but the service's fixed keyPrefix and namespace. */
-export type ServiceRateLimitOptions = Omit<RateLimitConfig, 'keyPrefix' | 'metricsNamespace'>
+/** Options of initializeRateLimiters: any limiter option but the service's fixed keyPrefix, namespace and audit routes. */
+export type ServiceRateLimitOptions = Omit<RateLimitConfig, 'keyPrefix' | 'metricsNamespace' | 'auditRoute'>
 
 let limiters: RateLimiters | undefined
 let initializing: Promise<RateLimiters> | undefined
@@ -71,6 +73,15 @@ export function initializeRateLimiters(options: ServiceRateLimitOptions = {}): P
   return initializing
 }
 
+/**
+ * The route pattern of a request as the limiter sees it (mounted on /metaverses, before routing):
+ * `/api/v1/metaverses` or `/api/v1/metaverses/:id`, never the id itself.
+ */
+export function serviceAuditRoute(req: Request): string {
+  const segments = req.path.split('/').filter((segment) => segment !== '').length
+  return req.baseUrl + (segments === 0 ? '' : segments === 1 ? '/:id' : '/:id/*')
+}
+
 function create(options: ServiceRateLimitOptions): Promise<RateLimiters> {
   const config = {
     ...SERVICE_RATE_LIMITS,
@@ -78,6 +89,7 @@ function create(options: ServiceRateLimitOptions): Promise<RateLimiters> {
     ...options,
     keyPrefix: SERVICE_KEY_PREFIX,
     metricsNamespace: SERVICE_METRICS_NAMESPACE,
+    auditRoute: serviceAuditRoute,
   }
   return createRateLimiters(config)
 }

@@ -38,11 +38,6 @@ export function createApp({
   // Off unless TRUST_PROXY says how many proxies to believe: otherwise X-Forwarded-For would
   // let every client pick a fresh IP, and with it a fresh budget.
   app.set('trust proxy', config.trustProxy)
-  if (metricsRegistry !== undefined) {
-    app.use(httpMetrics(metricsRegistry))
-    // For Prometheus: not rate-limited, and behind METRICS_TOKEN when it is set.
-    app.get('/metrics', metricsEndpoint(metricsRegistry, config.metricsTokenHash))
-  }
 
   // Liveness: the process answers. It never touches Redis and is not rate-limited.
   app.get('/health', (_req, res) => {
@@ -54,6 +49,13 @@ export function createApp({
     const store = limiters.status()
     res.status(store.ready ? 200 : 503).json({ status: store.ready ? 'ready' : 'degraded', ...store })
   })
+
+  if (metricsRegistry !== undefined) {
+    // For Prometheus: not rate-limited, and behind METRICS_TOKEN when it is set.
+    app.get('/metrics', metricsEndpoint(metricsRegistry, config.metricsTokenHash))
+    // Request latency of everything below: probes and scrapes above would only dilute it.
+    app.use(httpMetrics(metricsRegistry))
+  }
 
   app.use(createIdentify(config.tokens))
   const ensureAuth = createEnsureAuth(config.authRequired)

@@ -1,5 +1,5 @@
 // The server's logs: pino, one JSON object per line; the library's lines keep their words in `msg`.
-import { pino, stdSerializers, stdTimeFunctions, type DestinationStream, type Logger } from 'pino'
+import { pino, stdTimeFunctions, type DestinationStream, type Logger } from 'pino'
 
 import { redactCredentials, type RateLimitLogger } from '@universo/utils/rate-limiting'
 
@@ -49,11 +49,14 @@ function fieldsOf(details: unknown[]): Record<string, unknown> | undefined {
   return fields
 }
 
-function redactedError(error: Error): ReturnType<typeof stdSerializers.err> {
-  const serialized = stdSerializers.err(error)
-  return {
-    ...serialized,
-    message: redactCredentials(serialized.message),
-    stack: redactCredentials(serialized.stack),
-  }
+/** An error as a log field: its type, code, message and stack only, credentials redacted. */
+export function redactedError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { message: redactCredentials(String(error)) }
+  const { code } = error as { code?: unknown }
+  const fields: Record<string, unknown> = { type: error.name, message: redactCredentials(error.message) }
+  if (typeof code === 'string' || typeof code === 'number') fields.code = code
+  if (error.stack !== undefined) fields.stack = redactCredentials(error.stack)
+  if (error instanceof AggregateError) fields.aggregateErrors = error.errors.map(redactedError)
+  // Other properties (ioredis's ReplyError.command.args holds an AUTH password) are left out.
+  return fields
 }

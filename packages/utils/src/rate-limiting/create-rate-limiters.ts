@@ -7,7 +7,7 @@ import { AuditLog } from './audit.js'
 import { degradedHandler } from './degraded.js'
 import { instrument } from './instrument.js'
 
-import { boundedKey } from './keys.js'
+import { boundedKey, defaultKeyGenerator } from './keys.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { RateLimitMetrics } from './metrics.js'
@@ -70,7 +70,14 @@ function buildLimiter(
   debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
   const stats = new LimiterStats()
   const audit = config.auditLog
-    ? new AuditLog({ logger: config.logger, namespace: config.metricsNamespace, type, windowMs: config.windowMs })
+    ? new AuditLog({
+        logger: config.logger,
+        namespace: config.metricsNamespace,
+        type,
+        windowMs: config.windowMs,
+        hashKeys: config.keyGenerator !== defaultKeyGenerator,
+        ...(config.auditRoute === undefined ? {} : { route: config.auditRoute }),
+      })
     : undefined
   const parts: LimiterParts = { type, config, stats, audit }
   const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy

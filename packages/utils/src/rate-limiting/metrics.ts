@@ -3,7 +3,7 @@ import type * as PromClient from 'prom-client'
 import type { Histogram, Registry } from 'prom-client'
 
 import { ERROR_CODES, RateLimitError } from './errors.js'
-import type { LimiterStats, StoreKind } from './stats.js'
+import { LimiterStats, type StoreKind } from './stats.js'
 import type { StoreErrorPolicy } from './store-health.js'
 import type { RateLimitType } from './types.js'
 
@@ -22,9 +22,9 @@ export const RATE_LIMIT_METRICS = Object.freeze({
   poolActive: 'redis_connection_pool_active',
 } as const)
 
-/** Store latency buckets, in seconds: 50 µs to 250 ms (a Redis call that takes longer has timed out). */
+/** Store latency buckets, in seconds: 50 µs to 10 s (storeTimeoutMs goes up to 10 s). */
 export const STORE_DURATION_BUCKETS = Object.freeze([
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ])
 
 /** One limiter as the metrics see it. */
@@ -46,29 +46,53 @@ interface PoolSource {
 
 type LeaveFn = () => void
 
+/** Counter totals of one label set, kept when its limiters are disposed so that counters never go down. */
+interface Totals {
+  readonly namespace: string
+  readonly type: RateLimitType
+  readonly policy: StoreErrorPolicy
+  readonly stats: LimiterStats
+}
+
+/** The counters' running totals, by the name of the field in LimiterStats. */
+const COUNTED = ['requests', 'rejections', 'shadowRejections', 'skipped', 'nearLimit', 'degraded'] as const
+
 /** The limiters' metrics on one registry. Limiters join when created and leave when disposed. */
 export class RateLimitMetrics {
   readonly #limiters = new Set<MeteredLimiter>()
+  /** What disposed limiters had counted, by label set: added to the live ones at every scrape. */
+  readonly #retired = new Map<string, Totals>()
   /** Redis clients in use, with how many limiters use each: one connection is counted once. */
   readonly #pools = new Map<PoolSource, number>()
   #storeDuration!: Histogram<'namespace' | 'type' | 'store'>
+  /** The first metric registered, to tell whether the registry still holds ours (after registry.clear()). */
+  #marker: unknown
 
   private constructor() {}
 
   /** The metrics on `registry`, created on first use. Throws if another party registered our names. */
   static async on(registry: Registry): Promise<RateLimitMetrics> {
-    let metrics = BY_REGISTRY.get(registry)
-    if (metrics === undefined) {
-      metrics = new RateLimitMetrics()
-      await metrics.#register(registry)
-      BY_REGISTRY.set(registry, metrics)
+    const cached = BY_REGISTRY.get(registry)
+    if (cached !== undefined) {
+      const metrics = await cached
+      if (registry.getSingleMetric(RATE_LIMIT_METRICS.requests) === metrics.#marker) return metrics
     }
-    return metrics
+    // The promise is cached at once, so two limiter sets created together register once.
+    const created = (async () => {
+      const metrics = new RateLimitMetrics()
+      await metrics.#register(registry)
+      return metrics
+    })()
+    BY_REGISTRY.set(registry, created)
+    created.catch(() => {
+      if (BY_REGISTRY.get(registry) === created) BY_REGISTRY.delete(registry)
+    })
+    return created
   }
 
   /**
    * Adds a limiter (and the Redis client it uses, if any) to what is reported. Returns the function
-   * that removes it again.
+   * that removes it again; its counts stay in the totals.
    */
   join(limiter: MeteredLimiter, client: object | undefined): LeaveFn {
     const labels = { namespace: limiter.namespace, type: limiter.type }
@@ -82,13 +106,29 @@ export class RateLimitMetrics {
     const pool = client as PoolSource | undefined
     if (pool !== undefined) this.#pools.set(pool, (this.#pools.get(pool) ?? 0) + 1)
     return () => {
+      if (!this.#limiters.delete(limiter)) return
       limiter.stats.observeStore = undefined
-      this.#limiters.delete(limiter)
+      this.#retire(limiter)
       if (pool === undefined) return
       const users = (this.#pools.get(pool) ?? 1) - 1
       if (users === 0) this.#pools.delete(pool)
       else this.#pools.set(pool, users)
     }
+  }
+
+  #retire({ namespace, type, policy, stats }: MeteredLimiter): void {
+    const id = `${namespace}\0${type}\0${policy}`
+    let totals = this.#retired.get(id)
+    if (totals === undefined) this.#retired.set(id, (totals = { namespace, type, policy, stats: new LimiterStats() }))
+    for (const field of COUNTED) totals.stats[field] += stats[field]
+    totals.stats.storeErrors.error += stats.storeErrors.error
+    totals.stats.storeErrors.timeout += stats.storeErrors.timeout
+  }
+
+  /** Live limiters and retired totals: what every counter sums at a scrape. */
+  *#everyone(): Iterable<Totals> {
+    yield* this.#limiters
+    yield* this.#retired.values()
   }
 
   private storeTimer(labels: { namespace: string; type: string; store: StoreKind }): (seconds: number) => void {
@@ -110,10 +150,11 @@ export class RateLimitMetrics {
     const { Counter, Gauge, Histogram } = await loadPromClient()
     const registers = [registry]
     const limiters = this.#limiters
+    const everyone = () => this.#everyone()
     const labelNames = ['namespace', 'type'] as const
 
     /** A counter whose values are the limiters' running totals, read at scrape time. */
-    const total = (name: string, help: string, read: (stats: LimiterStats) => number): void => {
+    const total = (name: string, help: string, read: (stats: LimiterStats) => number) =>
       new Counter({
         name,
         help,
@@ -121,11 +162,14 @@ export class RateLimitMetrics {
         registers,
         collect() {
           this.reset()
-          for (const { namespace, type, stats } of limiters) this.inc({ namespace, type }, read(stats))
+          for (const { namespace, type, stats } of everyone()) this.inc({ namespace, type }, read(stats))
         },
       })
-    }
-    total(RATE_LIMIT_METRICS.requests, 'Requests counted by a rate limiter (skipped ones excluded).', (s) => s.requests)
+    this.#marker = total(
+      RATE_LIMIT_METRICS.requests,
+      'Requests counted by a rate limiter (skipped ones excluded).',
+      (s) => s.requests,
+    )
     total(RATE_LIMIT_METRICS.rejections, 'Requests answered 429 by a rate limiter.', (s) => s.rejections)
     total(
       RATE_LIMIT_METRICS.shadowRejections,
@@ -142,7 +186,8 @@ export class RateLimitMetrics {
       registers,
       collect() {
         this.reset()
-        for (const { namespace, type, policy, stats } of limiters) this.inc({ namespace, type, policy }, stats.degraded)
+        for (const { namespace, type, policy, stats } of everyone())
+          this.inc({ namespace, type, policy }, stats.degraded)
       },
     })
     new Counter({
@@ -152,7 +197,7 @@ export class RateLimitMetrics {
       registers,
       collect() {
         this.reset()
-        for (const { namespace, type, stats } of limiters) {
+        for (const { namespace, type, stats } of everyone()) {
           this.inc({ namespace, type, kind: 'error' }, stats.storeErrors.error)
           this.inc({ namespace, type, kind: 'timeout' }, stats.storeErrors.timeout)
         }
@@ -205,7 +250,7 @@ export class RateLimitMetrics {
   }
 }
 
-const BY_REGISTRY = new WeakMap<Registry, RateLimitMetrics>()
+const BY_REGISTRY = new WeakMap<Registry, Promise<RateLimitMetrics>>()
 
 async function loadPromClient(): Promise<typeof PromClient> {
   try {

@@ -5,6 +5,7 @@ import { redactCredentials } from './redact.js'
 import { parseRedisUrl } from './redis-url.js'
 import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
 import type { StoreErrorPolicy } from './store-health.js'
+import type { Request } from 'express'
 import type { Registry } from 'prom-client'
 
 import type { RateLimitConfig, RateLimitType, RedisCommandClient, SkipFunction } from './types.js'
@@ -48,6 +49,7 @@ export interface ResolvedRateLimitConfig {
   readonly skip: SkipFunction | undefined
   readonly shadow: boolean
   readonly auditLog: boolean
+  readonly auditRoute: ((request: Request) => string) | undefined
   readonly metricsRegistry: Registry | undefined
   readonly metricsNamespace: string
 }
@@ -76,6 +78,7 @@ const KNOWN_OPTIONS: ReadonlySet<string> = new Set<keyof RateLimitConfig>([
   'skip',
   'shadow',
   'auditLog',
+  'auditRoute',
   'metricsRegistry',
   'metricsNamespace',
 ])
@@ -199,6 +202,9 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
   }
   if (typeof merged.shadow !== 'boolean') throw invalid('shadow', 'true or false', merged.shadow)
   if (typeof merged.auditLog !== 'boolean') throw invalid('auditLog', 'true or false', merged.auditLog)
+  if (merged.auditRoute !== undefined && typeof merged.auditRoute !== 'function') {
+    throw invalid('auditRoute', 'a function (request) => string', merged.auditRoute)
+  }
   const registry = merged.metricsRegistry
   if (
     registry !== undefined &&
@@ -246,6 +252,7 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     skip: merged.skip,
     shadow: merged.shadow,
     auditLog: merged.auditLog,
+    auditRoute: merged.auditRoute,
     metricsRegistry: registry,
     metricsNamespace,
   })

@@ -118,6 +118,11 @@ export interface RateLimitConfig {
    */
   auditLog?: boolean
   /**
+   * How the audit log names a request's route. Must never return ids or other client data.
+   * @default the mount path (`req.baseUrl`, path parameters shown as `:name`) plus the route pattern
+   */
+  auditRoute?: (request: Request) => string
+  /**
    * A prom-client Registry to report the limiters' metrics on (see docs/observability.md). Without
    * it no metric exists and prom-client is never loaded. @default none
    */

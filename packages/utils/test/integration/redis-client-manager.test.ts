@@ -276,6 +276,7 @@ describe.runIf(redisServerAvailable())('a password-protected Redis (requirepass)
       '[Redis] Client connected successfully',
       '[RateLimit:read] Using Redis store (distributed mode)',
       '[RateLimit:write] Using Redis store (distributed mode)',
+      '[RateLimit:read] Rate limit exceeded',
       '[Redis] Closing connection...',
       '[Redis] Connection closed',
     ])

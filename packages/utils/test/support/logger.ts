@@ -16,6 +16,13 @@ export interface RecordingLogger extends RateLimitLogger {
   text(): string
 }
 
+/** A detail as text: an Error with its stack, an object as JSON (so assertions see inside it). */
+function detailText(detail: unknown): string {
+  if (detail instanceof Error) return `${detail.message} ${detail.stack}`
+  if (typeof detail === 'object' && detail !== null) return JSON.stringify(detail)
+  return String(detail)
+}
+
 export function recordingLogger(): RecordingLogger {
   const lines: RecordedLine[] = []
   const details: string[] = []
@@ -23,7 +30,7 @@ export function recordingLogger(): RecordingLogger {
     (level: RecordedLine['level']) =>
     (message: string, ...rest: unknown[]): void => {
       lines.push({ level, message, details: rest })
-      details.push(message, ...rest.map((r) => (r instanceof Error ? `${r.message} ${r.stack}` : String(r))))
+      details.push(message, ...rest.map(detailText))
     }
   return {
     lines,

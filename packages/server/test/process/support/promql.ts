@@ -17,6 +17,8 @@ const FUNCTIONS_AND_KEYWORDS = new Set([
 export interface QueryNames {
   readonly metrics: ReadonlySet<string>
   readonly labels: ReadonlySet<string>
+  /** `label="value"` matchers with a fixed value: the value must be one the server exports. */
+  readonly equals: readonly { readonly label: string; readonly value: string }[]
 }
 
 /**
@@ -26,13 +28,16 @@ export interface QueryNames {
 export function namesIn(expr: string): QueryNames {
   const metrics = new Set<string>()
   const labels = new Set<string>()
+  const equals: { label: string; value: string }[] = []
   let rest = expr
   // Label matchers: {name="value", other=~"$var"}.
   rest = rest.replace(/\{([^}]*)\}/g, (_all, body: string) => {
     for (const matcher of body.split(',')) {
-      const name = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"[^"]*"\s*$/.exec(matcher)?.[1]
-      if (name === undefined) throw new Error(`cannot read the matcher ${JSON.stringify(matcher)} in ${expr}`)
-      labels.add(name)
+      const match = /^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"\s*$/.exec(matcher)
+      if (match === null) throw new Error(`cannot read the matcher ${JSON.stringify(matcher)} in ${expr}`)
+      const [, name, op, value] = match
+      labels.add(name!)
+      if (op === '=' && !value!.includes('$')) equals.push({ label: name!, value: value! })
     }
     return ' '
   })
@@ -51,20 +56,21 @@ export function namesIn(expr: string): QueryNames {
     if (call !== undefined || FUNCTIONS_AND_KEYWORDS.has(name!)) continue
     metrics.add(name!)
   }
-  return { metrics, labels }
+  return { metrics, labels, equals }
 }
 
-/** Metric (sample) names and the label names seen on them, from the Prometheus text format. */
-export function exported(text: string): Map<string, Set<string>> {
-  const names = new Map<string, Set<string>>()
+/** Metric (sample) names, with the label names and values seen on them, from the Prometheus text format. */
+export function exported(text: string): Map<string, Map<string, Set<string>>> {
+  const names = new Map<string, Map<string, Set<string>>>()
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? /.exec(line)
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? \S+$/.exec(line)
     if (match === null) throw new Error(`cannot read the sample line ${line}`)
-    const labels = names.get(match[1]!) ?? new Set<string>()
-    for (const pair of (match[3] ?? '').split(',')) {
-      const label = /^([a-zA-Z_][a-zA-Z0-9_]*)=/.exec(pair)?.[1]
-      if (label !== undefined) labels.add(label)
+    const labels = names.get(match[1]!) ?? new Map<string, Set<string>>()
+    for (const [, label, value] of (match[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      const values = labels.get(label!) ?? new Set<string>()
+      values.add(value!)
+      labels.set(label!, values)
     }
     names.set(match[1]!, labels)
   }

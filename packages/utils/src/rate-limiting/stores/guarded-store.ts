@@ -132,7 +132,9 @@ export class GuardedRedisStore implements Store {
       return result
     } catch (error) {
       const timeout = error instanceof StoreTimeoutError
-      this.stats.storeErrors[timeout ? 'timeout' : 'error']++
+      // A call abandoned because the circuit opened is the other failure's consequence, not one more.
+      if (timeout) this.stats.storeErrors.timeout++
+      else if (!(error instanceof StoreUnavailableError)) this.stats.storeErrors.error++
       health.failure(error, { generation, timeout })
       throw error instanceof StoreUnavailableError
         ? error

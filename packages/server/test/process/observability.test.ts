@@ -72,7 +72,7 @@ describe('logs', () => {
       namespace: 'metaverses',
       type: 'read',
       method: 'GET',
-      route: '/api/v1/metaverses',
+      route: '/api/v1/metaverses/:id',
       limit: 5,
       windowMs: 900_000,
       shadow: false,

@@ -14,16 +14,16 @@ export const freePort = () =>
     })
   })
 
-/** A redis-server on `port` with no persistence, in a temporary directory removed when it exits. */
-export function startRedis(port) {
+/**
+ * A redis-server on `port` with no persistence, in a temporary directory removed when it exits.
+ * With `cpu`, it runs pinned to that CPU through taskset.
+ */
+export function startRedis(port, { cpu } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'bench-redis-'))
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
+  const redisArgs = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  const [command, commandArgs] =
+    cpu === undefined ? ['redis-server', redisArgs] : ['taskset', ['-c', String(cpu), 'redis-server', ...redisArgs]]
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'] })
   child.once('exit', () => rmSync(dir, { recursive: true, force: true }))
   let output = ''
   return new Promise((resolve, reject) => {

@@ -38,7 +38,11 @@ describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
     )
     expect(statuses.filter((s) => s === 200)).toHaveLength(100)
     expect(statuses.filter((s) => s === 429)).toHaveLength(200)
-    expect(await redis.admin.get('metaverses-srv:read:127.0.0.1')).toBe('300')
+    // Every allowed request was counted in Redis; once a process has seen the client refused, it
+    // answers the rest from memory, so Redis holds between 101 and 300.
+    const counted = Number(await redis.admin.get('metaverses-srv:read:127.0.0.1'))
+    expect(counted).toBeGreaterThan(100)
+    expect(counted).toBeLessThanOrEqual(300)
   })
 
   it('holds exactly one Redis connection per instance', async () => {

@@ -5,15 +5,17 @@ import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler
 import { fallbackMax, openBackend, type Backend } from './backend.js'
 import { AuditLog } from './audit.js'
 import { degradedHandler } from './degraded.js'
-import { instrument } from './instrument.js'
+import { instrument, keyFromFront } from './instrument.js'
 
-import { boundedKey, defaultKeyGenerator } from './keys.js'
+import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './keys.js'
+import { RateLimitHeaders } from './headers.js'
 import { debug, type RateLimitLogger } from './logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
 import { RateLimitMetrics } from './metrics.js'
 import { claimPrefix } from './prefix-registry.js'
 import { createProxyChecks } from './proxy-checks.js'
-import { rateLimitExceededHandler } from './response.js'
+import { blockedAnswer, rateLimitExceededHandler } from './response.js'
+import { BlockedKeys } from './blocked-keys.js'
 import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
 import { MeteredMemoryStore } from './stores/metered-memory-store.js'
 import { createRedisStore } from './stores/redis-store.js'
@@ -32,23 +34,43 @@ interface LimiterParts {
   readonly config: ResolvedRateLimitConfig
   readonly stats: LimiterStats
   readonly audit: AuditLog | undefined
+  readonly blocked: BlockedKeys | undefined
+  readonly headers: RateLimitHeaders
 }
 
 /** The options of one express-rate-limit instance of a limiter, counting in `store`. */
-function limiterOptions({ type, config, stats, audit }: LimiterParts, store: StoreKind) {
-  const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
+function limiterOptions({ type, config, stats, audit, blocked, headers }: LimiterParts, store: StoreKind) {
   return {
     windowMs: config.windowMs,
-    standardHeaders: 'draft-8',
-    legacyHeaders: config.legacyHeaders,
+    // The headers are ours (headers.ts): the same draft-8 and legacy headers, written cheaper.
+    standardHeaders: false,
+    legacyHeaders: false,
     identifier: type,
-    keyGenerator: async (request: Request) => {
-      checkProxy(request)
-      return boundedKey(String(await config.keyGenerator(request)))
-    },
-    handler: rateLimitExceededHandler({ message: config.message, shadow: config.shadow, stats, audit, store }),
+    // The front layer has computed the key already (instrument.ts).
+    keyGenerator: keyFromFront,
+    handler: rateLimitExceededHandler({
+      message: config.message,
+      shadow: config.shadow,
+      stats,
+      audit,
+      store,
+      // A fallback's count is this process's alone, and starts afresh when Redis is back: not a block to keep.
+      blocked: store === 'fallback' ? undefined : blocked,
+      headers,
+    }),
     logger: loggerFor(config.logger, type),
   } satisfies Partial<Options>
+}
+
+/** The client key of a request: the key generator's answer, proxy-checked, and hashed when long. */
+function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
+  const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
+  const { keyGenerator } = config
+  return (request: Request, ip: () => string | undefined): string | Promise<string> => {
+    checkProxy(request)
+    const key = keyGenerator === defaultKeyGenerator ? defaultKeyFor(request, ip) : keyGenerator(request)
+    return typeof key === 'string' ? boundedKey(key) : Promise.resolve(key).then((k) => boundedKey(String(k)))
+  }
 }
 
 function buildLimiter(
@@ -79,7 +101,23 @@ function buildLimiter(
         ...(config.auditRoute === undefined ? {} : { route: config.auditRoute }),
       })
     : undefined
-  const parts: LimiterParts = { type, config, stats, audit }
+  // Shadow mode never blocks, so it has no blocked clients to remember.
+  const blocked = config.shadow ? undefined : new BlockedKeys()
+  const headers = new RateLimitHeaders({ type, windowMs: config.windowMs, legacyHeaders: config.legacyHeaders })
+  const parts: LimiterParts = { type, config, stats, audit, blocked, headers }
+  const front = (decide: RequestHandler) =>
+    instrument({
+      decide,
+      stats,
+      skip: config.skip,
+      keyOf: clientKeys(type, config),
+      blocked,
+      answerBlocked: blockedAnswer(
+        limiterOptions(parts, backend.kind === 'redis' ? 'redis' : 'memory').handler,
+        config.windowMs,
+      ),
+      headers,
+    })
   const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
   const leaveMetrics = metrics?.join(
     { namespace: config.metricsNamespace, type, stats, policy: config.onStoreError, inFallback },
@@ -89,8 +127,11 @@ function buildLimiter(
   if (backend.kind === 'memory') {
     const store = new MeteredMemoryStore(stats, 'memory')
     const handler = rateLimit({ ...limiterOptions(parts, 'memory'), limit: max, store })
-    return Object.assign(instrument(handler, stats, config.skip), {
-      resetKey: handler.resetKey,
+    return Object.assign(front(handler), {
+      resetKey(key: string): void {
+        blocked?.delete(key)
+        handler.resetKey(key)
+      },
       getKey: handler.getKey,
       status: (): RateLimitStoreStatus => ({
         store: 'memory',
@@ -108,7 +149,7 @@ function buildLimiter(
 
   const { breakers } = backend
   const store = new GuardedRedisStore(
-    createRedisStore(backend.client, config.keyPrefix, type),
+    createRedisStore(backend.client, config.keyPrefix, type, config.storeTimeoutMs),
     backend.client,
     breakers,
     config.storeTimeoutMs,
@@ -144,8 +185,9 @@ function buildLimiter(
       next(error)
     })
   }
-  return Object.assign(instrument(decide, stats, config.skip), {
+  return Object.assign(front(decide), {
     async resetKey(key: string): Promise<void> {
+      blocked?.delete(key)
       fallback?.resetKey(key)
       // express-rate-limit types this as void; our store returns a promise worth waiting for.
       const reset: unknown = primary.resetKey(key)

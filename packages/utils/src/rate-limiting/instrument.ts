@@ -1,40 +1,112 @@
-// The layer around every limiter: skip, then count the request and notice when it is near the limit.
-import type { Request, RequestHandler } from 'express'
+// The layer in front of every limiter: skip, the client key, blocked clients, counting, near-limit.
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
+import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
+import type { RateLimitHeaders } from './headers.js'
 import { isNearLimit, type LimiterStats } from './stats.js'
 import type { SkipFunction } from './types.js'
 
-type LimitedRequest = Request & { rateLimit?: RateLimitInfo }
+type LimitedRequest = Request & { rateLimit?: RateLimitInfo; [CLIENT_KEY]?: string }
+
+interface IpRead {
+  read: boolean
+  value: string | undefined
+}
 
 /**
- * Wraps a limiter's deciding middleware. `skip`ped requests go on uncounted; the others are counted,
- * and those allowed with less than a fifth of their budget left are counted as near the limit.
+ * Express's `req.ip` is a getter that parses X-Forwarded-For on every read (about 2 µs here), and
+ * express-rate-limit reads it once per request for a debug line, even with debugging off. While
+ * its synchronous part runs, `ip` is an own property holding the value already read; it is removed
+ * right after, so the getter is back for everything later. A request with an own `ip` (set by some
+ * other middleware) is left alone.
  */
-export function instrument(
-  decide: RequestHandler,
-  stats: LimiterStats,
-  skip: SkipFunction | undefined,
-): RequestHandler {
-  const counted: RequestHandler = (req, res, next) => {
-    stats.requests++
+function pinIp(req: Request, ip: string | undefined): boolean {
+  if (Object.prototype.hasOwnProperty.call(req, 'ip')) return false
+  Object.defineProperty(req, 'ip', { value: ip, configurable: true, writable: true })
+  return true
+}
+
+function unpinIp(req: Request): void {
+  delete (req as { ip?: unknown }).ip
+}
+
+/** Where the front layer leaves the client key, for express-rate-limit's keyGenerator to return. */
+export const CLIENT_KEY = Symbol('universo.rateLimit.clientKey')
+
+/** express-rate-limit's keyGenerator: the key the front layer computed. */
+export const keyFromFront = (request: Request): string => (request as LimitedRequest)[CLIENT_KEY] ?? ''
+
+export interface FrontOptions {
+  /** The limiter proper: express-rate-limit, or Redis with its policy. */
+  readonly decide: RequestHandler
+  readonly stats: LimiterStats
+  readonly skip: SkipFunction | undefined
+  /** The client key of a request (the key generator, checked and bounded); `ip` reads req.ip once. */
+  readonly keyOf: (request: Request, ip: () => string | undefined) => string | Promise<string>
+  /** Clients known to be over their limit; undefined in shadow mode, which never blocks. */
+  readonly blocked: BlockedKeys | undefined
+  /** Answers 429 to a known-blocked client, exactly as the limiter would. */
+  readonly answerBlocked: (request: Request, response: Response, block: BlockedKey, key: string) => void
+  /** Writes the RateLimit headers of an allowed request. */
+  readonly headers: RateLimitHeaders
+}
+
+/**
+ * The middleware of a limiter. `skip`ped requests go on uncounted. The others are counted; a client
+ * known to be over its limit is answered 429 at once; the rest go to the limiter, and those it
+ * allows with less than a fifth of their budget left are counted as near the limit.
+ */
+export function instrument({
+  decide,
+  stats,
+  skip,
+  keyOf,
+  blocked,
+  answerBlocked,
+  headers,
+}: FrontOptions): RequestHandler {
+  const withKey = (req: Request, res: Response, next: NextFunction, key: string, ip: IpRead): void => {
+    ;(req as LimitedRequest)[CLIENT_KEY] = key
+    if (blocked !== undefined && blocked.size > 0) {
+      const block = blocked.get(key)
+      if (block !== undefined) return answerBlocked(req, res, block, key)
+    }
     // Another limiter earlier on the route may have set req.rateLimit: only a fresh one is ours.
     const before = (req as LimitedRequest).rateLimit
-    decide(req, res, (error?: unknown) => {
+    const pinned = ip.read && pinIp(req, ip.value)
+    void decide(req, res, (error?: unknown) => {
       if (error === undefined) {
         const info = (req as LimitedRequest).rateLimit
-        // Over the limit (shadow mode lets those through) is not "near" it.
-        if (
-          info !== before &&
-          info !== undefined &&
-          info.used <= info.limit &&
-          isNearLimit(info.remaining, info.limit)
-        ) {
-          stats.nearLimit++
+        // Over the limit, shadow mode lets a request through: its handler has written the headers.
+        if (info !== before && info !== undefined && info.used <= info.limit) {
+          headers.write(res, info)
+          if (isNearLimit(info.remaining, info.limit)) stats.nearLimit++
         }
       }
       next(error)
     })
+    if (pinned) unpinIp(req)
+  }
+
+  const counted = (req: Request, res: Response, next: NextFunction): void => {
+    stats.requests++
+    const ip: IpRead = { read: false, value: undefined }
+    const ipOf = (): string | undefined => {
+      if (!ip.read) {
+        ip.read = true
+        ip.value = req.ip
+      }
+      return ip.value
+    }
+    let key: string | Promise<string>
+    try {
+      key = keyOf(req, ipOf)
+    } catch (error) {
+      return next(error)
+    }
+    if (typeof key === 'string') withKey(req, res, next, key, ip)
+    else key.then((resolved) => withKey(req, res, next, resolved, ip), next)
   }
   if (skip === undefined) return counted
 
@@ -45,15 +117,17 @@ export function instrument(
     } catch (error) {
       return next(error)
     }
-    const decideOn = (skipped: unknown): void => {
-      if (skipped) {
-        stats.skipped++
-        next()
-      } else {
-        void counted(req, res, next)
-      }
+    if (verdict instanceof Promise) {
+      verdict.then((skipped) => (skipped ? skipRequest(next) : counted(req, res, next)), next)
+    } else if (verdict) {
+      skipRequest(next)
+    } else {
+      counted(req, res, next)
     }
-    if (verdict instanceof Promise) verdict.then(decideOn, next)
-    else decideOn(verdict)
+  }
+
+  function skipRequest(next: NextFunction): void {
+    stats.skipped++
+    next()
   }
 }

@@ -16,13 +16,22 @@ export const MAX_CLIENT_KEY_BYTES = 128
  * by its /56 as express-rate-limit does. The `user:` tag keeps a user id from ever naming an IP's key.
  */
 export function defaultKeyGenerator(request: Request): string {
+  return defaultKeyFor(request, () => request.ip)
+}
+
+/**
+ * defaultKeyGenerator, with the IP given lazily: the limiter reads `req.ip` once per request and
+ * shares it (each read of Express's `req.ip` parses X-Forwarded-For again).
+ */
+export function defaultKeyFor(request: Request, ip: () => string | undefined): string {
   const id = (request as { user?: { id?: unknown } }).user?.id
   if ((typeof id === 'string' && id !== '') || (typeof id === 'number' && Number.isFinite(id))) return `user:${id}`
-  return ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown')
+  return ipKeyGenerator(ip() ?? request.socket.remoteAddress ?? 'unknown')
 }
 
 /** The key as is, or `sha256:<hex>` when it is longer than MAX_CLIENT_KEY_BYTES. */
 export function boundedKey(key: string): string {
-  if (Buffer.byteLength(key) <= MAX_CLIENT_KEY_BYTES) return key
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short keys need no counting.
+  if (key.length * 3 <= MAX_CLIENT_KEY_BYTES || Buffer.byteLength(key) <= MAX_CLIENT_KEY_BYTES) return key
   return `sha256:${createHash('sha256').update(key).digest('hex')}`
 }

@@ -1,6 +1,6 @@
 // Prometheus metrics of the limiters, on a prom-client registry the caller hands in. Nothing global.
 import type * as PromClient from 'prom-client'
-import type { Histogram, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 
 import { ERROR_CODES, RateLimitError } from './errors.js'
 import { LimiterStats, type StoreKind } from './stats.js'
@@ -64,7 +64,11 @@ export class RateLimitMetrics {
   readonly #retired = new Map<string, Totals>()
   /** Redis clients in use, with how many limiters use each: one connection is counted once. */
   readonly #pools = new Map<PoolSource, number>()
-  #storeDuration!: Histogram<'namespace' | 'type' | 'store'>
+  /** Store times by label set; only the stores that were used are reported. */
+  readonly #times = new Map<
+    string,
+    { namespace: string; type: RateLimitType; byStore: Record<StoreKind, TimeHistogram> }
+  >()
   /** The first metric registered, to tell whether the registry still holds ours (after registry.clear()). */
   #marker: unknown
 
@@ -95,13 +99,8 @@ export class RateLimitMetrics {
    * that removes it again; its counts stay in the totals.
    */
   join(limiter: MeteredLimiter, client: object | undefined): LeaveFn {
-    const labels = { namespace: limiter.namespace, type: limiter.type }
-    const byStore = new Map<StoreKind, ReturnType<typeof this.storeTimer>>()
-    limiter.stats.observeStore = (seconds, store) => {
-      let observe = byStore.get(store)
-      if (observe === undefined) byStore.set(store, (observe = this.storeTimer({ ...labels, store })))
-      observe(seconds)
-    }
+    const times = this.#timesOf(limiter.namespace, limiter.type)
+    limiter.stats.observeStore = (seconds, store) => times[store].observe(seconds)
     this.#limiters.add(limiter)
     const pool = client as PoolSource | undefined
     if (pool !== undefined) this.#pools.set(pool, (this.#pools.get(pool) ?? 0) + 1)
@@ -131,9 +130,19 @@ export class RateLimitMetrics {
     yield* this.#retired.values()
   }
 
-  private storeTimer(labels: { namespace: string; type: string; store: StoreKind }): (seconds: number) => void {
-    const child = this.#storeDuration.labels(labels)
-    return (seconds) => child.observe(seconds)
+  /** The store-time histograms of a label set, shared by its limiters and kept after they leave. */
+  #timesOf(namespace: string, type: RateLimitType): Record<StoreKind, TimeHistogram> {
+    const id = `${namespace}\0${type}`
+    let entry = this.#times.get(id)
+    if (entry === undefined) {
+      entry = {
+        namespace,
+        type,
+        byStore: { redis: new TimeHistogram(), memory: new TimeHistogram(), fallback: new TimeHistogram() },
+      }
+      this.#times.set(id, entry)
+    }
+    return entry.byStore
   }
 
   async #register(registry: Registry): Promise<void> {
@@ -147,7 +156,7 @@ export class RateLimitMetrics {
         )
       }
     }
-    const { Counter, Gauge, Histogram } = await loadPromClient()
+    const { Counter, Gauge } = await loadPromClient()
     const registers = [registry]
     const limiters = this.#limiters
     const everyone = () => this.#everyone()
@@ -203,13 +212,32 @@ export class RateLimitMetrics {
         }
       },
     })
-    this.#storeDuration = new Histogram({
+    // The histogram is kept in plain arrays (one bucket increment per request) and read here at
+    // scrape time: prom-client's own Histogram hashes its labels on every observe.
+    const times = this.#times
+    const storeDuration = {
       name: RATE_LIMIT_METRICS.storeDuration,
       help: 'Time a rate limiter waited for its store to count a request, in seconds.',
-      labelNames: [...labelNames, 'store'],
-      buckets: [...STORE_DURATION_BUCKETS],
-      registers,
-    })
+      type: 'histogram',
+      aggregator: 'sum',
+      get: () => ({
+        name: RATE_LIMIT_METRICS.storeDuration,
+        help: 'Time a rate limiter waited for its store to count a request, in seconds.',
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [...times.values()].flatMap(({ namespace, type, byStore }) =>
+          (Object.entries(byStore) as [StoreKind, TimeHistogram][])
+            .filter(([, histogram]) => histogram.count > 0)
+            .flatMap(([store, histogram]) =>
+              histogram.samples(RATE_LIMIT_METRICS.storeDuration, { namespace, type, store }),
+            ),
+        ),
+      }),
+      reset: () => {
+        for (const { byStore } of times.values()) for (const histogram of Object.values(byStore)) histogram.reset()
+      },
+    }
+    registry.registerMetric(storeDuration as unknown as Parameters<Registry['registerMetric']>[0])
     new Gauge({
       name: RATE_LIMIT_METRICS.fallback,
       help: '1 while a rate limiter cannot use Redis and runs on its onStoreError policy, else 0.',
@@ -247,6 +275,42 @@ export class RateLimitMetrics {
         this.set(sum(pools.keys(), (pool) => connections(pool).filter(ready).length))
       },
     })
+  }
+}
+
+/** A fixed-bucket histogram in plain numbers: observing is a short scan and three additions. */
+export class TimeHistogram {
+  /** Observations per bucket (not cumulative); the last one is +Inf. */
+  readonly #counts = new Float64Array(STORE_DURATION_BUCKETS.length + 1)
+  #sum = 0
+  count = 0
+
+  observe(seconds: number): void {
+    let bucket = 0
+    while (bucket < STORE_DURATION_BUCKETS.length && seconds > STORE_DURATION_BUCKETS[bucket]!) bucket++
+    this.#counts[bucket]!++
+    this.#sum += seconds
+    this.count++
+  }
+
+  reset(): void {
+    this.#counts.fill(0)
+    this.#sum = 0
+    this.count = 0
+  }
+
+  /** The samples of the Prometheus histogram: cumulative _bucket per `le`, then _sum and _count. */
+  samples(name: string, labels: Record<string, string>) {
+    let cumulative = 0
+    const buckets = [...STORE_DURATION_BUCKETS, '+Inf' as const].map((le, index) => {
+      cumulative += this.#counts[index]!
+      return { labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` }
+    })
+    return [
+      ...buckets,
+      { labels, value: this.#sum, metricName: `${name}_sum` },
+      { labels, value: this.count, metricName: `${name}_count` },
+    ]
   }
 }
 

@@ -1,10 +1,11 @@
-// The 429 answer, or in shadow mode the request let through: express-rate-limit has set the headers.
+// The 429 answer (or, in shadow mode, the request let through), and the same 429 for a known-blocked client.
 import type { NextFunction, Request, Response } from 'express'
 import type { Options, RateLimitInfo } from 'express-rate-limit'
 
 import type { AuditLog } from './audit.js'
+import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
+import type { RateLimitHeaders } from './headers.js'
 import type { LimiterStats, StoreKind } from './stats.js'
-import type { RateLimitExceededBody } from './types.js'
 
 /** The code in every 429 body, for clients to branch on. */
 export const RATE_LIMIT_EXCEEDED = 'RATE_LIMIT_EXCEEDED'
@@ -16,27 +17,73 @@ export interface ExceededOptions {
   readonly stats: LimiterStats
   readonly audit: AuditLog | undefined
   readonly store: StoreKind
+  /** Where to remember the client as blocked until its reset; undefined to not remember it. */
+  readonly blocked: BlockedKeys | undefined
+  readonly headers: RateLimitHeaders
 }
+
+type ExceededHandler = (request: Request, response: Response, next: NextFunction, options: Options) => void
 
 /**
  * An express-rate-limit handler for a request over the limit: counts it, writes the audit line,
- * then answers `{ success, error, code, retryAfter }` with 429 (or lets it through in shadow mode).
+ * remembers the client as blocked, then answers `{ success, error, code, retryAfter }` with 429
+ * (or lets it through in shadow mode).
  */
-export function rateLimitExceededHandler({ message, shadow, stats, audit, store }: ExceededOptions) {
-  return (request: Request, response: Response, next: NextFunction, options: Options): void => {
+export function rateLimitExceededHandler({
+  message,
+  shadow,
+  stats,
+  audit,
+  store,
+  blocked,
+  headers,
+}: ExceededOptions): ExceededHandler {
+  // A RateLimitExceededBody; everything but retryAfter is the same in every answer, so written once.
+  const bodyStart = `{"success":false,"error":${JSON.stringify(message)},"code":"${RATE_LIMIT_EXCEEDED}","retryAfter":`
+  return (request, response, next, options) => {
     const info = (request as Request & { rateLimit?: RateLimitInfo }).rateLimit
-    if (audit !== undefined && info !== undefined) audit.exceeded(request, info, shadow, store)
+    if (info === undefined) return next(new Error('express-rate-limit called the handler without req.rateLimit'))
+    const now = Date.now()
+    if (audit !== undefined) audit.exceeded(request, info, shadow, store)
+    headers.write(response, info, now)
     if (shadow) {
+      // The RateLimit headers show the client it is out of budget; Retry-After belongs to a 429.
       stats.shadowRejections++
-      // The RateLimit headers stay, showing the client it is out of budget; Retry-After belongs to a 429.
-      response.removeHeader('Retry-After')
       return next()
     }
     stats.rejections++
-    // express-rate-limit sets Retry-After before calling the handler; the body repeats it.
-    const header = Number(response.getHeader('Retry-After'))
-    const retryAfter = Number.isFinite(header) ? header : Math.ceil(options.windowMs / 1000)
-    const body: RateLimitExceededBody = { success: false, error: message, code: RATE_LIMIT_EXCEEDED, retryAfter }
-    response.status(options.statusCode).json(body)
+    if (blocked !== undefined && info.resetTime !== undefined) {
+      blocked.block(info.key, info.resetTime.getTime(), info.limit)
+    }
+    // The body repeats Retry-After.
+    const retryAfter = headers.retryAfter(response, info, now)
+    // Written directly rather than through res.json: a 429 needs no ETag, and hashing the body for
+    // one would cost every rejected request.
+    const body = `${bodyStart}${retryAfter}}`
+    response.statusCode = options.statusCode
+    response.setHeader('Content-Type', 'application/json; charset=utf-8')
+    response.setHeader('Content-Length', Buffer.byteLength(body))
+    response.end(body)
+  }
+}
+
+const noNext: NextFunction = () => undefined
+
+/**
+ * Answers a client known to be over its limit without asking the store: `req.rateLimit` as the
+ * store would have left it (used: one over), then the same handler as any 429 (headers and body).
+ */
+export function blockedAnswer(exceeded: ExceededHandler, windowMs: number) {
+  const options = { statusCode: 429, windowMs } as Options
+  return (request: Request, response: Response, block: BlockedKey, key: string): void => {
+    const info: RateLimitInfo = {
+      limit: block.limit,
+      used: block.limit + 1,
+      remaining: 0,
+      resetTime: new Date(block.resetMs),
+      key,
+    }
+    ;(request as Request & { rateLimit?: RateLimitInfo }).rateLimit = info
+    exceeded(request, response, noNext, options)
   }
 }

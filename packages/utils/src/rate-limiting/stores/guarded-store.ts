@@ -112,35 +112,55 @@ export class GuardedRedisStore implements Store {
   /**
    * Runs `call` against Redis unless the breaker is open; fails it after `timeoutMs`, or at once
    * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
-   * when a connection closed and are not to be resent).
+   * when a connection closed and are not to be resent). One promise and one timer per call: this
+   * is every allowed request's path.
    */
-  async #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
+  #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
     const health = this.breakers.for(this.inner.prefixKey(key))
-    if (!health.healthy) throw new StoreUnavailableError('Redis is unavailable (circuit open)')
-    const observe = timed ? this.stats.observeStore : undefined
-    const start = observe === undefined ? 0 : performance.now()
+    if (!health.healthy) return Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))
     const generation = health.generation
-    let abandon: (error: Error) => void = () => {}
-    const abandoned = new Promise<never>((_resolve, reject) => {
-      abandon = reject
+    const start = timed ? performance.now() : 0
+    return new Promise<T>((resolve, reject) => {
+      let settled = false
+      const settle = (): boolean => {
+        if (settled) return false
+        settled = true
+        clearTimeout(timer)
+        this.#pending.delete(fail)
+        return true
+      }
+      const fail = (error: unknown): void => {
+        if (!settle()) return
+        const timeout = error instanceof StoreTimeoutError
+        // A call abandoned because the circuit opened is the other failure's consequence, not one more.
+        if (timeout) this.stats.storeErrors.timeout++
+        else if (!(error instanceof StoreUnavailableError)) this.stats.storeErrors.error++
+        health.failure(error, { generation, timeout })
+        reject(
+          error instanceof StoreUnavailableError
+            ? error
+            : new StoreUnavailableError('Redis command failed', { cause: error }),
+        )
+      }
+      // setImmediate lets I/O that is already waiting run first: after an event-loop stall the
+      // reply may be in the socket although the timer is due, and it should win.
+      const timer = setTimeout(
+        () => setImmediate(() => fail(new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`))),
+        this.timeoutMs,
+      )
+      this.#pending.set(fail, health)
+      let pending: Promise<T>
+      try {
+        pending = call()
+      } catch (error) {
+        return fail(error)
+      }
+      pending.then((result) => {
+        if (!settle()) return
+        health.success(generation)
+        if (timed) this.stats.observeStore?.((performance.now() - start) / 1000, 'redis')
+        resolve(result)
+      }, fail)
     })
-    this.#pending.set(abandon, health)
-    try {
-      const result = await Promise.race([withTimeout(call(), this.timeoutMs), abandoned])
-      health.success(generation)
-      observe?.((performance.now() - start) / 1000, 'redis')
-      return result
-    } catch (error) {
-      const timeout = error instanceof StoreTimeoutError
-      // A call abandoned because the circuit opened is the other failure's consequence, not one more.
-      if (timeout) this.stats.storeErrors.timeout++
-      else if (!(error instanceof StoreUnavailableError)) this.stats.storeErrors.error++
-      health.failure(error, { generation, timeout })
-      throw error instanceof StoreUnavailableError
-        ? error
-        : new StoreUnavailableError('Redis command failed', { cause: error })
-    } finally {
-      this.#pending.delete(abandon)
-    }
   }
 }

@@ -4,19 +4,27 @@ import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../types.js'
+import { batchedCalls } from './batched-calls.js'
 import { withTimeout } from './guarded-store.js'
 
 /**
  * A store whose keys are `{keyPrefix}:{type}:{client key}`. rate-limit-redis's script sets the
  * window TTL on the first hit and reloads itself once on NOSCRIPT (after SCRIPT FLUSH or a restart).
  */
-export function createRedisStore(client: RedisCommandClient, keyPrefix: string, type: string): RedisStore {
+export function createRedisStore(
+  client: RedisCommandClient,
+  keyPrefix: string,
+  type: string,
+  timeoutMs = 1000,
+): RedisStore {
   const prefix = `${keyPrefix}:${type}:`
   const cluster = clusterOf(client)
   if (cluster === undefined) {
+    // One pipeline per tick for a single server or Sentinel (batched-calls.ts).
+    const send = batchedCalls(client, timeoutMs)
     return new RedisStore({
       prefix,
-      sendCommand: (command: string, ...args: string[]) => client.call(command, ...args) as Promise<RedisReply>,
+      sendCommand: (command: string, ...args: string[]) => send(command, ...args) as Promise<RedisReply>,
     })
   }
   // On a cluster every command touches one key, so ioredis routes it to the slot's master (and

@@ -1,0 +1,329 @@
+// The performance benchmark (`pnpm bench`): bare Express against ours and the anchors, interleaved
+// in rounds, on a 'allowed' (10,000 clients) and a 'blocked' (one client, >99% 429) traffic shape.
+// Reports req/s, p50/p99, server CPU per request, Redis commands per request and the ratio to bare
+// in the same round; writes the medians to docs/benchmarks/performance.{json,svg} and the table
+// into docs/performance.md. `--quick` runs everything briefly (a smoke test, under a minute).
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem, release } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { Redis } from 'ioredis'
+
+import { renderChart } from './perf-chart.mjs'
+import { freePort, startRedis } from './support.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const ROOT = join(HERE, '..')
+const args = process.argv.slice(2)
+const flag = (name) => args.includes(name)
+const option = (name, fallback) => {
+  const at = args.indexOf(name)
+  return at === -1 ? fallback : args[at + 1]
+}
+
+const QUICK = flag('--quick')
+const ROUNDS = Number(option('--rounds', QUICK ? 1 : 3))
+const SECONDS = Number(option('--seconds', QUICK ? 1 : 5))
+const WARMUP_SECONDS = QUICK ? 1 : 2
+/** The latency probe: an open-loop load well below saturation, timed to the microsecond. */
+const LATENCY_RATE = 2000
+const LATENCY_SECONDS = QUICK ? 1 : 3
+const OUT = option('--out', QUICK ? join(tmpdir(), 'universo-bench') : join(ROOT, 'docs', 'benchmarks'))
+const WRITE_DOCS = !QUICK && option('--out', undefined) === undefined
+export const SCENARIOS = [
+  'bare',
+  'erl-memory',
+  'ours-memory',
+  'erl-redis',
+  'ours-redis',
+  'rlf-redis',
+  'rlf-redis-block',
+]
+const ONLY = option('--scenarios', undefined)?.split(',')
+// --scenarios picks some (bare always runs); it also accepts the probes noop-sync and noop-async.
+const scenarios = ONLY === undefined ? SCENARIOS : ['bare', ...ONLY.filter((s) => s !== 'bare')]
+const SHAPES = { allowed: 1_000_000_000, blocked: 10 }
+
+/** Server on CPU 0, load and Redis on CPU 1, when the machine has two and taskset exists. */
+const PIN = cpus().length >= 2 && spawnSync('taskset', ['--version']).status === 0
+const pinned = (cpu, command, commandArgs) =>
+  PIN ? ['taskset', ['-c', String(cpu), command, ...commandArgs]] : [command, commandArgs]
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
+
+/** utime + stime of a process, in µs. */
+function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6
+}
+
+/**
+ * Commands that make a round trip of their own: a script or a transaction. The commands a script or
+ * MULTI/EXEC runs inside it are counted by Redis too, but travel with it.
+ */
+const ROUND_TRIPS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro', 'exec'])
+
+/** Calls of every Redis command so far (INFO itself left out), and of the round-trip ones. */
+async function redisCalls(admin) {
+  const info = await admin.info('commandstats')
+  let commands = 0
+  let roundTrips = 0
+  for (const [, name, count] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) {
+    if (name === 'info') continue
+    commands += Number(count)
+    if (ROUND_TRIPS.has(name)) roundTrips += Number(count)
+  }
+  return { commands, roundTrips }
+}
+
+function withoutRedisUrl(env) {
+  const rest = { ...env }
+  delete rest.REDIS_URL
+  return rest
+}
+
+function startServer(scenario, shape, port, redisUrl) {
+  const [command, commandArgs] = pinned(0, process.execPath, [join(HERE, 'servers', 'perf-app.mjs')])
+  const child = spawn(command, commandArgs, {
+    // Only Redis scenarios get REDIS_URL: ours would otherwise pick it up from the environment.
+    env: {
+      ...withoutRedisUrl(process.env),
+      SCENARIO: scenario,
+      LIMIT: String(SHAPES[shape]),
+      PORT: String(port),
+      ...(scenario.includes('redis') ? { REDIS_URL: redisUrl } : {}),
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${scenario} exited with ${code} before listening`)))
+    child.stdout.on('data', (chunk) => {
+      if (chunk.toString().includes('listening')) resolve(child)
+    })
+  })
+}
+
+function runLoad(url, shape, seconds, rate) {
+  const loadArgs = [
+    join(HERE, 'perf-load.mjs'),
+    url,
+    shape,
+    String(seconds),
+    ...(rate === undefined ? [] : [String(rate)]),
+  ]
+  const [command, commandArgs] = pinned(1, process.execPath, loadArgs)
+  const result = spawnSync(command, commandArgs, { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`load failed: ${result.stderr}`)
+  return JSON.parse(result.stdout.trim().split('\n').at(-1))
+}
+
+async function stop(child) {
+  if (child.exitCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await exited
+}
+
+async function measure(scenario, shape, redisUrl, admin) {
+  const port = await freePort()
+  await admin.flushall()
+  const server = await startServer(scenario, shape, port, redisUrl)
+  try {
+    const url = `http://127.0.0.1:${port}`
+    runLoad(url, shape, WARMUP_SECONDS)
+    const cpuBefore = cpuMicros(server.pid)
+    const callsBefore = await redisCalls(admin)
+    const load = runLoad(url, shape, SECONDS)
+    const cpu = cpuMicros(server.pid) - cpuBefore
+    const callsAfter = await redisCalls(admin)
+    const latency = runLoad(url, shape, LATENCY_SECONDS, LATENCY_RATE)
+    const limited = load.statuses['429'] ?? 0
+    return {
+      scenario,
+      shape,
+      rps: load.requests / load.seconds,
+      p50: load.p50,
+      p99: load.p99,
+      cpuPerRequest: cpu / load.requests,
+      redisPerRequest: (callsAfter.commands - callsBefore.commands) / load.requests,
+      roundTripsPerRequest: (callsAfter.roundTrips - callsBefore.roundTrips) / load.requests,
+      limitedShare: limited / load.requests,
+      p50us: latency.p50us,
+      p99us: latency.p99us,
+      errors: load.errors + load.timeouts,
+      statuses: load.statuses,
+    }
+  } finally {
+    await stop(server)
+  }
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+async function main() {
+  const redisPort = await freePort()
+  const redis = await startRedis(redisPort, PIN ? { cpu: 1 } : {})
+  const redisUrl = `redis://127.0.0.1:${redisPort}`
+  const admin = new Redis(redisUrl)
+  const runs = []
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const shape of Object.keys(SHAPES)) {
+        // Each round starts the scenarios at another place, so no one always runs first or last.
+        const order = scenarios.map((_, i) => scenarios[(i + round - 1) % scenarios.length])
+        const byScenario = {}
+        for (const scenario of order) {
+          const run = await measure(scenario, shape, redisUrl, admin)
+          byScenario[scenario] = run
+          process.stderr.write(
+            `round ${round} ${shape.padEnd(7)} ${scenario.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} req/s  ` +
+              `p50 ${run.p50} ms  p99 ${run.p99} ms  ${run.cpuPerRequest.toFixed(1)} µs CPU/req  ` +
+              `${run.redisPerRequest.toFixed(2)} Redis cmd/req (${run.roundTripsPerRequest.toFixed(2)} round trips)  ` +
+              `latency p50 ${run.p50us.toFixed(0)} µs p99 ${run.p99us.toFixed(0)} µs  ` +
+              `${(run.limitedShare * 100).toFixed(1)}% 429\n`,
+          )
+        }
+        for (const run of Object.values(byScenario)) {
+          runs.push({
+            round,
+            ...run,
+            ratio: run.rps / byScenario.bare.rps,
+            cpuOverBare: run.cpuPerRequest - byScenario.bare.cpuPerRequest,
+            p99usOverBare: run.p99us - byScenario.bare.p99us,
+          })
+        }
+      }
+    }
+  } finally {
+    admin.disconnect()
+    redis.kill('SIGTERM')
+  }
+
+  const summary = []
+  for (const shape of Object.keys(SHAPES)) {
+    for (const scenario of scenarios) {
+      const mine = runs.filter((r) => r.shape === shape && r.scenario === scenario)
+      const pick = (field) => median(mine.map((r) => r[field]))
+      summary.push({
+        shape,
+        scenario,
+        rps: pick('rps'),
+        ratio: pick('ratio'),
+        p50: pick('p50'),
+        p99: pick('p99'),
+        cpuPerRequest: pick('cpuPerRequest'),
+        cpuOverBare: pick('cpuOverBare'),
+        redisPerRequest: pick('redisPerRequest'),
+        roundTripsPerRequest: pick('roundTripsPerRequest'),
+        limitedShare: pick('limitedShare'),
+        p50us: pick('p50us'),
+        p99us: pick('p99us'),
+        p99usOverBare: pick('p99usOverBare'),
+        errors: mine.reduce((sum, r) => sum + r.errors, 0),
+      })
+    }
+  }
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    redis: spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    pinned: PIN ? 'server on CPU 0; load and Redis on CPU 1 (taskset)' : 'not pinned',
+  }
+  const settings = {
+    rounds: ROUNDS,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
+    connections: 50,
+    pipelining: 1,
+    latencyRate: LATENCY_RATE,
+    latencySeconds: LATENCY_SECONDS,
+  }
+  // Memory mode (and the fallback: the same store) with many clients in one window.
+  const memoryClients = QUICK ? 100_000 : 1_000_000
+  const memoryRun = spawnSync(
+    process.execPath,
+    ['--expose-gc', join(HERE, 'memory-local.mjs'), String(memoryClients)],
+    {
+      encoding: 'utf8',
+    },
+  )
+  if (memoryRun.status !== 0) throw new Error(`memory-local failed: ${memoryRun.stderr}`)
+  const memory = JSON.parse(memoryRun.stdout.trim().split('\n').at(-1))
+  process.stderr.write(
+    `memory mode: ${memory.clients} clients, RSS ${memory.rssAfterMiB.toFixed(0)} MiB, ${memory.bytesPerClient.toFixed(0)} B of heap per client\n`,
+  )
+  const report = { date: new Date().toISOString(), machine, settings, summary, memory, runs }
+  mkdirSync(OUT, { recursive: true })
+  writeFileSync(join(OUT, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`)
+  writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, scenarios))
+  const table = markdownTable(summary)
+  process.stdout.write(`${table}\n`)
+  if (WRITE_DOCS) writeDocs(report, table)
+  process.stderr.write(`wrote ${join(OUT, 'performance.json')} and performance.svg\n`)
+}
+
+const NAMES = {
+  bare: 'bare Express (no limiter)',
+  'erl-memory': 'express-rate-limit, memory',
+  'ours-memory': '**ours, memory**',
+  'erl-redis': 'express-rate-limit + rate-limit-redis (the original)',
+  'ours-redis': '**ours, Redis**',
+  'rlf-redis': 'rate-limiter-flexible, Redis',
+  'rlf-redis-block': 'rate-limiter-flexible, Redis + in-memory block + insurance',
+}
+
+function markdownTable(summary) {
+  const rows = [
+    `| shape | setup | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | server CPU µs/req (over bare) | Redis commands/req (round trips) | 429 |`,
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const s of summary) {
+    rows.push(
+      `| ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.rps.toFixed(0)} | ${s.ratio.toFixed(2)} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} | ` +
+        `${s.p50us.toFixed(0)} / ${s.p99us.toFixed(0)} (${s.scenario === 'bare' ? '-' : `${s.p99usOverBare >= 0 ? '+' : ''}${s.p99usOverBare.toFixed(0)}`}) | ` +
+        `${s.cpuPerRequest.toFixed(1)} (${s.scenario === 'bare' ? '-' : `${s.cpuOverBare >= 0 ? '+' : ''}${s.cpuOverBare.toFixed(1)}`}) | ` +
+        `${s.redisPerRequest.toFixed(2)} (${s.roundTripsPerRequest.toFixed(2)}) | ${(s.limitedShare * 100).toFixed(1)}% |`,
+    )
+  }
+  return rows.join('\n')
+}
+
+/** Replaces the generated part of docs/performance.md, between its bench markers. */
+function writeDocs(report, table) {
+  const path = join(ROOT, 'docs', 'performance.md')
+  const text = readFileSync(path, 'utf8')
+  const { machine, settings } = report
+  const block = [
+    '<!-- bench:start (written by pnpm bench; edit the prose outside these markers) -->',
+    '',
+    `Run of ${report.date.slice(0, 10)}: ${settings.rounds} rounds, ${settings.seconds} s per run after ${settings.warmupSeconds} s of warm-up, ` +
+      `${settings.connections} connections, pipelining ${settings.pipelining}; then ${settings.latencySeconds} s of an open-loop ` +
+      `latency probe at ${settings.latencyRate} req/s over 50 connections; medians over the rounds. ` +
+      `Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ${machine.redis.split(' ').slice(0, 3).join(' ')}; ${machine.pinned}.`,
+    '',
+    table,
+    '',
+    `Memory mode with ${report.memory.clients.toLocaleString('en')} distinct clients in one window, through the real middleware: ` +
+      `RSS ${report.memory.rssAfterMiB.toFixed(0)} MiB (${report.memory.rssBeforeMiB.toFixed(0)} MiB before), ` +
+      `${report.memory.bytesPerClient.toFixed(0)} bytes of heap per client.`,
+    '',
+    '![Ratio to bare Express, per setup and traffic shape](benchmarks/performance.svg)',
+    '',
+    '<!-- bench:end -->',
+  ].join('\n')
+  const start = text.indexOf('<!-- bench:start')
+  const end = text.indexOf('<!-- bench:end -->')
+  if (start === -1 || end === -1) throw new Error('docs/performance.md has no bench markers')
+  writeFileSync(path, text.slice(0, start) + block + text.slice(end + '<!-- bench:end -->'.length))
+}
+
+await main()

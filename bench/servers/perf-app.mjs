@@ -1,0 +1,120 @@
+// One small JSON route behind the limiter named by SCENARIO, set up as a user of that library would.
+// Every scenario trusts one proxy hop, so the client is the X-Forwarded-For address the load sends.
+import express from 'express'
+import { MemoryStore, rateLimit } from 'express-rate-limit'
+import { Redis } from 'ioredis'
+import { Registry } from 'prom-client'
+import { RedisStore } from 'rate-limit-redis'
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible'
+
+import { createRateLimiter, RedisClientManager } from '@universo/utils/rate-limiting'
+
+const { SCENARIO, PORT, REDIS_URL } = process.env
+const LIMIT = Number(process.env.LIMIT)
+const WINDOW_MS = 15 * 60 * 1000
+const silent = { info() {}, warn() {}, error() {} }
+
+/** The limiter middleware of each scenario (none for bare). */
+const scenarios = {
+  bare: async () => undefined,
+  // Not a limiter: a middleware that only awaits once, to show what answering a tick later costs.
+  'noop-async': async () => async (_req, _res, next) => {
+    await undefined
+    next()
+  },
+  'noop-sync': async () => (_req, _res, next) => next(),
+  'probe-ip4': async () => (req, _res, next) => {
+    let n = 0
+    for (let i = 0; i < 4; i++) n += req.ip.length
+    req.n = n
+    next()
+  },
+  'probe-headers': async () => (_req, res, next) => {
+    res.append('RateLimit', '"read"; r=99; t=900')
+    res.append('RateLimit-Policy', '"read"; q=100; w=900; pk=:abc:')
+    next()
+  },
+  // express-rate-limit alone, its defaults plus the draft-8 headers we send too.
+  'erl-memory': async () =>
+    rateLimit({
+      windowMs: WINDOW_MS,
+      limit: LIMIT,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      store: new MemoryStore(),
+    }),
+  // The original's stack: express-rate-limit + rate-limit-redis over one ioredis client.
+  'erl-redis': async () => {
+    const client = new Redis(REDIS_URL)
+    return rateLimit({
+      windowMs: WINDOW_MS,
+      limit: LIMIT,
+      standardHeaders: 'draft-8',
+      legacyHeaders: false,
+      store: new RedisStore({ prefix: 'erl:', sendCommand: (command, ...args) => client.call(command, ...args) }),
+    })
+  },
+  // Ours as the server runs it: metrics on a registry, audit log on, default keys.
+  'ours-memory': async () =>
+    createRateLimiter('read', {
+      keyPrefix: 'bench',
+      maxRead: LIMIT,
+      logger: silent,
+      ...(process.env.EXP_NOMETRICS ? {} : { metricsRegistry: new Registry() }),
+    }),
+  'ours-redis': async () =>
+    createRateLimiter('read', {
+      keyPrefix: 'bench',
+      maxRead: LIMIT,
+      redisUrl: REDIS_URL,
+      logger: silent,
+      metricsRegistry: new Registry(),
+    }),
+  // rate-limiter-flexible as its README's Express example sets it up.
+  'rlf-redis': async () =>
+    flexible(
+      new RateLimiterRedis({
+        storeClient: new Redis(REDIS_URL),
+        points: LIMIT,
+        duration: WINDOW_MS / 1000,
+        keyPrefix: 'rlf',
+      }),
+    ),
+  // ... with the in-memory block for keys over their limit, and an in-memory insurance limiter.
+  'rlf-redis-block': async () =>
+    flexible(
+      new RateLimiterRedis({
+        storeClient: new Redis(REDIS_URL),
+        points: LIMIT,
+        duration: WINDOW_MS / 1000,
+        keyPrefix: 'rlfb',
+        inMemoryBlockOnConsumed: LIMIT,
+        insuranceLimiter: new RateLimiterMemory({ points: LIMIT, duration: WINDOW_MS / 1000 }),
+      }),
+    ),
+}
+
+function flexible(limiter) {
+  return (req, res, next) => {
+    limiter.consume(req.ip).then(
+      () => next(),
+      () => res.status(429).send('Too Many Requests'),
+    )
+  }
+}
+
+const make = scenarios[SCENARIO]
+if (make === undefined) throw new Error(`SCENARIO must be one of ${Object.keys(scenarios).join(', ')}, got ${SCENARIO}`)
+const limiter = await make()
+
+const app = express()
+app.set('trust proxy', 1)
+const handlers = limiter === undefined ? [] : [limiter]
+app.get('/r', ...handlers, (_req, res) => {
+  res.json({ ok: true })
+})
+const server = app.listen(Number(PORT), '127.0.0.1', () => console.log('listening'))
+process.on('SIGTERM', () => {
+  server.close()
+  void RedisClientManager.close().finally(() => process.exit(0))
+})

@@ -1,0 +1,58 @@
+// Clients known to be over their limit, until their window resets: answered 429 without the store.
+
+/** Blocked clients remembered per limiter. Past it, a blocked client is decided by the store as usual. */
+export const MAX_BLOCKED_KEYS = 10_000
+
+/** One blocked client: until when, and what its 429 says. */
+export interface BlockedKey {
+  /** When the client's window resets (ms since the epoch). */
+  readonly resetMs: number
+  readonly limit: number
+}
+
+/**
+ * A bounded map of blocked client keys. A flood from one client over its limit then costs a Map
+ * lookup: no store call, no Redis round trip, no express-rate-limit pass. The decision is the one
+ * the store made: the client stays over its limit until the reset the store gave, whatever other
+ * processes count meanwhile.
+ */
+export class BlockedKeys {
+  readonly #blocked = new Map<string, BlockedKey>()
+  #nextSweep = 0
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** The block of `key`, if it is still blocked. */
+  get(key: string): BlockedKey | undefined {
+    const found = this.#blocked.get(key)
+    if (found === undefined) return undefined
+    if (found.resetMs > this.now()) return found
+    this.#blocked.delete(key)
+    return undefined
+  }
+
+  /** Remembers that `key` is over `limit` until `resetMs`, if there is room. */
+  block(key: string, resetMs: number, limit: number): void {
+    const now = this.now()
+    if (resetMs <= now) return
+    const known = this.#blocked.get(key)
+    if (known !== undefined && known.resetMs === resetMs && known.limit === limit) return
+    if (this.#blocked.size >= MAX_BLOCKED_KEYS && !this.#blocked.has(key)) {
+      if (now < this.#nextSweep) return
+      this.#nextSweep = now + 1000
+      for (const [blockedKey, { resetMs: until }] of this.#blocked) if (until <= now) this.#blocked.delete(blockedKey)
+      if (this.#blocked.size >= MAX_BLOCKED_KEYS) return
+    }
+    this.#blocked.set(key, { resetMs, limit })
+  }
+
+  /** Forgets `key` (resetKey), or every key. */
+  delete(key?: string): void {
+    if (key === undefined) this.#blocked.clear()
+    else this.#blocked.delete(key)
+  }
+
+  get size(): number {
+    return this.#blocked.size
+  }
+}

@@ -1,0 +1,89 @@
+// The rate-limit headers, written as express-rate-limit writes them (draft-8, legacy, Retry-After), but cheaper.
+import { createHash } from 'node:crypto'
+
+import type { Response } from 'express'
+import type { RateLimitInfo } from 'express-rate-limit'
+
+import type { RateLimitType } from './types.js'
+
+/** Partition keys remembered, so a returning client's SHA-256 is not computed again. */
+export const MAX_CACHED_PARTITION_KEYS = 10_000
+
+/** express-rate-limit's draft-8 `pk`: base64 of the first 12 hex digits of the key's SHA-256. */
+export function partitionKey(key: string): string {
+  return Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')
+}
+
+export interface HeaderSettings {
+  readonly type: RateLimitType
+  readonly windowMs: number
+  readonly legacyHeaders: boolean
+}
+
+/**
+ * Writes the headers of one limiter. express-rate-limit computes the draft-8 partition key (a
+ * SHA-256) on every request and goes through Express's res.append; this keeps the last
+ * MAX_CACHED_PARTITION_KEYS keys' partition keys and sets headers directly, with the same result.
+ */
+export class RateLimitHeaders {
+  readonly #windowSeconds: number
+  readonly #partitionKeys = new Map<string, string>()
+
+  constructor(private readonly settings: HeaderSettings) {
+    this.#windowSeconds = Math.ceil(settings.windowMs / 1000)
+  }
+
+  /** RateLimit and RateLimit-Policy (draft-8), and the X-RateLimit-* ones when legacyHeaders is on. */
+  write(response: Response, info: RateLimitInfo, now = Date.now()): void {
+    if (response.headersSent) return
+    const seconds = this.secondsLeft(info, now)
+    if (this.settings.legacyHeaders) {
+      response.setHeader('X-RateLimit-Limit', String(info.limit))
+      response.setHeader('X-RateLimit-Remaining', String(info.remaining))
+      if (info.resetTime instanceof Date) {
+        response.setHeader('Date', new Date(now).toUTCString())
+        response.setHeader('X-RateLimit-Reset', String(Math.ceil(info.resetTime.getTime() / 1000)))
+      }
+    }
+    const { type } = this.settings
+    add(response, 'RateLimit', `"${type}"; r=${info.remaining}; t=${seconds}`)
+    add(
+      response,
+      'RateLimit-Policy',
+      `"${type}"; q=${info.limit}; w=${this.#windowSeconds}; pk=:${this.#pk(info.key)}:`,
+    )
+  }
+
+  /** Retry-After, in seconds until the reset: set on a 429 only. */
+  retryAfter(response: Response, info: RateLimitInfo, now = Date.now()): number {
+    const seconds = this.secondsLeft(info, now)
+    if (!response.headersSent) response.setHeader('Retry-After', String(seconds))
+    return seconds
+  }
+
+  /** Whole seconds until the window resets (the window when the store gives no reset time). */
+  secondsLeft(info: RateLimitInfo, now: number): number {
+    if (info.resetTime === undefined) return this.#windowSeconds
+    return Math.max(0, Math.ceil((info.resetTime.getTime() - now) / 1000))
+  }
+
+  #pk(key: string): string {
+    let pk = this.#partitionKeys.get(key)
+    if (pk === undefined) {
+      pk = partitionKey(key)
+      // Oldest first out: Map keeps insertion order.
+      if (this.#partitionKeys.size >= MAX_CACHED_PARTITION_KEYS) {
+        this.#partitionKeys.delete(this.#partitionKeys.keys().next().value!)
+      }
+      this.#partitionKeys.set(key, pk)
+    }
+    return pk
+  }
+}
+
+/** setHeader, or append when another limiter on the route has set the header already. */
+function add(response: Response, name: string, value: string): void {
+  const existing = response.getHeader(name)
+  if (existing === undefined) response.setHeader(name, value)
+  else response.setHeader(name, [...(Array.isArray(existing) ? existing : [String(existing)]), value])
+}

@@ -1,0 +1,94 @@
+// Redis calls made in the same tick, sent as one pipeline: one write carries many requests' EVALSHA.
+import type { RedisCommandClient } from '../types.js'
+
+/** What a client needs for batching: ioredis's pipeline(). */
+interface PipelineClient extends RedisCommandClient {
+  pipeline(): {
+    call(command: string, ...args: string[]): unknown
+    exec(): Promise<[Error | null, unknown][] | null>
+  }
+}
+
+interface Queued {
+  readonly command: string
+  readonly args: string[]
+  readonly resolve: (value: unknown) => void
+  readonly reject: (error: unknown) => void
+}
+
+/**
+ * A `call` that sends commands in pipelines, one pipeline in flight at a time: while one waits for
+ * Redis, the next requests' commands queue, and go out together in one write as soon as it is
+ * answered. Under load one round trip then carries many requests' EVALSHA; with one request at a
+ * time it is a plain call. Each command still gets its own answer or error (a NOSCRIPT goes to its
+ * caller, who reloads the script).
+ *
+ * This is ioredis's enableAutoPipelining, minus its trap for us: with autoResendUnfulfilledCommands
+ * off, a pipeline in flight when the connection drops never settles, and ioredis then holds every
+ * later auto-pipelined command behind it, for ever. Here a pipeline that has not answered within
+ * `timeoutMs` (storeTimeoutMs: its callers have failed by then) stops holding the next one back.
+ */
+export function batchedCalls(
+  client: RedisCommandClient,
+  timeoutMs: number,
+): (command: string, ...args: string[]) => Promise<unknown> {
+  if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') {
+    return (command, ...args) => client.call(command, ...args)
+  }
+  const pipelined = client as PipelineClient
+  let queue: Queued[] = []
+  let inFlight = false
+
+  const send = (): void => {
+    if (inFlight || queue.length === 0) return
+    const batch = queue
+    queue = []
+    inFlight = true
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      clearTimeout(timer)
+      inFlight = false
+      send()
+    }
+    const timer = setTimeout(release, timeoutMs)
+    if (batch.length === 1) {
+      const [only] = batch as [Queued]
+      client.call(only.command, ...only.args).then(
+        (value) => {
+          release()
+          only.resolve(value)
+        },
+        (error: unknown) => {
+          release()
+          only.reject(error)
+        },
+      )
+      return
+    }
+    const pipeline = pipelined.pipeline()
+    for (const { command, args } of batch) pipeline.call(command, ...args)
+    pipeline.exec().then(
+      (results) => {
+        release()
+        batch.forEach((queued, index) => {
+          const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
+          if (error) queued.reject(error)
+          else queued.resolve(value)
+        })
+      },
+      (error: unknown) => {
+        release()
+        for (const queued of batch) queued.reject(error)
+      },
+    )
+  }
+
+  return (command, ...args) =>
+    new Promise((resolve, reject) => {
+      queue.push({ command, args, resolve, reject })
+      // The first command of an idle client waits one tick, so the others of this tick join it.
+      if (!inFlight && queue.length === 1) process.nextTick(send)
+    })
+}

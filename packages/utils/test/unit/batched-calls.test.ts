@@ -1,0 +1,93 @@
+// Commands queued while one pipeline is in flight go out together; a pipeline that never answers holds nothing back.
+import { describe, expect, it } from 'vitest'
+
+import { batchedCalls } from '../../src/rate-limiting/stores/batched-calls.js'
+
+type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void }
+
+/** A client whose calls and pipelines answer only when the test says so. */
+function fakeClient() {
+  const calls: { command: string; args: string[]; answer: Pending }[] = []
+  const pipelines: { commands: string[][]; answer: Pending }[] = []
+  return {
+    calls,
+    pipelines,
+    call: (command: string, ...args: string[]) =>
+      new Promise((resolve, reject) => void calls.push({ command, args, answer: { resolve, reject } })),
+    pipeline() {
+      const commands: string[][] = []
+      return {
+        call: (command: string, ...args: string[]) => void commands.push([command, ...args]),
+        exec: () =>
+          new Promise<[Error | null, unknown][] | null>(
+            (resolve, reject) => void pipelines.push({ commands, answer: { resolve: resolve as never, reject } }),
+          ),
+      }
+    },
+  }
+}
+
+const tick = () => new Promise((done) => setImmediate(done))
+
+describe('batchedCalls', () => {
+  it('sends a lone command as a plain call, and queues the next ones into one pipeline meanwhile', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000)
+    const first = send('EVALSHA', 'a')
+    await tick()
+    expect(client.calls.map((c) => c.args)).toEqual([['a']])
+    const second = send('EVALSHA', 'b')
+    const third = send('EVALSHA', 'c')
+    await tick()
+    expect(client.pipelines).toHaveLength(0)
+    client.calls[0]!.answer.resolve(1)
+    expect(await first).toBe(1)
+    await tick()
+    expect(client.pipelines.map((p) => p.commands)).toEqual([
+      [
+        ['EVALSHA', 'b'],
+        ['EVALSHA', 'c'],
+      ],
+    ])
+    const noscript = new Error('NOSCRIPT No matching script')
+    client.pipelines[0]!.answer.resolve([
+      [noscript, undefined],
+      [null, 3],
+    ])
+    await expect(second).rejects.toBe(noscript)
+    expect(await third).toBe(3)
+  })
+
+  it('fails every command of a pipeline that fails', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000)
+    const held = send('PING')
+    await tick()
+    const [a, b] = [send('EVALSHA', 'a'), send('EVALSHA', 'b')]
+    client.calls[0]!.answer.resolve('PONG')
+    await held
+    await tick()
+    const closed = new Error('Connection is closed.')
+    client.pipelines[0]!.answer.reject(closed)
+    await expect(a).rejects.toBe(closed)
+    await expect(b).rejects.toBe(closed)
+  })
+
+  it('stops waiting for a pipeline that never answers after timeoutMs', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 20)
+    void send('EVALSHA', 'lost')
+    await tick()
+    const later = send('EVALSHA', 'later')
+    await new Promise((done) => setTimeout(done, 50))
+    expect(client.calls.map((c) => c.args)).toEqual([['lost'], ['later']])
+    client.calls[1]!.answer.resolve(7)
+    expect(await later).toBe(7)
+  })
+
+  it('calls straight through a client without pipeline()', async () => {
+    const calls: string[] = []
+    const send = batchedCalls({ call: (command: string) => Promise.resolve(calls.push(command)) }, 1000)
+    expect(await send('PING')).toBe(1)
+  })
+})

@@ -71,10 +71,9 @@ export class RateLimitHeaders {
     let pk = this.#partitionKeys.get(key)
     if (pk === undefined) {
       pk = partitionKey(key)
-      // Oldest first out: Map keeps insertion order.
-      if (this.#partitionKeys.size >= MAX_CACHED_PARTITION_KEYS) {
-        this.#partitionKeys.delete(this.#partitionKeys.keys().next().value!)
-      }
+      // Full: start afresh. (Evicting the oldest one by one would make V8 skip ever more deleted
+      // entries at the head of the Map: quadratic with many distinct clients.)
+      if (this.#partitionKeys.size >= MAX_CACHED_PARTITION_KEYS) this.#partitionKeys.clear()
       this.#partitionKeys.set(key, pk)
     }
     return pk

@@ -3,6 +3,7 @@ import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 
 import { createRateLimiters } from '../../src/rate-limiting/index.js'
+import { CHECKED_REQUESTS } from '../../src/rate-limiting/proxy-checks.js'
 import { uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 
@@ -44,6 +45,14 @@ describe('proxy checks', () => {
     const { app, warnings, limiters } = await appWith(1)
     await request(app).get('/').set('X-Forwarded-For', '198.51.100.1')
     await request(app).get('/')
+    expect(warnings()).toEqual([])
+    limiters.dispose()
+  })
+
+  it(`checks the first ${CHECKED_REQUESTS} requests only, as express-rate-limit checks its first`, async () => {
+    const { app, warnings, limiters } = await appWith(false)
+    for (let i = 0; i < CHECKED_REQUESTS; i++) await request(app).get('/')
+    await request(app).get('/').set('X-Forwarded-For', '198.51.100.1')
     expect(warnings()).toEqual([])
     limiters.dispose()
   })

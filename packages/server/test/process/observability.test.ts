@@ -8,6 +8,7 @@ import {
 } from '../../../utils/test/support/redis-server.js'
 import { waitFor } from '../../../utils/test/support/http.js'
 import { startServer, type ServerProcess } from './support/server-process.js'
+import { sampleValue as sample } from './support/promql.js'
 
 const running: ServerProcess[] = []
 afterEach(async () => {
@@ -18,11 +19,6 @@ async function server(env: Record<string, string>): Promise<ServerProcess> {
   const started = await startServer(env)
   running.push(started)
   return started
-}
-
-const sample = (text: string, series: string): number | undefined => {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
 describe('logs', () => {

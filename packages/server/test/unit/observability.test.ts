@@ -4,6 +4,7 @@ import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { createApp, createMetricsRegistry, loadConfig, serverRateLimitOptions } from '../../src/index.js'
+import { sampleValue as sample } from '../process/support/promql.js'
 
 const TOKEN_ALICE = 'tok-alice-0123456789'
 const TOKEN_ROOT = 'tok-root-abcdefghijk'
@@ -18,12 +19,6 @@ async function boot(env: Record<string, string> = {}) {
   await initializeRateLimiters(serverRateLimitOptions(config, logger, metricsRegistry))
   const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, metricsRegistry })
   return { app, lines }
-}
-
-/** The value of one sample line in the Prometheus text, e.g. `rate_limit_skipped_total{namespace="metaverses",type="read"}`. */
-function sample(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
 const READ = '{namespace="metaverses",type="read"}'

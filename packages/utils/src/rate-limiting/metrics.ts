@@ -215,16 +215,16 @@ export class RateLimitMetrics {
     // The histogram is kept in plain arrays (one bucket increment per request) and read here at
     // scrape time: prom-client's own Histogram hashes its labels on every observe.
     const times = this.#times
-    const storeDuration = {
+    const described = {
       name: RATE_LIMIT_METRICS.storeDuration,
       help: 'Time a rate limiter waited for its store to count a request, in seconds.',
       type: 'histogram',
       aggregator: 'sum',
+    } as const
+    const storeDuration = {
+      ...described,
       get: () => ({
-        name: RATE_LIMIT_METRICS.storeDuration,
-        help: 'Time a rate limiter waited for its store to count a request, in seconds.',
-        type: 'histogram',
-        aggregator: 'sum',
+        ...described,
         values: [...times.values()].flatMap(({ namespace, type, byStore }) =>
           (Object.entries(byStore) as [StoreKind, TimeHistogram][])
             .filter(([, histogram]) => histogram.count > 0)

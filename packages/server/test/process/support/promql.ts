@@ -76,3 +76,9 @@ export function exported(text: string): Map<string, Map<string, Set<string>>> {
   }
   return names
 }
+
+/** The value of one sample line, e.g. `rate_limit_skipped_total{namespace="metaverses",type="read"}`. */
+export function sampleValue(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}

@@ -17,7 +17,7 @@ import { createProxyChecks } from './proxy-checks.js'
 import { blockedAnswer, rateLimitExceededHandler } from './response.js'
 import { BlockedKeys } from './blocked-keys.js'
 import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
-import { MeteredMemoryStore } from './stores/metered-memory-store.js'
+import { CompactMemoryStore } from './stores/memory-store.js'
 import { createRedisStore } from './stores/redis-store.js'
 import { LimiterStats, type StoreKind } from './stats.js'
 import type {
@@ -125,7 +125,7 @@ function buildLimiter(
   )
 
   if (backend.kind === 'memory') {
-    const store = new MeteredMemoryStore(stats, 'memory')
+    const store = new CompactMemoryStore(stats, 'memory')
     const handler = rateLimit({ ...limiterOptions(parts, 'memory'), limit: max, store })
     return Object.assign(front(handler), {
       resetKey(key: string): void {
@@ -158,7 +158,7 @@ function buildLimiter(
   backend.stores.push(store)
   const primary = rateLimit({ ...limiterOptions(parts, 'redis'), limit: max, store })
   let fallback: LimiterHandler | undefined
-  const fallbackStore = new MeteredMemoryStore(stats, 'fallback')
+  const fallbackStore = new CompactMemoryStore(stats, 'fallback')
   // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
   const stopResetting = breakers.onChange((healthy) => {
     if (healthy) void fallbackStore.resetAll()

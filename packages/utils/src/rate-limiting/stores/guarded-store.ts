@@ -20,6 +20,14 @@ export class StoreUnavailableError extends Error {
 /** A store call that did not answer in time (as opposed to one that answered with an error). */
 export class StoreTimeoutError extends StoreUnavailableError {}
 
+/** A call waiting on Redis: the circuit it went through, how to fail it, and when it times out. */
+interface PendingCall {
+  readonly health: StoreHealth
+  readonly fail: (error: unknown) => void
+  /** performance.now() past which the call has timed out. */
+  readonly deadline: number
+}
+
 /** Rejects with StoreTimeoutError when `promise` takes longer than `ms`. */
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -45,8 +53,12 @@ export class GuardedRedisStore implements Store {
   readonly localKeys = false
   readonly prefix: string
   #windowMs = 60_000
-  /** Calls waiting on Redis, by the circuit they went through; failed at once when it opens. */
-  readonly #pending = new Map<(error: Error) => void, StoreHealth>()
+  /**
+   * Calls waiting on Redis, oldest first. All share one timeout, so the oldest is the next to time
+   * out, and one timer, set for it, watches them all.
+   */
+  readonly #pending = new Set<PendingCall>()
+  #watch: NodeJS.Timeout | undefined
   readonly #unsubscribe: () => void
 
   constructor(
@@ -59,8 +71,8 @@ export class GuardedRedisStore implements Store {
     this.prefix = inner.prefix
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
-      for (const [abandon, via] of this.#pending) {
-        if (via === health) abandon(new StoreUnavailableError('Redis became unavailable'))
+      for (const call of this.#pending) {
+        if (call.health === health) call.fail(new StoreUnavailableError('Redis became unavailable'))
       }
     })
   }
@@ -112,21 +124,20 @@ export class GuardedRedisStore implements Store {
   /**
    * Runs `call` against Redis unless the breaker is open; fails it after `timeoutMs`, or at once
    * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
-   * when a connection closed and are not to be resent). One promise and one timer per call: this
-   * is every allowed request's path.
+   * when a connection closed and are not to be resent). This is every allowed request's path: one
+   * promise per call, and no timer of its own.
    */
   #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
     const health = this.breakers.for(this.inner.prefixKey(key))
     if (!health.healthy) return Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))
     const generation = health.generation
-    const start = timed ? performance.now() : 0
+    const start = performance.now()
     return new Promise<T>((resolve, reject) => {
       let settled = false
       const settle = (): boolean => {
         if (settled) return false
         settled = true
-        clearTimeout(timer)
-        this.#pending.delete(fail)
+        this.#pending.delete(watched)
         return true
       }
       const fail = (error: unknown): void => {
@@ -142,13 +153,9 @@ export class GuardedRedisStore implements Store {
             : new StoreUnavailableError('Redis command failed', { cause: error }),
         )
       }
-      // setImmediate lets I/O that is already waiting run first: after an event-loop stall the
-      // reply may be in the socket although the timer is due, and it should win.
-      const timer = setTimeout(
-        () => setImmediate(() => fail(new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`))),
-        this.timeoutMs,
-      )
-      this.#pending.set(fail, health)
+      const watched: PendingCall = { health, fail, deadline: start + this.timeoutMs }
+      this.#pending.add(watched)
+      if (this.#watch === undefined) this.#watchUntil(watched.deadline)
       let pending: Promise<T>
       try {
         pending = call()
@@ -161,6 +168,32 @@ export class GuardedRedisStore implements Store {
         if (timed) this.stats.observeStore?.((performance.now() - start) / 1000, 'redis')
         resolve(result)
       }, fail)
+    })
+  }
+
+  /** Sets the one timer for `deadline`, the oldest pending call's. */
+  #watchUntil(deadline: number): void {
+    this.#watch = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()))
+  }
+
+  /** Times out the calls past their deadline, and watches for the next one. */
+  #expire(): void {
+    this.#watch = undefined
+    const now = performance.now()
+    const late: PendingCall[] = []
+    for (const call of this.#pending) {
+      if (call.deadline > now) {
+        this.#watchUntil(call.deadline)
+        break
+      }
+      this.#pending.delete(call)
+      late.push(call)
+    }
+    if (late.length === 0) return
+    // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
+    // may be in the socket although the deadline has passed, and it should win.
+    setImmediate(() => {
+      for (const call of late) call.fail(new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`))
     })
   }
 }

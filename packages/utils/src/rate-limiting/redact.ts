@@ -1,6 +1,7 @@
 // Removes credentials from anything that may reach a log line or an error message.
 
-const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]*)@(?=\S)/gi
+// A token with something before its @: an `@` that starts a word (Redis's `@user_script`) hides nothing.
+const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]+)@(?=\S)/gi
 
 /**
  * Hides the userinfo of every URL-like token in `text`: `redis://user:pass@host` becomes

@@ -15,6 +15,11 @@ describe('redactCredentials', () => {
     ['redis://u:hunter2@h/1 and redis://v:hunter2@h2', 'redis://u:***@h/1 and redis://v:***@h2'],
     ['redis://host:6379', 'redis://host:6379'],
     ['no url here', 'no url here'],
+    // Regression: Redis's OOM error names the script as "@user_script"; that @ hides no credential.
+    [
+      'OOM command not allowed when used memory > maxmemory. script: abc, on @user_script:4.',
+      'OOM command not allowed when used memory > maxmemory. script: abc, on @user_script:4.',
+    ],
     ['redis://h:6379?password=hunter2&db=1', 'redis://h:6379?password=***&db=1'],
   ])('turns %s into %s', (input, expected) => {
     const out = redactCredentials(input)

@@ -42,14 +42,15 @@ export function redactUrl(raw: string): string {
   }
   // Without a scheme it may be anything, a bare password included: do not echo it.
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return `<${raw.length} characters without a scheme://>`
+  // The userinfo first: a password may hold the `?` or `#` that kept the URL from parsing.
   let text = raw
-  const question = text.indexOf('?')
-  if (question !== -1) text = `${text.slice(0, question)}?***`
   const at = text.lastIndexOf('@')
   if (at !== -1) {
     const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? ''
     text = `${scheme}***${text.slice(at)}`
   }
+  const question = text.indexOf('?')
+  if (question !== -1) text = `${text.slice(0, question)}?***`
   return text
 }
 

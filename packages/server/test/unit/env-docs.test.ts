@@ -1,0 +1,238 @@
+// scripts/check-env-docs.mjs: docs/configuration.md lists exactly the variables packages/*/src reads.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+import { beforeAll, describe, expect, it } from 'vitest'
+
+const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..')
+const SCRIPT = join(REPO_ROOT, 'scripts', 'check-env-docs.mjs')
+const DOC = readFileSync(join(REPO_ROOT, 'docs', 'configuration.md'), 'utf8')
+
+interface SourceFile {
+  readonly path: string
+  readonly text: string
+}
+interface Result {
+  readonly ok: boolean
+  readonly errors: string[]
+  readonly reads: Map<string, string[]>
+  readonly documented: { checked: Map<string, number>; outsideSrc: Map<string, number> }
+}
+interface CheckEnvDocs {
+  checkEnvDocs(options?: { sources?: SourceFile[]; doc?: string; tools?: SourceFile[] }): Result
+  findEnvReads(files: SourceFile[]): { reads: Map<string, string[]>; problems: string[] }
+  documentedVariables(markdown: string): Result['documented']
+  compareEnvDocs(found: { reads: Map<string, string[]> }, documented: Result['documented']): string[]
+  OUTSIDE_SRC_MARKER: string
+}
+
+let check: CheckEnvDocs
+/** The check on the real repository, run once. */
+let real: Result
+beforeAll(async () => {
+  // A computed specifier: the script is plain JavaScript, typed here by the interface above.
+  check = (await import(pathToFileURL(SCRIPT).href)) as CheckEnvDocs
+  real = check.checkEnvDocs()
+})
+
+/** What the check says about the real code against another version of configuration.md. */
+const againstDoc = (doc: string) => check.compareEnvDocs(real, check.documentedVariables(doc))
+
+/** The names a piece of TypeScript reads, or the problems the scan reports for it. */
+const readsOf = (text: string) => {
+  const { reads, problems } = check.findEnvReads([{ path: 'packages/x/src/a.ts', text }])
+  return { names: [...reads.keys()].sort(), problems }
+}
+
+/** A doc with one table listing `names`, and a marked section listing `outside`. */
+const docWith = (names: string[], outside: string[] = []) =>
+  [
+    '# Configuration',
+    '',
+    '| Variable | Type |',
+    '| --- | --- |',
+    ...names.map((name) => `| \`${name}\` | string |`),
+    '',
+    '## Tests',
+    '',
+    check.OUTSIDE_SRC_MARKER,
+    '',
+    '| Variable | Type |',
+    '| --- | --- |',
+    ...outside.map((name) => `| \`${name}\` | string |`),
+  ].join('\n')
+
+describe('the real repository', () => {
+  it('passes: configuration.md lists exactly what packages/*/src reads', () => {
+    const result = real
+    expect(result.errors).toEqual([])
+    expect(result.ok).toBe(true)
+    // Read through each form the code uses: a helper of a helper, env.NAME, a literal list, a dependency.
+    expect(result.reads.get('AUTH_REQUIRED')?.[0]).toMatch(/^packages\/server\/src\/config\.ts:/)
+    expect(result.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/env\.ts:/)
+    expect(result.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis-topology\.ts:/)
+    expect(result.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis-connection.ts'))).toBe(true)
+    expect(result.reads.get('DEBUG')?.[0]).toContain('imports debug')
+    expect(result.documented.outsideSrc.has('CI')).toBe(true)
+  })
+
+  it('runs as a CLI that exits 0 and says how many variables it matched', () => {
+    const run = spawnSync(process.execPath, [SCRIPT], { cwd: REPO_ROOT, encoding: 'utf8' })
+    expect(run.stderr).toBe('')
+    expect(run.stdout).toMatch(
+      /^check-env-docs: docs\/configuration\.md lists exactly the \d+ environment variables packages\/\*\/src reads\n$/,
+    )
+    expect(run.status).toBe(0)
+  })
+
+  it('fails from the CLI, naming the variable, for a doc that lacks one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'env-docs-'))
+    try {
+      const doc = join(dir, 'configuration.md')
+      writeFileSync(
+        doc,
+        DOC.split('\n')
+          .filter((line) => !line.startsWith('| `LOG_LEVEL`'))
+          .join('\n'),
+      )
+      const run = spawnSync(process.execPath, [SCRIPT, '--doc', doc], { cwd: REPO_ROOT, encoding: 'utf8' })
+      expect(run.status).toBe(1)
+      expect(run.stderr).toContain('LOG_LEVEL is read (packages/server/src/config.ts:')
+      expect(run.stderr).toContain('but missing from docs/configuration.md')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the check fails', () => {
+  it('when the doc lacks a variable the code reads', () => {
+    expect(againstDoc(DOC.replace(/^\| `PORT` .*\n/m, ''))).toEqual([
+      expect.stringMatching(/^PORT is read \(packages\/server\/src\/config\.ts:\d+:\d+\) but missing/),
+    ])
+  })
+
+  it('when the doc lists a variable the code never reads', () => {
+    expect(againstDoc(`${DOC}\n| \`RATE_LIMIT_BURST\` | integer | \`0\` | any |\n`)).toEqual([
+      expect.stringMatching(/^RATE_LIMIT_BURST is listed in docs\/configuration\.md:\d+ but the code never reads it$/),
+    ])
+  })
+
+  it('when the code reads a variable the doc lacks', () => {
+    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const a = process.env.NEW_SETTING' }]
+    const result = check.checkEnvDocs({ sources, doc: docWith([]), tools: [] })
+    expect(result.errors).toEqual([
+      'NEW_SETTING is read (packages/x/src/a.ts:1:30) but missing from docs/configuration.md',
+    ])
+  })
+
+  it('when a variable the doc says the code does not read is read by the code', () => {
+    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const ci = process.env.CI' }]
+    const tools = [{ path: 'packages/x/test/a.test.ts', text: 'process.env.CI' }]
+    const result = check.checkEnvDocs({ sources, doc: docWith([], ['CI']), tools })
+    expect(result.errors).toEqual([
+      expect.stringMatching(/^CI is read by the code .* lists it as not read by packages/),
+    ])
+  })
+
+  it('when the section of variables outside src names one that nothing reads', () => {
+    const result = check.checkEnvDocs({ sources: [], doc: docWith([], ['STALE']), tools: [] })
+    expect(result.errors).toEqual([
+      expect.stringMatching(/^STALE is listed in .* as read by tests or tools, but nothing reads it$/),
+    ])
+  })
+
+  it('when a variable is listed twice', () => {
+    const sources = [{ path: 'packages/x/src/a.ts', text: 'process.env.A' }]
+    const result = check.checkEnvDocs({ sources, doc: docWith(['A', 'A']), tools: [] })
+    expect(result.errors).toEqual(['A is listed more than once in docs/configuration.md'])
+  })
+})
+
+describe('the scan', () => {
+  it.each([
+    ['process.env.NAME', 'const a = process.env.A_1', ['A_1']],
+    ["process.env['NAME']", "const a = process.env['A']", ['A']],
+    ['globalThis.process.env', 'const a = globalThis.process.env.A', ['A']],
+    ['destructuring', "const { A, B: b, 'C': c } = process.env", ['A', 'B', 'C']],
+    ['an alias', 'const e = process.env\nconst a = e.A', ['A']],
+    ['node:process', "import { env } from 'node:process'\nconst a = env.A", ['A']],
+    ['const { env } = process', 'const { env } = process\nconst a = env.A', ['A']],
+    ['a parameter named env', 'function f(env: Record<string, string>) { return env.A }', ['A']],
+    ['a parameter typed Env', 'type Env = {}\nfunction f(e: Env) { return e.A }', ['A']],
+    ['a parameter handed process.env', 'function f(e: object) { return (e as any).A }\nf(process.env)', ['A']],
+    [
+      'a helper, and a helper of a helper',
+      [
+        'const value = (env: Env, name: string) => env[name]?.trim()',
+        'function flag(env: Env, name: string) { return value(env, name) === "true" }',
+        "value(process.env, 'A')",
+        "flag(process.env, 'B')",
+      ].join('\n'),
+      ['A', 'B'],
+    ],
+    ['a literal list', "const any = ['A', 'B'].some((name) => (process.env[name] ?? '') !== '')", ['A', 'B']],
+    [
+      'a literal list of tuples',
+      [
+        'function envValue(env: Env, name: string) { return env[name] }',
+        "for (const [name, fix] of [['A', 'x'], ['B', 'y']] as const) envValue(process.env, name)",
+      ].join('\n'),
+      ['A', 'B'],
+    ],
+  ])('names a variable read through %s', (_form, text, names) => {
+    expect(readsOf(text)).toEqual({ names, problems: [] })
+  })
+
+  it('follows a helper imported from another file', () => {
+    const { reads, problems } = check.findEnvReads([
+      {
+        path: 'packages/x/src/env-values.ts',
+        text: 'export function envValue(env: Env, name: string) { return env[name] }',
+      },
+      {
+        path: 'packages/x/src/main.ts',
+        text: "import { envValue } from './env-values.js'\nenvValue(process.env, 'A')",
+      },
+    ])
+    expect({ names: [...reads.keys()], problems }).toEqual({ names: ['A'], problems: [] })
+  })
+
+  it('never counts names in comments or strings', () => {
+    expect(readsOf("// process.env.A\nconst s = 'process.env.B'\n/** @default process.env.C */ const c = 1")).toEqual({
+      names: [],
+      problems: [],
+    })
+  })
+
+  it.each([
+    ['a computed name', 'const a = process.env[key()]'],
+    ['a name from a variable it cannot trace', 'let k = read()\nconst a = process.env[k]'],
+    [
+      'a helper called with a computed name',
+      "const v = (env: Env, name: string) => env[name]\nv(process.env, 'A' + x)",
+    ],
+    ['the environment handed to a function outside the scan', 'spawn("node", [], { env: process.env })'],
+    ['the environment passed to an unknown function', 'dotenvExpand(process.env)'],
+    ['a spread', 'const all = { ...process.env }'],
+    ['enumeration', 'const names = Object.keys(process.env)'],
+    ['a rest pattern', 'const { A, ...rest } = process.env'],
+    ['a write', 'process.env.A = "1"'],
+  ])('fails loudly on %s', (_form, text) => {
+    const { problems } = readsOf(text)
+    expect(problems).toHaveLength(1)
+    expect(problems[0]).toMatch(/^packages\/x\/src\/a\.ts:\d+:\d+: /)
+  })
+
+  it('reports an unreadable form as a failure of the whole check, with its place', () => {
+    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const a = process.env[key()]' }]
+    const result = check.checkEnvDocs({ sources, doc: docWith([]), tools: [] })
+    expect(result.ok).toBe(false)
+    expect(result.errors).toEqual([
+      'cannot name an environment read: packages/x/src/a.ts:1:30: cannot name the variable in process.env[key()]',
+    ])
+  })
+})

@@ -39,7 +39,7 @@ export default tseslint.config(
   },
   {
     // Plain JavaScript (configs, bench scripts) is linted without type information.
-    files: ['**/*.js', '**/*.mjs'],
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
@@ -53,6 +53,14 @@ export default tseslint.config(
         performance: 'readonly',
         fetch: 'readonly',
       },
+    },
+  },
+  {
+    // CommonJS (ecosystem.config.cjs, which pm2 require()s).
+    files: ['**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', __dirname: 'readonly' },
     },
   },
   {

@@ -17,10 +17,14 @@ async function main(): Promise<void> {
     const line = describeConfigError(error)
     if (line === undefined) throw error
     // LOG_LEVEL may be the bad value: this one line is written at the default level.
-    createServerLogger('info').error(`[Server] Invalid configuration: ${line}`)
+    const early = createServerLogger('info')
+    early.error(`[Server] Invalid configuration: ${line}`)
+    await early.flush()
     process.exit(1)
   }
   const logger = createServerLogger(config.logLevel)
+  // Every exit waits for the log lines before it (they are asynchronous under PM2).
+  const exit = (code: number): void => void logger.flush().then(() => process.exit(code))
   const metricsRegistry = createMetricsRegistry()
 
   if (config.nodeEnv === 'production' && !redisConfiguredInEnv()) {
@@ -37,7 +41,8 @@ async function main(): Promise<void> {
       `[Server] Failed to start: ${redactCredentials(error instanceof Error ? error.message : String(error))}`,
     )
     await RedisClientManager.close()
-    process.exit(1)
+    exit(1)
+    return
   }
 
   const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, metricsRegistry })
@@ -48,10 +53,11 @@ async function main(): Promise<void> {
   server.on('error', (error: NodeJS.ErrnoException) => {
     const why = error.code === 'EADDRINUSE' ? `PORT ${config.port} is already in use` : error.message
     logger.error(`[Server] Cannot listen: ${why}`)
-    void RedisClientManager.close().finally(() => process.exit(1))
+    void RedisClientManager.close().finally(() => exit(1))
   })
   installGracefulShutdown(server, {
     logger,
+    exit,
     release: async () => {
       await disposeRateLimiters()
       await RedisClientManager.close()

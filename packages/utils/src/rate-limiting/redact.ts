@@ -29,14 +29,16 @@ const SECRET_QUERY = /([?&](?:password|pass|pwd|secret|token|auth)=)[^&\s"'<>]*/
 export function redactUrl(raw: string): string {
   let parsed: URL | undefined
   try {
-    parsed = new URL(raw)
+    // A URL whose userinfo holds an unencoded / ? or # parses, but wrongly: the rest of the
+    // password lands in its path or query. Such a URL takes the cautious way below.
+    parsed = hasAtAfterHost(raw) ? undefined : new URL(raw)
   } catch {
     parsed = undefined
   }
   if (parsed !== undefined && parsed.host !== '') {
     const auth = parsed.password !== '' ? `${parsed.username}:***@` : parsed.username !== '' ? '***@' : ''
-    const keys = [...parsed.searchParams.keys()]
-    const query = parsed.search === '' ? '' : `?${keys.map((key) => `${key}=***`).join('&')}`
+    // Not even the query's keys: `?hunter2` would be one.
+    const query = parsed.search === '' ? '' : '?***'
     const path = parsed.pathname === '/' ? '' : parsed.pathname
     return `${parsed.protocol}//${auth}${parsed.host}${path}${query}${parsed.hash === '' ? '' : '#***'}`
   }
@@ -52,6 +54,16 @@ export function redactUrl(raw: string): string {
   const question = text.indexOf('?')
   if (question !== -1) text = `${text.slice(0, question)}?***`
   return text
+}
+
+/**
+ * True when `raw` has an `@` after the first `/`, `?` or `#` that follows its scheme: a password
+ * with one of those characters unencoded, which a URL parser reads as part of the path or query.
+ */
+export function hasAtAfterHost(raw: string): boolean {
+  const rest = raw.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+  const delimiter = rest.search(/[/?#]/)
+  return delimiter !== -1 && rest.indexOf('@', delimiter) !== -1
 }
 
 /** Removes credentials and every occurrence of the given secrets (for messages that quote them bare). */

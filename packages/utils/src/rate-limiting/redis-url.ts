@@ -1,6 +1,6 @@
 // Parses and checks a Redis URL (redis:// or rediss://) into ioredis connection options.
 import { ERROR_CODES, RateLimitError } from './errors.js'
-import { redactUrl } from './redact.js'
+import { hasAtAfterHost, redactUrl } from './redact.js'
 
 /** The connection facts a URL gives, ready to spread into ioredis options. */
 export interface RedisEndpoint {
@@ -32,6 +32,10 @@ export function parseRedisUrl(url: string, source: string): RedisEndpoint {
   }
 
   if (typeof url !== 'string' || url.trim() === '') fail('must be a non-empty URL')
+  // Before parsing: the parser would read such a password's tail as the database or a query.
+  if (hasAtAfterHost(url.trim())) {
+    fail('has an "@" after a "/", "?" or "#": percent-encode those characters in the user name and password')
+  }
   let parsed: URL
   try {
     parsed = new URL(url.trim())

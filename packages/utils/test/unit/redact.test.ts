@@ -31,7 +31,7 @@ describe('redactCredentials', () => {
 describe('redactUrl', () => {
   it.each([
     ['redis://user:hunter2@host:6379/2', 'redis://user:***@host:6379/2'],
-    ['redis://host:6379?password=hunter2', 'redis://host:6379?password=***'],
+    ['redis://host:6379?password=hunter2', 'redis://host:6379?***'],
     ['redis://:my"hunter2@host:6379', 'redis://:***@host:6379'],
     ['user:hunter2@host:6379', '<22 characters without a scheme://>'],
     ['redis//:hunter2@host?pw=hunter2', '<31 characters without a scheme://>'],

@@ -21,11 +21,27 @@ export class StoreUnavailableError extends Error {
 export class StoreTimeoutError extends StoreUnavailableError {}
 
 /** A call waiting on Redis: the circuit it went through, how to fail it, and when it times out. */
-interface PendingCall {
+export interface PendingCall {
   readonly health: StoreHealth
   readonly fail: (error: unknown) => void
   /** performance.now() past which the call has timed out. */
   readonly deadline: number
+}
+
+/**
+ * Fails every call, even if failing one throws (a logger of the breaker's, say); then rethrows the
+ * first such error. One bad listener must not leave the other calls waiting for ever.
+ */
+export function failEach(calls: readonly PendingCall[], error: () => Error): void {
+  let thrown: { error: unknown } | undefined
+  for (const call of calls) {
+    try {
+      call.fail(error())
+    } catch (caught) {
+      thrown ??= { error: caught }
+    }
+  }
+  if (thrown !== undefined) throw thrown.error
 }
 
 /** Rejects with StoreTimeoutError when `promise` takes longer than `ms`. */
@@ -71,9 +87,8 @@ export class GuardedRedisStore implements Store {
     this.prefix = inner.prefix
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
-      for (const call of this.#pending) {
-        if (call.health === health) call.fail(new StoreUnavailableError('Redis became unavailable'))
-      }
+      const lost = [...this.#pending].filter((call) => call.health === health)
+      failEach(lost, () => new StoreUnavailableError('Redis became unavailable'))
     })
   }
 
@@ -138,6 +153,11 @@ export class GuardedRedisStore implements Store {
         if (settled) return false
         settled = true
         this.#pending.delete(watched)
+        // Nothing left to watch: the timer would only keep the process up.
+        if (this.#pending.size === 0 && this.#watch !== undefined) {
+          clearTimeout(this.#watch)
+          this.#watch = undefined
+        }
         return true
       }
       const fail = (error: unknown): void => {
@@ -146,12 +166,13 @@ export class GuardedRedisStore implements Store {
         // A call abandoned because the circuit opened is the other failure's consequence, not one more.
         if (timeout) this.stats.storeErrors.timeout++
         else if (!(error instanceof StoreUnavailableError)) this.stats.storeErrors.error++
-        health.failure(error, { generation, timeout })
+        // The caller first: whatever the breaker's listeners do, this call is settled.
         reject(
           error instanceof StoreUnavailableError
             ? error
             : new StoreUnavailableError('Redis command failed', { cause: error }),
         )
+        health.failure(error, { generation, timeout })
       }
       const watched: PendingCall = { health, fail, deadline: start + this.timeoutMs }
       this.#pending.add(watched)
@@ -192,8 +213,6 @@ export class GuardedRedisStore implements Store {
     if (late.length === 0) return
     // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
     // may be in the socket although the deadline has passed, and it should win.
-    setImmediate(() => {
-      for (const call of late) call.fail(new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`))
-    })
+    setImmediate(() => failEach(late, () => new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)))
   }
 }

@@ -74,6 +74,27 @@ describe('CompactMemoryStore', () => {
     },
   )
 
+  // More clients than a generation's first 1,024 slots: the cells grow, and every count survives it.
+  it.each([11, 12])('answers as MemoryStore does across growth, with thousands of clients (seed %i)', async (seed) => {
+    const next = random(seed)
+    const ours = new CompactMemoryStore()
+    const theirs = new MemoryStore()
+    ours.init(options)
+    theirs.init(options)
+    const clients = 5_000
+    for (let step = 0; step < 40_000; step++) {
+      const key = `client-${Math.floor(next() * clients)}`
+      if (next() < 0.002) vi.advanceTimersByTime(Math.floor(next() * WINDOW_MS * 0.5))
+      expect(plain(ours.increment(key)), `step ${step}, ${key}`).toEqual(plain(await theirs.increment(key)))
+    }
+    for (let n = 0; n < clients; n++) {
+      expect(plain(await ours.get(`client-${n}`))).toEqual(plain(await theirs.get(`client-${n}`)))
+    }
+    expect(ours.capacity).toBeGreaterThan(1_024)
+    ours.shutdown()
+    theirs.shutdown()
+  })
+
   it('counts a client in a window that starts at its first hit and lasts windowMs', () => {
     const store = new CompactMemoryStore()
     store.init(options)
@@ -110,6 +131,7 @@ describe('CompactMemoryStore', () => {
       store.resetKey('churn')
     }
     expect(store.size).toBe(1)
+    expect(store.capacity).toBe(1_024)
     expect(plain(await store.get('stays'))).toMatchObject({ totalHits: 1 })
     expect(store.increment('churn').totalHits).toBe(1)
     store.shutdown()

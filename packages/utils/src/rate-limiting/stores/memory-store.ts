@@ -127,6 +127,11 @@ export class CompactMemoryStore implements Store {
     return this.#current.slots.size + this.#previous.slots.size
   }
 
+  /** Slots the current generation has room for: it grows by doubling, and reuses freed ones. */
+  get capacity(): number {
+    return this.#current.cells.length / 2
+  }
+
   /** The slot of `key` in the current generation: found, moved from the previous one, or new. */
   #slotOf(key: string, now: number): number {
     const slot = this.#current.slots.get(key)
@@ -135,7 +140,8 @@ export class CompactMemoryStore implements Store {
     const old = previous.slots.get(key)
     if (old === undefined) return this.#current.add(key, now + this.#windowMs, 0)
     const moved = this.#current.add(key, previous.cells[2 * old]!, previous.cells[2 * old + 1]!)
-    previous.delete(key)
+    // Not delete(): the old generation never adds again, so its slot need not be reused.
+    previous.slots.delete(key)
     return moved
   }
 

@@ -7,7 +7,10 @@
 #
 # BASE_URL      the server (default http://localhost:3000)
 # REDIS_URL     when set, also checks Redis: PING, one connection per instance in CLIENT LIST, and
-#               that the server counts in Redis (/ready says store redis)
+#               that the server counts in Redis (/ready says store redis). Its password reaches
+#               redis-cli through REDISCLI_AUTH, never on a command line that ps would show.
+# REDIS_TLS_CA  for a rediss:// REDIS_URL: the CA file redis-cli verifies the server with (as the
+#               server's REDIS_TLS_CA); without it, the system's CAs
 # INSTANCES     how many app instances share that Redis (default 1)
 # LIMIT_CHECKS  1 (default) runs the guide's 110 GETs and 65 POSTs; 0 skips them. They spend the
 #               caller's budget for a whole window (15 minutes by default) and create 60 metaverses.
@@ -28,13 +31,14 @@ SLEEP=${SLEEP:-0.1}
 checks=0
 failures=0
 
-check() { # name, seen, expected
+check() { # name, seen, expected; returns 1 when the check failed
   checks=$((checks + 1))
   if [ "$2" = "$3" ]; then
     echo "ok   $1: $2"
   else
     echo "FAIL $1: got ${2:-(nothing)}, expected $3"
     failures=$((failures + 1))
+    return 1
   fi
 }
 
@@ -62,19 +66,67 @@ if [ "$health" != "200" ]; then
 fi
 
 # Readiness, and where the server counts: "redis" when it shares a Redis, "memory" otherwise.
+# /ready is 200 also while the limiters are off Redis under the fallback or allow policy (the
+# instance still serves); its body then says "ready":false, which this check reports and fails on.
 ready=$(curl -s --max-time 5 -w '\n%{http_code}' "$BASE_URL/ready")
-store=$(printf '%s' "$ready" | head -n 1 | sed -nE 's/.*"store":"([a-z]+)".*/\1/p')
-check "GET /ready" "$(printf '%s' "$ready" | tail -n 1), store ${store:-?}" "200, store $([ -n "${REDIS_URL:-}" ] && echo redis || echo memory)"
+body=$(printf '%s' "$ready" | head -n 1)
+store=$(printf '%s' "$body" | sed -nE 's/.*"store":"([a-z]+)".*/\1/p')
+degraded=
+if [[ $body == *'"ready":false'* ]]; then
+  degraded=", degraded (state $(printf '%s' "$body" | sed -nE 's/.*"state":"([a-z]+)".*/\1/p'))"
+fi
+check "GET /ready" "$(printf '%s' "$ready" | tail -n 1), store ${store:-?}$degraded" "200, store $([ -n "${REDIS_URL:-}" ] && echo redis || echo memory)"
+
+# %XX escapes decoded, as in a URL's user and password (the server decodes them the same way).
+percent_decode() {
+  local text=${1//\\/\\\\}
+  printf '%b' "${text//%/\\x}"
+}
 
 if [ -n "${REDIS_URL:-}" ]; then
-  # redis-cli 7.0 sends AUTH "" <password> for redis://:password@host and gets WRONGPASS; the
-  # guide's URLs have that form, so name the default user for redis-cli. (The server reads either.)
-  cli_url=$(printf '%s' "$REDIS_URL" | sed -E 's#^(rediss?://):#\1default:#')
-  # redis-cli warns on stderr when the URL holds a password; the answer is on stdout.
-  check "redis-cli ping" "$(redis-cli -u "$cli_url" ping 2>/dev/null)" "PONG"
+  # redis-cli gets the URL without its user and password, which ps would show to every user of the
+  # machine: the password goes in REDISCLI_AUTH, the user in --user. Parsed in bash, so no other
+  # process sees them either. (redis-cli 7.0 reads the guide's redis://:password@host as user ""
+  # and gets WRONGPASS; a password alone in REDISCLI_AUTH is AUTH <password>, as the server sends.)
+  cli_url=$REDIS_URL
+  cli_user=
+  cli_password=
+  if [[ $REDIS_URL =~ ^(rediss?://)(.*)@([^@]*)$ ]]; then
+    cli_url=${BASH_REMATCH[1]}${BASH_REMATCH[3]}
+    userinfo=${BASH_REMATCH[2]}
+    cli_user=$(percent_decode "${userinfo%%:*}")
+    if [[ $userinfo == *:* ]]; then cli_password=$(percent_decode "${userinfo#*:}"); fi
+  fi
+  cli_args=()
+  if [ -n "$cli_user" ]; then cli_args+=(--user "$cli_user"); fi
+  case "$REDIS_URL" in
+    rediss://*)
+      cli_args+=(--tls)
+      if [ -n "${REDIS_TLS_CA:-}" ]; then cli_args+=(--cacert "$REDIS_TLS_CA"); fi
+      ;;
+  esac
+  cli_errors=$(mktemp)
+  trap 'rm -f "$cli_errors"' EXIT
+
+  # redis-cli against REDIS_URL, with what it writes to stderr kept in $cli_errors.
+  redis_cli() {
+    (
+      if [ -n "$cli_password" ]; then export REDISCLI_AUTH=$cli_password; fi
+      exec redis-cli ${cli_args[@]+"${cli_args[@]}"} -u "$cli_url" "$@"
+    ) 2>"$cli_errors"
+  }
+  # After a failed check: the last line redis-cli wrote to stderr (why it could not answer), if any.
+  cli_said() {
+    local said
+    said=$(tail -n 1 "$cli_errors")
+    if [ -n "$said" ]; then echo "redis-cli said: $said"; fi
+  }
+
+  check "redis-cli ping" "$(redis_cli ping)" "PONG" || cli_said
   # CLIENT LIST also shows redis-cli's own connection (and any other client), so count ours by name.
-  ours=$(redis-cli -u "$cli_url" CLIENT LIST 2>/dev/null | grep -c ' name=universo-rate-limit ')
-  check "Redis connections named universo-rate-limit" "$ours" "$INSTANCES"
+  clients=$(redis_cli CLIENT LIST)
+  ours=$(printf '%s\n' "$clients" | grep -c ' name=universo-rate-limit ')
+  check "Redis connections named universo-rate-limit" "$ours" "$INSTANCES" || cli_said
 fi
 
 if [ "$LIMIT_CHECKS" != "0" ]; then

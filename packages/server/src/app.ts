@@ -43,11 +43,14 @@ export function createApp({
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' })
   })
-  // Readiness: are requests counted where they should be (Redis, when configured)? While the
-  // limiters run on their onStoreError policy this is 503 'degraded'. Not rate-limited either.
+  // Readiness: should this instance receive traffic? Yes while the store counts, and also while
+  // the limiters are degraded under 'fallback' or 'allow', since the API still answers; 503 only
+  // under 'deny', which would refuse every API request. Redis is shared, so a 503 there would take
+  // the whole fleet out of a load balancer at once. The body still says 'degraded' (and `ready`
+  // still means "counts where it should"), for operators and alerts. Not rate-limited either.
   app.get('/ready', (_req, res) => {
     const store = limiters.status()
-    res.status(store.ready ? 200 : 503).json({ status: store.ready ? 'ready' : 'degraded', ...store })
+    res.status(store.state === 'deny' ? 503 : 200).json({ status: store.ready ? 'ready' : 'degraded', ...store })
   })
 
   if (metricsRegistry !== undefined) {

@@ -1,6 +1,8 @@
 // scripts/health-checks.sh against live servers: it prints exactly what docs/health-checks.md shows,
 // and each of its settings does what the page says.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -11,6 +13,7 @@ import {
   startRedisServer,
   type TestRedisServer,
 } from '../../../utils/test/support/redis-server.js'
+import { makeCertificates, startTlsServer, type TlsFiles } from '../../../utils/test/support/topologies.js'
 import { docOutput } from './support/doc-examples.js'
 import { REPO_ROOT, startServer, type ServerProcess } from './support/server-process.js'
 
@@ -21,6 +24,48 @@ const TOKEN = 'tok-health-0123456789'
 interface Run {
   readonly code: number | null
   readonly lines: string[]
+}
+
+/** The commands scripts/health-checks.sh runs (bash itself included); the rest are bash builtins. */
+const COMMANDS = [
+  'bash',
+  'curl',
+  'sed',
+  'head',
+  'tail',
+  'grep',
+  'uniq',
+  'awk',
+  'seq',
+  'sleep',
+  'mktemp',
+  'rm',
+  'redis-cli',
+]
+
+/**
+ * A folder to use as the whole PATH: for each of COMMANDS, a wrapper that appends the arguments it
+ * was run with (and whether REDISCLI_AUTH was set) to `log`, then runs the real command. A command
+ * the script runs that is not wrapped is "not found", and shows in the script's output.
+ */
+function recordingPath(): { path: string; log: string; argv(): string[]; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), 'health-checks-argv-'))
+  const log = join(path, 'argv.log')
+  writeFileSync(log, '')
+  for (const name of COMMANDS) {
+    const real = execFileSync('bash', ['-c', 'command -v "$0"', name], { encoding: 'utf8' }).trim()
+    writeFileSync(
+      join(path, name),
+      `#!/bin/sh\nprintf '%s\\n' "\${REDISCLI_AUTH:+[REDISCLI_AUTH] }${name} $*" >> '${log}'\nexec '${real}' "$@"\n`,
+      { mode: 0o755 },
+    )
+  }
+  return {
+    path,
+    log,
+    argv: () => readFileSync(log, 'utf8').trimEnd().split('\n'),
+    remove: () => rmSync(path, { recursive: true, force: true }),
+  }
 }
 
 /** Runs the script as an operator would, with only PATH from this environment; SLEEP 0.01 for speed. */
@@ -120,5 +165,80 @@ describe.runIf(redisServerAvailable())('scripts/health-checks.sh with Redis', ()
     const run = await runChecks({ BASE_URL: server.base, REDIS_URL: redis.url, LIMIT_CHECKS: '0' })
     expect(run.lines).toEqual(docOutput(PAGE, 'not-on-redis'))
     expect(run.code).toBe(1)
+  })
+
+  // Regression: the password was on redis-cli's command line (-u redis://:password@...), where
+  // ps shows it to every user of the machine.
+  it.each([
+    ['the guide’s form, a password alone', 'redis://:guide-pw-123@'],
+    ['a named user and a percent-encoded password', 'redis://default:guide%2Dpw%2D123@'],
+  ])('never puts the password in a process’s arguments: %s', async (_form, prefix) => {
+    const url = redis.url.replace(/^redis:\/\/:guide-pw-123@/, prefix)
+    expect(url.startsWith(prefix)).toBe(true)
+    const server = await start({ REDIS_URL: redis.url })
+    const recorder = recordingPath()
+    try {
+      const run = await runChecks({ PATH: recorder.path, BASE_URL: server.base, REDIS_URL: url, LIMIT_CHECKS: '0' })
+      expect(run.lines).toEqual([
+        'ok   GET /health: 200',
+        'ok   GET /ready: 200, store redis',
+        'ok   redis-cli ping: PONG',
+        'ok   Redis connections named universo-rate-limit: 1',
+        'all 4 checks passed',
+      ])
+      const argv = recorder.argv()
+      // redis-cli ran twice, with the password in its environment, and the URL without it.
+      const cli = argv.filter((line) => /^(\[REDISCLI_AUTH\] )?redis-cli /.test(line))
+      expect(cli).toHaveLength(2)
+      for (const line of cli) expect(line).toMatch(/^\[REDISCLI_AUTH\] redis-cli .*-u redis:\/\/127\.0\.0\.1:\d+ /)
+      for (const line of argv) expect(line).not.toMatch(/guide|pw-123|pw%2D123/)
+    } finally {
+      recorder.remove()
+    }
+  })
+
+  it('says why redis-cli could not answer: a Redis that is down, and the server degraded but serving', async () => {
+    const port = await freePort()
+    const url = `redis://:guide-pw-123@127.0.0.1:${port}`
+    const server = await start({ REDIS_URL: url })
+    const run = await runChecks({ BASE_URL: server.base, REDIS_URL: url, LIMIT_CHECKS: '0' })
+    expect(run.lines.map((line) => line.replace(`:${port}:`, ':6379:'))).toEqual(docOutput(PAGE, 'redis-down'))
+    expect(run.code).toBe(1)
+  })
+})
+
+describe.runIf(redisServerAvailable())('scripts/health-checks.sh with Redis over TLS (rediss://)', () => {
+  let files: TlsFiles
+  let tls: Awaited<ReturnType<typeof startTlsServer>>
+  beforeAll(async () => {
+    files = makeCertificates()
+    tls = await startTlsServer(files, false)
+  })
+  afterAll(async () => {
+    await tls?.stop()
+    rmSync(files.dir, { recursive: true, force: true })
+  })
+
+  it('speaks TLS to Redis, verifying it with REDIS_TLS_CA, and says why when it cannot', async () => {
+    const url = `rediss://127.0.0.1:${tls.port}`
+    const server = await start({ REDIS_URL: url, REDIS_TLS_CA: files.ca })
+    const withCa = await runChecks({ BASE_URL: server.base, REDIS_URL: url, REDIS_TLS_CA: files.ca, LIMIT_CHECKS: '0' })
+    expect(withCa.lines).toEqual([
+      'ok   GET /health: 200',
+      'ok   GET /ready: 200, store redis',
+      'ok   redis-cli ping: PONG',
+      'ok   Redis connections named universo-rate-limit: 1',
+      'all 4 checks passed',
+    ])
+    // A CA that signed nothing here: redis-cli refuses the server, and the script says so.
+    const otherCa = await runChecks({
+      BASE_URL: server.base,
+      REDIS_URL: url,
+      REDIS_TLS_CA: files.otherCa,
+      LIMIT_CHECKS: '0',
+    })
+    expect(otherCa.code).toBe(1)
+    expect(otherCa.lines).toContain('FAIL redis-cli ping: got (nothing), expected PONG')
+    expect(otherCa.lines).toContainEqual(expect.stringMatching(/^redis-cli said: .*certificate verify failed/))
   })
 })

@@ -2,8 +2,10 @@ import {
   createInMemoryDataSource,
   createMetaversesServiceRoutes,
   disposeRateLimiters,
+  getRateLimiters,
   initializeRateLimiters,
 } from '@universo/metaverses-srv'
+import type { RateLimitStoreStatus } from '@universo/utils/rate-limiting'
 import express from 'express'
 import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
@@ -113,6 +115,34 @@ describe('health and readiness', () => {
       })
     }
     await request(app).get('/api/v1/metaverses').expect(200)
+  })
+
+  const SINCE = '2026-11-27T08:14:19.240Z'
+  const redis = (ready: boolean, state: 'redis' | 'fallback' | 'allow' | 'deny'): RateLimitStoreStatus => ({
+    store: 'redis',
+    topology: 'standalone',
+    ready,
+    state,
+    since: SINCE,
+  })
+
+  // /ready is "should this instance get traffic": yes unless the API would refuse every request.
+  it.each([
+    ['while Redis is in use', 200, redis(true, 'redis'), 'ready'],
+    [
+      'while degraded under fallback (the API answers from per-instance counts)',
+      200,
+      redis(false, 'fallback'),
+      'degraded',
+    ],
+    ['while degraded under allow (the API answers without limits)', 200, redis(false, 'allow'), 'degraded'],
+    ['while degraded under deny (the API answers 503 to everyone)', 503, redis(false, 'deny'), 'degraded'],
+  ] as const)('answers /ready %s with %i, and the store’s state in the body', async (_when, code, status, word) => {
+    const { app } = await boot()
+    vi.spyOn(getRateLimiters(), 'status').mockReturnValue(status)
+    const res = await request(app).get('/ready').expect(code)
+    // The body keeps saying what the store does, whatever the status code.
+    expect(res.body).toEqual({ status: word, ...status })
   })
 
   it('answers unknown routes with a JSON 404', async () => {

@@ -4,8 +4,13 @@ import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join, posix } from 'node:path'
 
-import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
-import { RATE_LIMIT_ENV_VARS } from '@universo/utils/rate-limiting'
+import {
+  createInMemoryDataSource,
+  disposeRateLimiters,
+  getRateLimiters,
+  initializeRateLimiters,
+} from '@universo/metaverses-srv'
+import { DEFAULT_RATE_LIMIT_CONFIG } from '@universo/utils/rate-limiting'
 import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
@@ -20,7 +25,6 @@ import {
   DEFAULT_PORT,
   deployment,
   dockerIgnores,
-  documentedVariables,
   execForm,
   healthcheckCommand,
   includesLabels,
@@ -29,7 +33,6 @@ import {
   k8sObject,
   k8sObjects,
   last,
-  namesInSource,
   plainEnv,
   rawCompose,
   read,
@@ -41,6 +44,7 @@ import {
   serverContainer,
   shutdownBoundSeconds,
   stages,
+  variablesTheServerReads,
 } from './support/deploy-files.js'
 
 // --- The real app, built in-process -----------------------------------------------------------
@@ -68,13 +72,21 @@ afterEach(async () => {
   vi.unstubAllEnvs()
 })
 
-/** Each variable a deployment file sets is documented, read by the code, and accepted by loadConfig. */
-function expectKnownVariables(env: Record<string, string>, where: string): void {
-  const documented = documentedVariables()
-  const inSource = namesInSource()
-  for (const name of Object.keys(env)) {
+/**
+ * Each variable a deployment file sets (`names`: those of `env`, plus any it takes from elsewhere,
+ * such as a Secret) is one the code reads and docs/configuration.md lists, as CI's check-env-docs
+ * finds them; and `env`, the values written in the file, is accepted by loadConfig.
+ */
+async function expectKnownVariables(
+  env: Record<string, string>,
+  where: string,
+  names: readonly string[] = Object.keys(env),
+): Promise<void> {
+  const { read, documented } = await variablesTheServerReads()
+  expect(names.length, `${where} sets variables`).toBeGreaterThan(0)
+  for (const name of names) {
+    expect(read.has(name), `${where} sets ${name}, which no code in packages/*/src reads`).toBe(true)
     expect(documented.has(name), `${where} sets ${name}, which docs/configuration.md does not list`).toBe(true)
-    expect(inSource.has(name), `${where} sets ${name}, which no code in packages/*/src names`).toBe(true)
   }
   expect(() => loadConfig(env), `${where}'s environment is one the server accepts`).not.toThrow()
 }
@@ -141,12 +153,12 @@ describe('Dockerfile', () => {
     expect(all(runtimeStage, 'EXPOSE')).toEqual([String(DEFAULT_PORT)])
   })
 
-  it('sets only variables the server reads, to values it accepts', () => {
+  it('sets only variables the server reads, to values it accepts', async () => {
     const env = Object.fromEntries(
       all(runtimeStage, 'ENV').map((args) => args.split('=') as [string, string]),
     ) as Record<string, string>
     expect(env).toEqual({ NODE_ENV: 'production' })
-    expectKnownVariables(env, 'Dockerfile')
+    await expectKnownVariables(env, 'Dockerfile')
   })
 
   it('has a HEALTHCHECK on /health that passes while the server answers and fails once it is gone', async () => {
@@ -231,8 +243,8 @@ describe('docker-compose.yml', () => {
     expect(nginx).not.toContain('$proxy_add_x_forwarded_for')
   })
 
-  it('sets only variables the server reads, to values it accepts', () => {
-    expectKnownVariables(app().environment!, 'docker-compose.yml (app)')
+  it('sets only variables the server reads, to values it accepts', async () => {
+    await expectKnownVariables(app().environment!, 'docker-compose.yml (app)')
     const config = loadConfig(app().environment)
     expect(config.nodeEnv).toBe('production')
     expect(config.rateLimit.instances).toBe(app().deploy?.replicas)
@@ -317,12 +329,12 @@ describe('deploy/k8s', () => {
     expect(loadConfig(plainEnv(serverContainer())).rateLimit.instances).toBe(deployment().replicas)
   })
 
-  it('sets only variables the server reads, to values it accepts', () => {
+  it('sets only variables the server reads, to values it accepts, the Secret’s REDIS_URL included', async () => {
     const container = serverContainer()
-    expectKnownVariables(plainEnv(container), 'deployment.yaml')
     const names = container.env.map((variable) => variable.name)
-    expect(documentedVariables().has('REDIS_URL') && RATE_LIMIT_ENV_VARS.includes('REDIS_URL')).toBe(true)
     expect(names).toContain('REDIS_URL')
+    // Every name, also those whose value comes from a Secret; the values written here must load.
+    await expectKnownVariables(plainEnv(container), 'deployment.yaml', names)
     expect(loadConfig(plainEnv(container)).nodeEnv).toBe('production')
   })
 
@@ -355,6 +367,25 @@ describe('deploy/k8s', () => {
     for (const probe of [container.startupProbe!, container.livenessProbe, container.readinessProbe]) {
       await request(app).get(probe.httpGet.path).expect(200)
     }
+  })
+
+  it('keeps every pod ready through a Redis outage: the readiness path answers 200 while degraded under the manifest’s policy', async () => {
+    const container = serverContainer()
+    // The manifest leaves RATE_LIMIT_ON_STORE_ERROR to its default, fallback: the API keeps answering.
+    const policy = loadConfig(plainEnv(container)).rateLimit.onStoreError ?? DEFAULT_RATE_LIMIT_CONFIG.onStoreError
+    const app = await appFor(plainEnv(container))
+    // Redis is shared: while it is away, every pod's limiters say this at once.
+    const degraded = {
+      store: 'redis',
+      topology: 'standalone',
+      ready: false,
+      state: policy,
+      since: '2026-11-27T08:14:19.240Z',
+    } as const
+    vi.spyOn(getRateLimiters(), 'status').mockReturnValue(degraded)
+    const res = await request(app).get(container.readinessProbe.httpGet.path)
+    expect(res.status, `${container.readinessProbe.httpGet.path} under ${policy} while Redis is away`).toBe(200)
+    expect(res.body).toEqual({ status: 'degraded', ...degraded })
   })
 
   it('asks for the guide’s resources', () => {

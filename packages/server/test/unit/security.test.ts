@@ -96,7 +96,7 @@ describe('a Redis password in REDIS_URL', () => {
 
   it('with a "/" breaks the URL, and the error shows none of it', () => {
     expect(() => loadConfig({ REDIS_URL: `redis://:${base64}@redis-host:6379` })).toThrow(
-      'REDIS_URL is not a valid URL, got "redis://***@redis-host:6379"',
+      'REDIS_URL has an "@" after a "/", "?" or "#": percent-encode those characters in the user name and password, got "redis://***@redis-host:6379"',
     )
   })
 
@@ -118,8 +118,10 @@ describe('a Redis password in REDIS_URL', () => {
 describe('a Redis password with an unencoded "?"', () => {
   const url = 'redis://:s3cr3t?x@redis-host:6379'
 
-  it('is refused: the URL does not parse', () => {
-    expect(() => loadConfig({ REDIS_URL: url })).toThrow(/^REDIS_URL is not a valid URL, got "/)
+  it('is refused before parsing, with what to do', () => {
+    expect(() => loadConfig({ REDIS_URL: url })).toThrow(
+      /^REDIS_URL has an "@" after a "\/", "\?" or "#": percent-encode those characters/,
+    )
   })
 
   // Regression: the fallback for a URL that does not parse cut the query before the userinfo, and

@@ -1,5 +1,5 @@
 // What a docs page shows, for tests to run and compare: its marked examples and expected outputs,
-// a process runner for the examples, and a reverse proxy that appends X-Forwarded-For as nginx does.
+// a process runner for the examples, and a reverse proxy that appends to X-Forwarded-For.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http'

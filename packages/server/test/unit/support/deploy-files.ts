@@ -1,7 +1,7 @@
 // Reads the deployment files (Dockerfile, .dockerignore, docker-compose.yml, deploy/k8s) as the deploy tests check them.
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 import { expect } from 'vitest'
 import { parse, parseAllDocuments } from 'yaml'
@@ -21,30 +21,25 @@ export const rootPackage = JSON.parse(read('package.json')) as {
 /** The port the server listens on when PORT is unset. */
 export const DEFAULT_PORT = loadConfig({}).port
 
-/** The variables docs/configuration.md lists (first column of its tables). */
-export function documentedVariables(): Set<string> {
-  const names = new Set<string>()
-  for (const line of read('docs/configuration.md').split('\n')) {
-    const first = /^\|([^|]*)\|/.exec(line)?.[1] ?? ''
-    for (const [, name] of first.matchAll(/`([A-Z][A-Z0-9_]*)`/g)) names.add(name!)
-  }
-  return names
+interface EnvDocsScript {
+  checkEnvDocs(): { reads: Map<string, string[]>; documented: { checked: Map<string, number> } }
 }
 
-/** Every string literal of the form 'NAME' in packages/*\/src: the names the code can read. */
-export function namesInSource(): Set<string> {
-  const names = new Set<string>()
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir)) {
-      const path = join(dir, entry)
-      if (statSync(path).isDirectory()) walk(path)
-      else if (entry.endsWith('.ts')) {
-        for (const [, name] of readFileSync(path, 'utf8').matchAll(/['"`]([A-Z][A-Z0-9_]*)['"`]/g)) names.add(name!)
-      }
-    }
-  }
-  for (const name of readdirSync(join(ROOT, 'packages'))) walk(join(ROOT, 'packages', name, 'src'))
-  return names
+let envDocs: Promise<{ read: Set<string>; documented: Set<string> }> | undefined
+
+/**
+ * What CI's scripts/check-env-docs.mjs finds: the variables packages/*\/src really reads (its
+ * TypeScript scan of process.env and the helpers around it) and those docs/configuration.md lists
+ * as read there.
+ */
+export function variablesTheServerReads(): Promise<{ read: Set<string>; documented: Set<string> }> {
+  envDocs ??= (async () => {
+    // A computed specifier: the script is plain JavaScript, typed here by the interface above.
+    const script = (await import(pathToFileURL(join(ROOT, 'scripts', 'check-env-docs.mjs')).href)) as EnvDocsScript
+    const { reads, documented } = script.checkEnvDocs()
+    return { read: new Set(reads.keys()), documented: new Set(documented.checked.keys()) }
+  })()
+  return envDocs
 }
 
 /** How long the server may take to exit after SIGTERM: its drain (shutdown.ts), then 2 s to release. */

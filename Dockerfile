@@ -9,7 +9,8 @@ RUN npm install -g pnpm@12.4.2
 WORKDIR /repo
 COPY . .
 RUN pnpm install --frozen-lockfile
-# The server with its production dependencies only (workspace packages copied in, built).
+# The server with its production dependencies only: its package.json `files` (dist/), and the workspace
+# packages it uses, each with its own `files` (dist/). test/process/image.test.ts runs this very line.
 RUN pnpm deploy --filter @universo/server --prod /deploy/server
 
 # --- runtime: no pnpm, no dev dependencies, no sources.

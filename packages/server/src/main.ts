@@ -12,7 +12,7 @@ import { installGracefulShutdown } from './shutdown.js'
 async function main(): Promise<void> {
   let config: ServerConfig
   try {
-    config = loadConfig(process.env)
+    config = loadConfig()
   } catch (error) {
     const line = describeConfigError(error)
     if (line === undefined) throw error

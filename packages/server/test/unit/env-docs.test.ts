@@ -15,17 +15,32 @@ interface SourceFile {
   readonly path: string
   readonly text: string
 }
+interface Found {
+  readonly reads: Map<string, string[]>
+  readonly problems: string[]
+}
+interface Documented {
+  checked: Map<string, number>
+  outsideSrc: Map<string, number>
+}
 interface Result {
   readonly ok: boolean
   readonly errors: string[]
   readonly reads: Map<string, string[]>
-  readonly documented: { checked: Map<string, number>; outsideSrc: Map<string, number> }
+  readonly documented: Documented
 }
 interface CheckEnvDocs {
-  checkEnvDocs(options?: { sources?: SourceFile[]; doc?: string; tools?: SourceFile[] }): Result
-  findEnvReads(files: SourceFile[]): { reads: Map<string, string[]>; problems: string[] }
-  documentedVariables(markdown: string): Result['documented']
-  compareEnvDocs(found: { reads: Map<string, string[]> }, documented: Result['documented']): string[]
+  checkEnvDocs(options?: {
+    root?: string
+    modules?: SourceFile[]
+    sources?: SourceFile[]
+    doc?: string
+    tools?: SourceFile[]
+  }): Result
+  findEnvReads(modules: SourceFile[]): Found
+  documentedVariables(markdown: string): Documented
+  compareEnvDocs(found: Found, documented: Documented, outsideReads: Set<string>): string[]
+  ENV_MODULES: readonly string[]
   OUTSIDE_SRC_MARKER: string
 }
 
@@ -39,11 +54,16 @@ beforeAll(async () => {
 })
 
 /** What the check says about the real code against another version of configuration.md. */
-const againstDoc = (doc: string) => check.compareEnvDocs(real, check.documentedVariables(doc))
+const againstDoc = (doc: string) =>
+  check.compareEnvDocs(
+    { reads: real.reads, problems: [] },
+    check.documentedVariables(doc),
+    new Set(['CI', 'PATH', 'HOME']),
+  )
 
-/** The names a piece of TypeScript reads, or the problems the scan reports for it. */
+/** The names one env module reads, and the problems the scan reports for it. */
 const readsOf = (text: string) => {
-  const { reads, problems } = check.findEnvReads([{ path: 'packages/x/src/a.ts', text }])
+  const { reads, problems } = check.findEnvReads([{ path: 'packages/x/src/env.ts', text }])
   return { names: [...reads.keys()].sort(), problems }
 }
 
@@ -65,18 +85,23 @@ const docWith = (names: string[], outside: string[] = []) =>
     ...outside.map((name) => `| \`${name}\` | string |`),
   ].join('\n')
 
+/** The check on one env module's text, with no dependencies and no tools. */
+const checkModule = (text: string, doc: string) =>
+  check.checkEnvDocs({ modules: [{ path: 'packages/x/src/env.ts', text }], sources: [], doc, tools: [] })
+
 describe('the real repository', () => {
-  it('passes: configuration.md lists exactly what packages/*/src reads', () => {
-    const result = real
-    expect(result.errors).toEqual([])
-    expect(result.ok).toBe(true)
+  it('passes: configuration.md lists exactly what the env modules and the dependencies read', () => {
+    expect(real.errors).toEqual([])
+    expect(real.ok).toBe(true)
     // Read through each form the code uses: a helper of a helper, env.NAME, a literal list, a dependency.
-    expect(result.reads.get('AUTH_REQUIRED')?.[0]).toMatch(/^packages\/server\/src\/config\.ts:/)
-    expect(result.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/env\.ts:/)
-    expect(result.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis-topology\.ts:/)
-    expect(result.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis-connection.ts'))).toBe(true)
-    expect(result.reads.get('DEBUG')?.[0]).toContain('imports debug')
-    expect(result.documented.outsideSrc.has('CI')).toBe(true)
+    expect(real.reads.get('AUTH_REQUIRED')?.[0]).toMatch(/^packages\/server\/src\/config\.ts:/)
+    expect(real.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/env\.ts:/)
+    expect(real.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis-topology\.ts:/)
+    expect(real.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis-connection.ts'))).toBe(true)
+    for (const name of ['DEBUG', 'DEBUG_COLORS', 'DEBUG_DEPTH', 'DEBUG_HIDE_DATE', 'DEBUG_SHOW_HIDDEN']) {
+      expect(real.reads.get(name)?.[0]).toContain('imports debug')
+    }
+    expect(real.documented.outsideSrc.has('CI')).toBe(true)
   })
 
   it('runs as a CLI that exits 0 and says how many variables it matched', () => {
@@ -115,55 +140,79 @@ describe('the check fails', () => {
     ])
   })
 
+  it('when the doc lacks a variable that a dependency reads', () => {
+    expect(againstDoc(DOC.replace(/^\| `DEBUG_DEPTH` .*\n/m, ''))).toEqual([
+      'DEBUG_DEPTH is read (packages/utils/src/rate-limiting/logger.ts (imports debug, which reads it)) ' +
+        'but missing from docs/configuration.md',
+    ])
+  })
+
   it('when the doc lists a variable the code never reads', () => {
     expect(againstDoc(`${DOC}\n| \`RATE_LIMIT_BURST\` | integer | \`0\` | any |\n`)).toEqual([
       expect.stringMatching(/^RATE_LIMIT_BURST is listed in docs\/configuration\.md:\d+ but the code never reads it$/),
     ])
   })
 
-  it('when the code reads a variable the doc lacks', () => {
-    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const a = process.env.NEW_SETTING' }]
-    const result = check.checkEnvDocs({ sources, doc: docWith([]), tools: [] })
+  it('when the code reads one more variable than the doc lists', () => {
+    const result = checkModule(
+      "export const a = process.env.A\nexport const b = process.env['NEW_SETTING']",
+      docWith(['A']),
+    )
+    expect(result.ok).toBe(false)
     expect(result.errors).toEqual([
-      'NEW_SETTING is read (packages/x/src/a.ts:1:30) but missing from docs/configuration.md',
+      'NEW_SETTING is read (packages/x/src/env.ts:2:30) but missing from docs/configuration.md',
+    ])
+  })
+
+  it('when the code reads the environment in a way the check cannot name', () => {
+    const result = checkModule('export const a = process.env[key()]', docWith([]))
+    expect(result.ok).toBe(false)
+    expect(result.errors).toEqual([
+      'cannot name an environment read: packages/x/src/env.ts:1:18: cannot name the variable: process.env[key()]',
     ])
   })
 
   it('when a variable the doc says the code does not read is read by the code', () => {
-    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const ci = process.env.CI' }]
     const tools = [{ path: 'packages/x/test/a.test.ts', text: 'process.env.CI' }]
-    const result = check.checkEnvDocs({ sources, doc: docWith([], ['CI']), tools })
+    const result = check.checkEnvDocs({
+      modules: [{ path: 'packages/x/src/env.ts', text: 'export const ci = process.env.CI' }],
+      sources: [],
+      doc: docWith([], ['CI']),
+      tools,
+    })
     expect(result.errors).toEqual([
       expect.stringMatching(/^CI is read by the code .* lists it as not read by packages/),
     ])
   })
 
   it('when the section of variables outside src names one that nothing reads', () => {
-    const result = check.checkEnvDocs({ sources: [], doc: docWith([], ['STALE']), tools: [] })
+    const result = check.checkEnvDocs({ modules: [], sources: [], doc: docWith([], ['STALE']), tools: [] })
     expect(result.errors).toEqual([
       expect.stringMatching(/^STALE is listed in .* as read by tests or tools, but nothing reads it$/),
     ])
   })
 
   it('when a variable is listed twice', () => {
-    const sources = [{ path: 'packages/x/src/a.ts', text: 'process.env.A' }]
-    const result = check.checkEnvDocs({ sources, doc: docWith(['A', 'A']), tools: [] })
+    const result = checkModule('process.env.A', docWith(['A', 'A']))
     expect(result.errors).toEqual(['A is listed more than once in docs/configuration.md'])
+  })
+
+  it('when an env module named in ENV_MODULES is gone', () => {
+    const root = mkdtempSync(join(tmpdir(), 'env-docs-root-'))
+    try {
+      expect(() => check.checkEnvDocs({ root, sources: [], doc: docWith([]), tools: [] })).toThrow(/ENOENT/)
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })
 
-describe('the scan', () => {
+describe('the scan of the env modules', () => {
   it.each([
     ['process.env.NAME', 'const a = process.env.A_1', ['A_1']],
     ["process.env['NAME']", "const a = process.env['A']", ['A']],
-    ['globalThis.process.env', 'const a = globalThis.process.env.A', ['A']],
-    ['destructuring', "const { A, B: b, 'C': c } = process.env", ['A', 'B', 'C']],
-    ['an alias', 'const e = process.env\nconst a = e.A', ['A']],
-    ['node:process', "import { env } from 'node:process'\nconst a = env.A", ['A']],
-    ['const { env } = process', 'const { env } = process\nconst a = env.A', ['A']],
-    ['a parameter named env', 'function f(env: Record<string, string>) { return env.A }', ['A']],
-    ['a parameter typed Env', 'type Env = {}\nfunction f(e: Env) { return e.A }', ['A']],
-    ['a parameter handed process.env', 'function f(e: object) { return (e as any).A }\nf(process.env)', ['A']],
+    ['a parameter named env', 'function f(env: Env) { return env.A }\nf(process.env)', ['A']],
+    ['a parameter defaulting to process.env', "function f(env: Env = process.env) { return env['A'] }", ['A']],
     [
       'a helper, and a helper of a helper',
       [
@@ -187,52 +236,49 @@ describe('the scan', () => {
     expect(readsOf(text)).toEqual({ names, problems: [] })
   })
 
-  it('follows a helper imported from another file', () => {
+  it('follows a helper defined in another env module', () => {
     const { reads, problems } = check.findEnvReads([
       {
         path: 'packages/x/src/env-values.ts',
         text: 'export function envValue(env: Env, name: string) { return env[name] }',
       },
-      {
-        path: 'packages/x/src/main.ts',
-        text: "import { envValue } from './env-values.js'\nenvValue(process.env, 'A')",
-      },
+      { path: 'packages/x/src/env.ts', text: "import { envValue } from './env-values.js'\nenvValue(process.env, 'A')" },
     ])
     expect({ names: [...reads.keys()], problems }).toEqual({ names: ['A'], problems: [] })
   })
 
-  it('never counts names in comments or strings', () => {
-    expect(readsOf("// process.env.A\nconst s = 'process.env.B'\n/** @default process.env.C */ const c = 1")).toEqual({
-      names: [],
-      problems: [],
-    })
+  it('never counts names in comments, strings or types', () => {
+    expect(
+      readsOf(
+        "// process.env.A\nconst s = 'process.env.B'\n/** @default process.env.C */ const c = 1\ntype T = { env: string }",
+      ),
+    ).toEqual({ names: [], problems: [] })
   })
 
   it.each([
     ['a computed name', 'const a = process.env[key()]'],
-    ['a name from a variable it cannot trace', 'let k = read()\nconst a = process.env[k]'],
+    ['a name held in a local variable', "const k = 'A'\nconst a = process.env[k]"],
     [
       'a helper called with a computed name',
       "const v = (env: Env, name: string) => env[name]\nv(process.env, 'A' + x)",
     ],
-    ['the environment handed to a function outside the scan', 'spawn("node", [], { env: process.env })'],
-    ['the environment passed to an unknown function', 'dotenvExpand(process.env)'],
+    ['a name parameter of a function without env', 'function get(name: string) { return process.env[name] }'],
+    [
+      'a helper whose env defaults to process.env (callers outside the env modules would go unseen)',
+      "export function get(env: Env = process.env, name: string) { return env[name] }\nget(undefined, 'A')",
+    ],
+    ['an alias', 'const e = process.env\nconst a = e.A'],
+    ['destructuring', 'const { A } = process.env'],
     ['a spread', 'const all = { ...process.env }'],
     ['enumeration', 'const names = Object.keys(process.env)'],
-    ['a rest pattern', 'const { A, ...rest } = process.env'],
-    ['a write', 'process.env.A = "1"'],
+    ['the environment handed to a function outside the env modules', 'spawn("node", [], { env: process.env })'],
+    ['the environment passed to an unknown function', 'dotenvExpand(process.env)'],
+    ['the environment passed to a parameter not named env', 'function f(e: Env) { return e.A }\nf(process.env)'],
+    ['the environment returned', 'function f(env: Env) { return env }'],
+    ['a method of the environment', "const has = process.env.hasOwnProperty('A')"],
   ])('fails loudly on %s', (_form, text) => {
     const { problems } = readsOf(text)
     expect(problems).toHaveLength(1)
-    expect(problems[0]).toMatch(/^packages\/x\/src\/a\.ts:\d+:\d+: /)
-  })
-
-  it('reports an unreadable form as a failure of the whole check, with its place', () => {
-    const sources = [{ path: 'packages/x/src/a.ts', text: 'export const a = process.env[key()]' }]
-    const result = check.checkEnvDocs({ sources, doc: docWith([]), tools: [] })
-    expect(result.ok).toBe(false)
-    expect(result.errors).toEqual([
-      'cannot name an environment read: packages/x/src/a.ts:1:30: cannot name the variable in process.env[key()]',
-    ])
+    expect(problems[0]).toMatch(/^packages\/x\/src\/env\.ts:\d+:\d+: /)
   })
 })

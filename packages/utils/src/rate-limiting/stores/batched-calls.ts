@@ -17,18 +17,10 @@ interface Queued {
 }
 
 /**
- * Pipelines allowed in flight at once. With one, a request that comes while a pipeline is out
- * waits for that round trip before its own: at 2,000 req/s that added about 40 µs to the median.
- * With two, it goes out at once unless two are already out; under load the queue still forms, so
- * one round trip still carries many requests' commands.
- */
-export const MAX_IN_FLIGHT = 2
-
-/**
- * A `call` that sends commands in pipelines, at most MAX_IN_FLIGHT in flight at a time: while
- * they wait for Redis, the next requests' commands queue, and go out together in one write as
- * soon as one is answered. Under load one round trip then carries many requests' EVALSHA; with
- * one request at a time it is a plain call. Each command still gets its own answer or error (a NOSCRIPT goes to its
+ * A `call` that sends commands in pipelines, one pipeline in flight at a time: while one waits for
+ * Redis, the next requests' commands queue, and go out together in one write as soon as it is
+ * answered. Under load one round trip then carries many requests' EVALSHA; with one request at a
+ * time it is a plain call. Each command still gets its own answer or error (a NOSCRIPT goes to its
  * caller, who reloads the script).
  *
  * This is ioredis's enableAutoPipelining, minus its trap for us: with autoResendUnfulfilledCommands
@@ -45,19 +37,19 @@ export function batchedCalls(
   }
   const pipelined = client as PipelineClient
   let queue: Queued[] = []
-  let inFlight = 0
+  let inFlight = false
 
   const send = (): void => {
-    if (inFlight >= MAX_IN_FLIGHT || queue.length === 0) return
+    if (inFlight || queue.length === 0) return
     const batch = queue
     queue = []
-    inFlight++
+    inFlight = true
     let released = false
     const release = (): void => {
       if (released) return
       released = true
       clearTimeout(timer)
-      inFlight--
+      inFlight = false
       send()
     }
     const timer = setTimeout(release, timeoutMs)
@@ -96,7 +88,7 @@ export function batchedCalls(
   return (command, ...args) =>
     new Promise((resolve, reject) => {
       queue.push({ command, args, resolve, reject })
-      // The first command queued while a pipeline may leave waits one tick, so the others of this tick join it.
-      if (inFlight < MAX_IN_FLIGHT && queue.length === 1) process.nextTick(send)
+      // The first command of an idle client waits one tick, so the others of this tick join it.
+      if (!inFlight && queue.length === 1) process.nextTick(send)
     })
 }

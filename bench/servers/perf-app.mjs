@@ -60,7 +60,7 @@ const scenarios = {
       keyPrefix: 'bench',
       maxRead: LIMIT,
       logger: silent,
-      ...(process.env.EXP_NOMETRICS ? {} : { metricsRegistry: new Registry() }),
+      metricsRegistry: new Registry(),
     }),
   'ours-redis': async () =>
     createRateLimiter('read', {
@@ -107,11 +107,54 @@ const make = scenarios[SCENARIO]
 if (make === undefined) throw new Error(`SCENARIO must be one of ${Object.keys(scenarios).join(', ')}, got ${SCENARIO}`)
 const limiter = await make()
 
+/**
+ * How long the limiter holds each request: from entering it to its next(), or to its call of
+ * res.end() for a 429 (not the write itself). Recorded only while the latency probe runs (it calls
+ * GET /hold/start after its warm-up; /hold/stop answers the percentiles). It is wall-clock time in
+ * the server: it leaves out the client, the network and the load generator, not the scheduler.
+ */
+let holding = false
+let holds = []
+function held(middleware) {
+  return (req, res, next) => {
+    if (!holding) return middleware(req, res, next)
+    const start = performance.now()
+    let recorded = false
+    const record = () => {
+      if (recorded) return
+      recorded = true
+      holds.push(performance.now() - start)
+    }
+    const end = res.end
+    res.end = function (...args) {
+      record()
+      return end.apply(this, args)
+    }
+    return middleware(req, res, (error) => {
+      record()
+      next(error)
+    })
+  }
+}
+
 const app = express()
 app.set('trust proxy', 1)
-const handlers = limiter === undefined ? [] : [limiter]
+const handlers = limiter === undefined ? [] : [held(limiter)]
 app.get('/r', ...handlers, (_req, res) => {
   res.json({ ok: true })
+})
+// After /r, so that the route the load asks for is matched first, as in bare.
+app.get('/hold/start', (_req, res) => {
+  holding = true
+  holds = []
+  res.json({ ok: true })
+})
+app.get('/hold/stop', (_req, res) => {
+  holding = false
+  const sorted = Float64Array.from(holds).sort()
+  const at = (q) =>
+    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 1000
+  res.json({ count: sorted.length, p50us: at(0.5), p99us: at(0.99), maxUs: at(1) })
 })
 const server = app.listen(Number(PORT), '127.0.0.1', () => console.log('listening'))
 process.on('SIGTERM', () => {

@@ -1,67 +1,58 @@
-// Starts a real redis-server with deploy/redis/redis.conf: its settings load, it wants the password, and a full Redis evicts as decided.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+// Starts a real redis-server with deploy/redis/redis.conf: its settings load, it wants the password or fails closed without one, and a full Redis evicts as decided.
+import { networkInterfaces } from 'node:os'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { freePort } from '../../../utils/test/support/ports.js'
-import { redisServerAvailable, stopProcess } from '../../../utils/test/support/redis-server.js'
+import {
+  redisServerAvailable,
+  startRedisServer,
+  type TestRedisServer,
+} from '../../../utils/test/support/redis-server.js'
 
 const CONF = fileURLToPath(new URL('../../../../deploy/redis/redis.conf', import.meta.url))
 const PASSWORD = 'redis-conf-test-password'
 
-/** redis-server with the file as docker-compose.yml runs it; port, bind and dir overridden for the test. */
-async function startWithConf(): Promise<{ child: ChildProcess; port: number; dir: string }> {
-  const port = await freePort()
-  const dir = mkdtempSync(join(tmpdir(), 'universo-redis-conf-'))
-  const args = [CONF, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--requirepass', PASSWORD]
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start within 10 s:\n${output}`)), 10_000)
-    child.stdout?.on('data', () => {
-      if (output.includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        resolve()
-      }
+/** The first reply a bare client gets to PING, as any client on the network would send it. */
+function firstReply(port: number, host: string, localAddress?: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const socket = connect({ port, host, localAddress }, () => socket.write('PING\r\n'))
+    socket.once('data', (chunk) => {
+      resolve(chunk.toString())
+      socket.destroy()
     })
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited with ${code}: the file does not load:\n${output}`))
-    })
+    socket.once('error', reject)
   })
-  return { child, port, dir }
+}
+
+/** An address of this machine that is not loopback (what another host or container would come from). */
+function nonLoopbackAddress(): string | undefined {
+  const addresses = Object.values(networkInterfaces())
+    .flatMap((entries) => entries ?? [])
+    .filter((entry) => !entry.internal && !entry.address.startsWith('fe80:'))
+  return (addresses.find((entry) => entry.family === 'IPv4') ?? addresses[0])?.address
 }
 
 describe.runIf(redisServerAvailable())('deploy/redis/redis.conf on a real redis-server', () => {
-  let server: Awaited<ReturnType<typeof startWithConf>>
+  // As docker-compose.yml runs it: the file, then --requirepass; port, bind and dir are the test's.
+  let server: TestRedisServer
   let admin: Redis
 
   beforeAll(async () => {
-    server = await startWithConf()
-    admin = new Redis({ host: '127.0.0.1', port: server.port, password: PASSWORD, lazyConnect: true })
-    await admin.connect()
+    server = await startRedisServer({ configFile: CONF, password: PASSWORD })
+    admin = server.admin
   })
   afterAll(async () => {
-    admin?.disconnect()
-    if (server !== undefined) {
-      await stopProcess(server.child)
-      rmSync(server.dir, { recursive: true, force: true })
-    }
+    await server?.stop()
   })
 
   const setting = async (name: string): Promise<string> => ((await admin.config('GET', name)) as string[])[1]!
 
   it.each([
     ['maxmemory', String(256 * 2 ** 20)],
-    ['maxmemory-policy', 'volatile-ttl'],
+    ['maxmemory-policy', 'volatile-lfu'],
     ['save', ''],
     ['appendonly', 'no'],
     ['protected-mode', 'yes'],
@@ -70,49 +61,61 @@ describe.runIf(redisServerAvailable())('deploy/redis/redis.conf on a real redis-
   })
 
   it('refuses a client without the password', async () => {
-    // A bare connection, as any client on the network would open one.
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(server.port, '127.0.0.1', () => socket.write('PING\r\n'))
-      socket.once('data', (chunk) => {
-        resolve(chunk.toString())
-        socket.destroy()
-      })
-      socket.once('error', reject)
-    })
-    expect(answer).toMatch(/^-NOAUTH /)
+    expect(await firstReply(server.port, '127.0.0.1')).toMatch(/^-NOAUTH /)
   })
 
-  it('when full, evicts the counters closest to their reset, keeps keys without a TTL and refuses no write', async () => {
-    const write = async (keys: string[], args: (string | number)[]) => {
-      const pipeline = admin.pipeline()
-      for (const key of keys) pipeline.set(key, '1', ...(args as []))
-      for (const [error] of (await pipeline.exec())!) expect(error).toBeNull()
-    }
+  it('when full, evicts rarely used counters before busy ones, keeps keys without a TTL and refuses no write', async () => {
     const range = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
-    // Another app's keys, without a TTL; then counters far from their reset, written first, and
-    // counters close to it, written later (so least recently used is not the same as closest to reset).
+    const run = async (commands: (string | number)[][]) => {
+      for (let i = 0; i < commands.length; i += 10_000) {
+        const pipeline = admin.pipeline(commands.slice(i, i + 10_000))
+        for (const [error] of (await pipeline.exec())!) expect(error).toBeNull()
+      }
+    }
+    // Another app's keys, without a TTL. Then busy counters (an abuser's, a heavy user's): written
+    // first, with the least time left, and hit 100 times each; then rarely used ones, written
+    // later with more time left and hit once. LRU would evict the busy ones first (used longest
+    // ago), volatile-ttl too (closest to their reset); only LFU keeps them.
     const persistent = range('session:', 2000)
-    const far = range('metaverses-srv:read:far:', 10_000)
-    const near = range('metaverses-srv:read:near:', 10_000)
-    await write(persistent, [])
-    await write(far, ['PX', 900_000])
-    await write(near, ['PX', 60_000])
-    // Room for a little more (on this server of ours); the policy stays the file's. Then about
-    // a third more counters than that room: Redis must evict.
+    const busy = range('metaverses-srv:read:busy:', 2000)
+    const rare = range('metaverses-srv:read:rare:', 10_000)
+    await run(persistent.map((key) => ['set', key, 'x'.repeat(100)]))
+    await run(busy.map((key) => ['set', key, '1', 'PX', 600_000]))
+    await run(Array.from({ length: 100 }, () => busy.map((key) => ['incr', key])).flat())
+    await run(rare.map((key) => ['set', key, '1', 'PX', 900_000]))
+    // Room for a little more (on this server of ours); the policy stays the file's. Then more
+    // counters than that room holds: Redis must evict.
     const used = Number(/used_memory:(\d+)/.exec(await admin.info('memory'))?.[1])
     await admin.config('SET', 'maxmemory', String(used + 256 * 1024))
-    await write(range('metaverses-srv:read:more:', 10_000), ['PX', 900_000])
+    await run(range('metaverses-srv:read:more:', 10_000).map((key) => ['set', key, '1', 'PX', 900_000]))
     const present = async (keys: string[]) => {
-      const pipeline = admin.pipeline()
-      for (const key of keys) pipeline.exists(key)
+      const pipeline = admin.pipeline(keys.map((key) => ['exists', key]))
       return (await pipeline.exec())!.filter(([, exists]) => exists === 1).length
     }
-    const evicted = Number(/evicted_keys:(\d+)/.exec(await admin.info('stats'))?.[1])
-    expect(evicted).toBeGreaterThan(0)
+    expect(Number(/evicted_keys:(\d+)/.exec(await admin.info('stats'))?.[1])).toBeGreaterThan(0)
     expect(await present(persistent)).toBe(persistent.length)
-    const nearLost = near.length - (await present(near))
-    const farLost = far.length - (await present(far))
-    // volatile-ttl samples keys, so some far ones go too, but the near ones go first.
-    expect(nearLost).toBeGreaterThan(farLost * 2)
+    const rareLost = rare.length - (await present(rare))
+    const busyLost = busy.length - (await present(busy))
+    expect(rareLost).toBeGreaterThan(1000)
+    // LFU samples keys, so a busy one may go now and then; the rarely used ones go first.
+    expect(busyLost).toBeLessThan(rareLost / 50)
+  })
+})
+
+describe.runIf(redisServerAvailable())('deploy/redis/redis.conf started without --requirepass', () => {
+  it('fails closed: a client from another address gets DENIED (protected mode), loopback still works', async () => {
+    const address = nonLoopbackAddress()
+    if (address === undefined) {
+      throw new Error('this machine has no non-loopback address, so protected mode cannot be checked here')
+    }
+    // Listening on that address too, as Redis in a container listens on its network.
+    const server = await startRedisServer({ configFile: CONF, bind: ['127.0.0.1', address] })
+    try {
+      expect(await server.admin.ping()).toBe('PONG')
+      const answer = await firstReply(server.port, address, address)
+      expect(answer).toMatch(/^-DENIED Redis is running in protected mode/)
+    } finally {
+      await server.stop()
+    }
   })
 })

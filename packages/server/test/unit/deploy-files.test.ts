@@ -282,7 +282,7 @@ describe('docker-compose.yml', () => {
     expect(redis().volumes).toContain(`./deploy/redis/redis.conf:${conf}:ro`)
     const settings = read('deploy/redis/redis.conf')
     expect(settings).toMatch(/^maxmemory 256mb$/m)
-    expect(settings).toMatch(/^maxmemory-policy volatile-ttl$/m)
+    expect(settings).toMatch(/^maxmemory-policy volatile-lfu$/m)
   })
 
   it('checks Redis’s health with an authenticated PING, and starts the app only once Redis is healthy', () => {

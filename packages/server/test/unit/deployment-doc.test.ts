@@ -120,39 +120,182 @@ describe('docs/deployment.md', () => {
     for (const setting of settings) expect(spans, setting).toContain(setting.replace(/^(\S+)\s+/, '$1 '))
   })
 
-  it('reports the figures of docs/benchmarks/eviction.json', () => {
-    const bench = JSON.parse(read('docs/benchmarks/eviction.json')) as {
-      results: {
-        policy: string
-        redis: string
-        counters: {
-          evictedLive: number
-          refused: number
-          earlySeconds: { median: number; p90: number; max: number } | null
-          earlyClientHours: number
-        }
-        otherApp: { lost: number; writesRefused: number }
-        limiter: { state: string }
-      }[]
-    }
-    const text = section('Redis configuration')
-    const number = (value: number): string => value.toLocaleString('en-US')
-    expect(text).toContain(`Redis ${bench.results[0]!.redis}`)
-    expect(bench.results.map((result) => result.policy)).toHaveLength(4)
-    for (const { policy, counters, otherApp, limiter } of bench.results) {
-      const row = text.split('\n').find((line) => line.startsWith(`| \`${policy}\``))
-      expect(row, `a row for ${policy}`).toBeDefined()
-      const cells = row!.split('|').map((cell) => cell.trim())
-      expect(cells[2]).toMatch(new RegExp(`^${number(counters.evictedLive)}\\b`))
-      if (counters.earlySeconds !== null) {
-        const { median, p90, max } = counters.earlySeconds
-        expect(cells[3]).toBe(`${Math.round(median)} / ${Math.round(p90)} / ${Math.round(max)} s`)
+  describe('the eviction measurement', () => {
+    const bench = JSON.parse(read('docs/benchmarks/eviction.json')) as EvictionBench
+    const conf = /^maxmemory-policy (\S+)$/m.exec(read('deploy/redis/redis.conf'))?.[1]
+
+    it('quotes the figures of docs/benchmarks/eviction.json as they are, for every policy and pressure shown', () => {
+      checkEvictionSection(doc, bench)
+    })
+
+    it('fails on a figure that differs from the JSON', () => {
+      // One number of the chosen policy's row, one higher, in a copy of the text: each table in turn.
+      for (const title of Object.keys(TABLES)) {
+        const table = tableAfter(subsection(doc, 'Eviction, measured'), title)
+        const row = table.find((line) => line.startsWith(`| \`${conf}\``))
+        expect(row, `${title} has a row for ${conf}`).toBeDefined()
+        const broken = row!.replace(/\| (\d+)/, (_, digits: string) => `| ${Number(digits) + 1}`)
+        expect(broken).not.toBe(row)
+        expect(() => checkEvictionSection(doc.replace(row!, broken), bench)).toThrow()
       }
-      expect(cells[4]).toBe(number(counters.earlyClientHours))
-      expect(cells[5]).toContain(number(counters.refused))
-      if (otherApp.writesRefused > 0) expect(cells[5]).toContain(number(otherApp.writesRefused))
-      expect(cells[6]).toMatch(new RegExp(`^${number(otherApp.lost)}\\b`))
-      expect(cells[7]).toMatch(limiter.state === 'redis' ? /^on Redis/ : new RegExp(`^${limiter.state}`))
-    }
+    })
+
+    it('decides for the policy deploy/redis/redis.conf sets, and names no other wherever it advises one', () => {
+      expect(conf).toBeDefined()
+      const text = subsection(doc, 'Eviction, measured')
+      expect(/\*\*Decision: `([\w-]+)`/.exec(text)?.[1]).toBe(conf)
+      // The Compose table's "Here" cell, and the managed services' settings.
+      const composeRow = section('Docker Compose')
+        .split('\n')
+        .find((line) => line.startsWith('| `--maxmemory-policy'))
+      expect(composeRow?.split('|')[2]?.trim()).toMatch(new RegExp(`^\`${conf}\``))
+      const managed = [...section('Managed Redis').matchAll(/(?:set\s+it\s+to|choose)\s+`([\w-]+)`/g)].map(([, p]) => p)
+      expect(managed.length).toBeGreaterThan(1)
+      for (const policy of managed) expect(policy).toBe(conf)
+    })
   })
 })
+
+// --- The eviction measurement (bench/eviction.mjs, docs/benchmarks/eviction.json) ----------------
+
+/** A number over the seeds: their median and range. */
+interface Spread {
+  median: number
+  min: number
+  max: number
+}
+interface PolicyResult {
+  admittedBeyondMax: Spread
+  admittedBeyondMaxByClass: { abuser: Spread }
+  shareOfRefusalsLost: Spread
+  abusersLeaking: Spread
+  timeWithWriteErrors: Spread
+  other?: { keys: Spread; lost: Spread }
+}
+interface EvictionBench {
+  redis: string
+  summary: {
+    part: string
+    pressure: number
+    seeds: number
+    workload: { clients: { abuser: Spread } }
+    dedicated: Record<string, PolicyResult>
+    shared: Record<string, PolicyResult>
+  }[]
+}
+
+/** The bold line above each table, and the servers its figures come from. */
+const TABLES = {
+  '**A Redis of its own**': 'dedicated',
+  '**A Redis shared with another app:**': 'shared',
+} as const
+type TableTitle = keyof typeof TABLES
+
+/** The text of one `### ` section, up to the next heading of any level 2 or 3. */
+function subsection(text: string, title: string): string {
+  const start = text.indexOf(`\n### ${title}\n`)
+  expect(start, `docs/deployment.md has a section ${title}`).toBeGreaterThanOrEqual(0)
+  const end = text.slice(start + 1).search(/\n##+ /)
+  return text.slice(start, end === -1 ? undefined : start + 1 + end)
+}
+
+/** The lines of the first table after the line that starts with `title`. */
+function tableAfter(text: string, title: string): string[] {
+  const lines = text.split('\n')
+  const at = lines.findIndex((line) => line.startsWith(title))
+  expect(at, `a table under ${title}`).toBeGreaterThanOrEqual(0)
+  const first = lines.findIndex((line, i) => i > at && line.startsWith('|'))
+  const after = lines.findIndex((line, i) => i > first && !line.startsWith('|'))
+  return lines.slice(first, after === -1 ? undefined : after)
+}
+
+const cellsOf = (line: string): string[] =>
+  line
+    .split('|')
+    .slice(1, -1)
+    .map((cell) => cell.trim())
+
+/** As the tables print them (bench/eviction.mjs's console table alike): whole numbers, en-US. */
+const count = (value: number): string => Math.round(value).toLocaleString('en-US')
+/** A median, with its range in brackets when the seeds differ. */
+const spread = ({ median, min, max }: Spread): string =>
+  min === max ? count(median) : `${count(median)} (${count(min)}-${count(max)})`
+/** A share as a percentage: 1 decimal, 2 below 1 %. */
+const percent = (share: number): string => `${(share * 100).toFixed(share < 0.01 ? 2 : 1)} %`
+
+/** What each column holds, from its header; a bare `room N %` continues the column before it. */
+const COLUMNS: [RegExp, (result: PolicyResult) => string][] = [
+  [
+    /^(Let through beyond `max`, )?room \d+ %$/,
+    (r) => {
+      // The share is left out when it rounds to nothing.
+      const share = percent(r.shareOfRefusalsLost.median)
+      return share === '0.00 %' ? spread(r.admittedBeyondMax) : `${spread(r.admittedBeyondMax)}, ${share}`
+    },
+  ],
+  [/^From abusers \(\d+ %\)$/, (r) => spread(r.admittedBeyondMaxByClass.abuser)],
+  [/^Abusers who got through, of about [\d,]+ \(\d+ %\)$/, (r) => spread(r.abusersLeaking)],
+  [
+    /^Time with writes refused, [\d %/]+$/,
+    (r) => (r.timeWithWriteErrors.median === 0 ? '0' : percent(r.timeWithWriteErrors.median)),
+  ],
+  [/^Other app's keys lost \(of [\d,]+\), [\d %/]+$/, (r) => spread(r.other!.lost)],
+]
+
+/**
+ * Throws unless both tables of docs/deployment.md's "Eviction, measured" quote the JSON's figures:
+ * every policy of the run, and in each column every pressure its header names ("room 60 %",
+ * "90 % / 60 %"), from the main part's summary at that pressure.
+ */
+function checkEvictionSection(doc: string, bench: EvictionBench): void {
+  const text = subsection(doc, 'Eviction, measured')
+  const flat = text.replace(/\s+/g, ' ')
+  expect(flat).toContain(`on Redis ${bench.redis}`)
+  const main = bench.summary.filter((entry) => entry.part === 'main')
+  const at = (pressure: number) => {
+    const entry = main.find((candidate) => Math.abs(candidate.pressure - pressure) < 1e-9)
+    expect(entry, `docs/benchmarks/eviction.json has the main run at room ${pressure * 100} %`).toBeDefined()
+    return entry!
+  }
+  expect(new Set(main.map((entry) => entry.seeds)).size).toBe(1)
+  expect(flat).toContain(`${main[0]!.seeds} seeds per pressure`)
+
+  for (const [title, variant] of Object.entries(TABLES) as [TableTitle, 'dedicated' | 'shared'][]) {
+    const [header, rule, ...rows] = tableAfter(text, title)
+    expect(rule).toMatch(/^\|[\s|-]+\|$/)
+    const headers = cellsOf(header!)
+    expect(headers[0]).toBe('Policy')
+    const columns = headers.slice(1).map((name, i) => {
+      const kind = COLUMNS.find(([pattern]) => pattern.test(name))
+      expect(kind, `${title}: the test knows what column ${i + 2} ("${name}") holds`).toBeDefined()
+      const pressures = [...name.matchAll(/(\d+) %/g)].map(([, percentage]) => Number(percentage) / 100)
+      // Header figures that are not pressures: the abusers and the other app's keys, at each pressure.
+      const about = /of about ([\d,]+)/.exec(name)?.[1]
+      const of = /\(of ([\d,]+)\)/.exec(name)?.[1]
+      for (const pressure of pressures) {
+        const { workload, shared } = at(pressure)
+        if (about !== undefined) {
+          const { median } = workload.clients.abuser
+          expect([count(Math.floor(median)), count(Math.ceil(median))], name).toContain(about)
+        }
+        if (of !== undefined) for (const r of Object.values(shared)) expect(count(r.other!.keys.median), name).toBe(of)
+      }
+      return { name, pressures, format: kind![1] }
+    })
+    const shown = rows.map((row) => /^\| `([\w-]+)`/.exec(row)?.[1])
+    expect(shown, `${title}: one row per policy measured`).toEqual(Object.keys(at(columns[0]!.pressures[0]!)[variant]))
+    for (const row of rows) {
+      const [policy, ...cells] = cellsOf(row)
+      columns.forEach(({ name, pressures, format }, i) => {
+        const expected = pressures
+          .map((pressure) => {
+            const result = at(pressure)[variant][policy!.replaceAll('`', '')]
+            expect(result, `${policy} at ${pressure}`).toBeDefined()
+            return format(result!)
+          })
+          .join(' / ')
+        expect(cells[i], `${title} ${policy}, ${name}`).toBe(expected)
+      })
+    }
+  }
+}

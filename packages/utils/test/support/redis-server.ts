@@ -22,6 +22,13 @@ export interface RedisServerOptions {
   readonly password?: string
   /** Reuse a port (to restart a server where a client expects it). */
   readonly port?: number
+  /**
+   * A redis.conf to start from. The harness then sets only the port, the bind addresses, a
+   * temporary dir and the password, so every other setting (persistence included) is the file's.
+   */
+  readonly configFile?: string
+  /** Addresses to listen on, instead of 127.0.0.1 alone. Keep 127.0.0.1 among them: `admin` connects there. */
+  readonly bind?: readonly string[]
 }
 
 export interface TestRedisServer {
@@ -44,7 +51,9 @@ export const ADMIN_CONNECTION_NAME = 'test-admin'
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<TestRedisServer> {
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), 'universo-redis-'))
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+  const args = ['--port', String(port), '--bind', ...(options.bind ?? ['127.0.0.1']), '--dir', dir]
+  if (options.configFile === undefined) args.push('--save', '', '--appendonly', 'no')
+  else args.unshift(options.configFile)
   if (options.password !== undefined) args.push('--requirepass', options.password)
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''

@@ -1,5 +1,5 @@
 // The Dockerfile's image without Docker: its own deploy command, laid out as its runtime stage, run as its USER.
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import {
   chmodSync,
   existsSync,
@@ -18,7 +18,6 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { freePort } from '../../../utils/test/support/ports.js'
-import { waitFor } from '../../../utils/test/support/http.js'
 import {
   all,
   buildStage,
@@ -28,7 +27,7 @@ import {
   last,
   runtimeStage,
 } from '../unit/support/deploy-files.js'
-import { REPO_ROOT } from './support/server-process.js'
+import { REPO_ROOT, spawnWatched } from './support/server-process.js'
 
 const run = promisify(execFile)
 
@@ -141,22 +140,14 @@ describe('the Dockerfile image, built by its own pnpm deploy', () => {
     const user = process.getuid?.() === 0 && reachable && uid !== undefined ? { uid, gid: gid ?? uid } : {}
     const options = { env: { PATH: process.env.PATH ?? '', ...env, PORT: String(port) }, ...user }
 
-    const child = spawn(process.execPath, args, {
+    const running = spawnWatched(process.execPath, args, {
       ...options,
       cwd: inImage(last(runtimeStage, 'WORKDIR')!),
-      stdio: ['ignore', 'pipe', 'pipe'],
     })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const { child } = running
     try {
-      await waitFor(
-        'the server listening, or exiting',
-        () => output.includes('[Server] Listening on') || child.exitCode !== null,
-        15_000,
-      )
-      expect(output).toContain(`[Server] Listening on http://localhost:${port}`)
+      await running.waitForOutput('[Server] Listening on')
+      expect(running.output()).toContain(`[Server] Listening on http://localhost:${port}`)
       if ('uid' in user) {
         const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
         expect(/^Uid:\s+(\d+)/m.exec(status)?.[1], 'the server runs as the image USER').toBe(String(uid))
@@ -172,9 +163,9 @@ describe('the Dockerfile image, built by its own pnpm deploy', () => {
       expect(await health()).toBe(0)
 
       child.kill('SIGTERM')
-      expect(await exited).toBe(0)
-      expect(output).toContain('[Server] SIGTERM received: no new connections, finishing in-flight requests')
-      expect(output).toContain('[Server] Shutdown complete')
+      expect((await running.exited).code).toBe(0)
+      expect(running.output()).toContain('[Server] SIGTERM received: no new connections, finishing in-flight requests')
+      expect(running.output()).toContain('[Server] Shutdown complete')
       expect(await health()).toBe(1)
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL')

@@ -1,12 +1,11 @@
 // The README's usage snippet, run as it is written: a real process with the built library.
-import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { freePort } from '../../../utils/test/support/ports.js'
-import { REPO_ROOT } from './support/server-process.js'
+import { REPO_ROOT, spawnWatched } from './support/server-process.js'
 
 /** The first ```ts block after "## Usage" in README.md. */
 function usageSnippet(): string {
@@ -31,14 +30,10 @@ describe('the README usage snippet', () => {
     const file = join(DIR, 'usage.mjs')
     writeFileSync(file, snippet.replace('app.listen(3000)', 'app.listen(Number(process.env.PORT))'))
     const port = await freePort()
-    const child = spawn(process.execPath, [file], {
-      env: { PATH: process.env.PATH ?? '', PORT: String(port), REDIS_URL: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const snippetProcess = spawnWatched(process.execPath, [file], {
+      cwd: DIR,
+      env: { PORT: String(port), REDIS_URL: '' },
     })
-    let output = ''
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
     try {
       const url = `http://127.0.0.1:${port}/api/v1/metaverses`
       const deadline = Date.now() + 10_000
@@ -51,7 +46,9 @@ describe('the README usage snippet', () => {
           expect(ready).toBe(201)
           break
         }
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the snippet did not listen: ${output}`)
+        if (Date.now() > deadline || snippetProcess.child.exitCode !== null) {
+          throw new Error(`the snippet did not listen: ${snippetProcess.output()}`)
+        }
         await new Promise((resolve) => setTimeout(resolve, 50))
       }
       const statuses: number[] = []
@@ -63,9 +60,9 @@ describe('the README usage snippet', () => {
       expect(refused.headers.get('ratelimit-policy')).toMatch(/^"read"; q=100; w=900; pk=:/)
       expect(await refused.json()).toMatchObject({ success: false, code: 'RATE_LIMIT_EXCEEDED' })
     } finally {
-      child.kill('SIGTERM')
+      await snippetProcess.stop()
     }
-    expect(await exited).toBe(0)
-    expect(output).toContain('[RateLimit:read] Using MemoryStore (single-instance mode)')
+    expect((await snippetProcess.exited).code).toBe(0)
+    expect(snippetProcess.output()).toContain('[RateLimit:read] Using MemoryStore (single-instance mode)')
   })
 })

@@ -20,12 +20,16 @@ import {
   inOrder,
   normalize,
   runConsoleBlock,
-  runProcess,
   startProxy,
   type Proxy,
-  type RunningProcess,
 } from './support/doc-examples.js'
-import { REPO_ROOT, startServer, type ServerProcess } from './support/server-process.js'
+import {
+  REPO_ROOT,
+  spawnWatched,
+  startServer,
+  type ServerProcess,
+  type WatchedProcess,
+} from './support/server-process.js'
 
 const PAGE = 'troubleshooting.md'
 const DOC = readFileSync(join(REPO_ROOT, 'docs', PAGE), 'utf8')
@@ -36,7 +40,7 @@ const DOC_SERVER_PORT = '3000'
 const DOC_REDIS_PORT = '6379'
 
 const servers: ServerProcess[] = []
-const processes: RunningProcess[] = []
+const processes: WatchedProcess[] = []
 const proxies: Proxy[] = []
 const redises: TestRedisServer[] = []
 const clients: Redis[] = []
@@ -67,9 +71,9 @@ async function proxyTo(server: ServerProcess): Promise<Proxy> {
 }
 
 /** Runs one of the page's JavaScript examples as the host a user would write, on PORT. */
-async function runExample(id: string): Promise<{ host: RunningProcess; port: number }> {
+async function runExample(id: string): Promise<{ host: WatchedProcess; port: number }> {
   const port = await freePort()
-  const host = runProcess(process.execPath, ['--input-type=module'], {
+  const host = spawnWatched(process.execPath, ['--input-type=module'], {
     cwd: HOST_PACKAGE,
     env: { PORT: String(port) },
     stdin: docBlock(PAGE, 'example', id),
@@ -107,7 +111,7 @@ const atWindowStart = (line: string): string =>
 describe('"Rate limiters not initialized"', () => {
   it('stops a host that builds the routes before initializeRateLimiters(), with the guide’s message', async () => {
     const { host } = await runExample('routes-before-init')
-    expect(await host.exited).toBe(1)
+    expect((await host.exited).code).toBe(1)
     expectInOrder(host.output().split('\n'), docOutput(PAGE, 'routes-before-init'))
   })
 

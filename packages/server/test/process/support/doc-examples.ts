@@ -1,6 +1,6 @@
 // What a docs page shows, for tests to run and compare: its marked examples and expected outputs,
-// a process runner for the examples, and a reverse proxy that appends to X-Forwarded-For.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+// and a reverse proxy that appends to X-Forwarded-For (examples run with server-process.ts's spawnWatched).
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -51,75 +51,6 @@ export function normalize(text: string, values: Readonly<Record<string, string>>
   return out
     .replace(/\(pid \d+\)/g, '(pid 1234)')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, '2026-11-27T08:00:00.000Z')
-}
-
-export interface RunningProcess {
-  readonly child: ChildProcess
-  output(): string
-  waitForOutput(text: string, timeoutMs?: number): Promise<void>
-  readonly exited: Promise<number | null>
-  /** SIGTERM to our own child, by pid; SIGKILL after 5 s. */
-  stop(): Promise<number | null>
-}
-
-/** Runs a command we started ourselves, with only PATH and HOME from this environment plus `env`. */
-export function runProcess(
-  command: string,
-  args: readonly string[],
-  options: { cwd: string; env?: Record<string, string>; stdin?: string },
-): RunningProcess {
-  const child = spawn(command, args, {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
-    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  })
-  if (options.stdin !== undefined) child.stdin?.end(options.stdin)
-  let output = ''
-  const waiting = new Set<() => void>()
-  const onData = (chunk: Buffer): void => {
-    output += chunk.toString()
-    for (const wake of waiting) wake()
-  }
-  child.stdout?.on('data', onData)
-  child.stderr?.on('data', onData)
-  let done = false
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      done = true
-      resolve(code)
-      for (const wake of waiting) wake()
-    })
-  })
-  return {
-    child,
-    output: () => output,
-    exited,
-    waitForOutput: (text, timeoutMs = 15_000) =>
-      new Promise((resolve, reject) => {
-        const timer = setTimeout(() => finish(new Error(`timed out waiting for ${text} in:\n${output}`)), timeoutMs)
-        const check = (): void => {
-          if (output.includes(text)) finish()
-          else if (done) finish(new Error(`exited before ${text}:\n${output}`))
-        }
-        const finish = (error?: Error): void => {
-          clearTimeout(timer)
-          waiting.delete(check)
-          if (error === undefined) resolve()
-          else reject(error)
-        }
-        waiting.add(check)
-        check()
-      }),
-    async stop() {
-      if (!done) {
-        child.kill('SIGTERM')
-        const force = setTimeout(() => child.kill('SIGKILL'), 5000)
-        await exited
-        clearTimeout(force)
-      }
-      return exited
-    },
-  }
 }
 
 export interface Reply {

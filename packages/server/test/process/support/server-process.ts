@@ -14,22 +14,26 @@ export interface Exit {
   readonly signal: NodeJS.Signals | null
 }
 
-export interface ServerProcess {
-  readonly port: number
-  readonly pid: number
-  readonly base: string
+/** A process a test started, with its output watched. */
+export interface WatchedProcess {
   readonly child: ChildProcess
-  /** stdout and stderr, interleaved as they arrived: pino's JSON lines, as written. */
+  /** stdout and stderr, interleaved as they arrived. */
   output(): string
-  /** Each log line's message (`msg` of pino's JSON; a line that is not JSON, as is). */
-  lines(): string[]
-  /** Each JSON log line, parsed. */
-  records(): LogRecord[]
   /** Resolves when the output matches; rejects if the process exits first or after `timeoutMs`. */
   waitForOutput(pattern: string | RegExp, timeoutMs?: number): Promise<void>
   readonly exited: Promise<Exit>
   /** SIGTERM, and SIGKILL if it has not exited after 10 s. Our own process, by pid. */
   stop(): Promise<Exit>
+}
+
+export interface ServerProcess extends WatchedProcess {
+  readonly port: number
+  readonly pid: number
+  readonly base: string
+  /** Each log line's message (`msg` of pino's JSON; a line that is not JSON, as is). */
+  lines(): string[]
+  /** Each JSON log line, parsed. */
+  records(): LogRecord[]
 }
 
 /** One of pino's JSON lines. */
@@ -51,30 +55,29 @@ function parseLine(line: string): LogRecord | undefined {
   return undefined
 }
 
-export interface StartOptions {
-  /** What to run instead of `node dist/main.js`, e.g. ['pnpm', 'start'] from the repo root. */
-  readonly command?: readonly [string, ...string[]]
-  /** Wait until the server says it listens. @default true */
-  readonly waitForListening?: boolean
-  readonly port?: number
+export interface SpawnOptions {
+  readonly cwd?: string
+  /** Added to PATH and HOME, the only variables taken from this environment. */
+  readonly env?: Record<string, string>
+  /** Written to the process's stdin, which is then closed. */
+  readonly stdin?: string
+  /** Run as this user (the test must be root to switch). */
+  readonly uid?: number
+  readonly gid?: number
 }
 
 /**
- * Starts the server with only PATH and HOME from this environment plus `env`, so a REDIS_URL or
- * NODE_ENV of the machine never leaks into a test.
+ * Runs a command with only PATH and HOME from this environment plus `env`, so a REDIS_URL or
+ * NODE_ENV of the machine never leaks into a test, and watches its output.
  */
-export async function startServer(
-  env: Record<string, string> = {},
-  options: StartOptions = {},
-): Promise<ServerProcess> {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run pnpm build first (pnpm test does)`)
-  const port = options.port ?? (await freePort())
-  const [command, ...args] = options.command ?? [process.execPath, MAIN]
+export function spawnWatched(command: string, args: readonly string[], options: SpawnOptions = {}): WatchedProcess {
   const child = spawn(command, args, {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+    stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid }),
   })
+  if (options.stdin !== undefined) child.stdin?.end(options.stdin)
   let output = ''
   const listeners = new Set<() => void>()
   const onData = (chunk: Buffer): void => {
@@ -83,14 +86,14 @@ export async function startServer(
   }
   child.stdout?.on('data', onData)
   child.stderr?.on('data', onData)
+  let done = false
   const exited = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => {
+      done = true
       resolve({ code, signal })
       for (const listener of listeners) listener()
     })
   })
-  let done = false
-  void exited.then(() => (done = true))
 
   const waitForOutput = (pattern: string | RegExp, timeoutMs = 15_000): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -113,22 +116,9 @@ export async function startServer(
       check()
     })
 
-  const server: ServerProcess = {
-    port,
-    pid: child.pid!,
-    base: `http://127.0.0.1:${port}`,
+  return {
     child,
     output: () => output,
-    lines: () =>
-      output
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => parseLine(line)?.msg ?? line),
-    records: () =>
-      output
-        .split('\n')
-        .map(parseLine)
-        .filter((record) => record !== undefined),
     waitForOutput,
     exited,
     async stop() {
@@ -141,6 +131,43 @@ export async function startServer(
       return exited
     },
   }
-  if (options.waitForListening ?? true) await waitForOutput('[Server] Listening on')
+}
+
+export interface StartOptions {
+  /** What to run instead of `node dist/main.js`, e.g. ['pnpm', 'start'] from the repo root. */
+  readonly command?: readonly [string, ...string[]]
+  /** Wait until the server says it listens. @default true */
+  readonly waitForListening?: boolean
+  readonly port?: number
+}
+
+/** Starts the server (see spawnWatched for its environment) on a free port, or `options.port`. */
+export async function startServer(
+  env: Record<string, string> = {},
+  options: StartOptions = {},
+): Promise<ServerProcess> {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run pnpm build first (pnpm test does)`)
+  const port = options.port ?? (await freePort())
+  const [command, ...args] = options.command ?? [process.execPath, MAIN]
+  const watched = spawnWatched(command, args, { env: { PORT: String(port), ...env } })
+  const server: ServerProcess = {
+    ...watched,
+    port,
+    pid: watched.child.pid!,
+    base: `http://127.0.0.1:${port}`,
+    lines: () =>
+      watched
+        .output()
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => parseLine(line)?.msg ?? line),
+    records: () =>
+      watched
+        .output()
+        .split('\n')
+        .map(parseLine)
+        .filter((record) => record !== undefined),
+  }
+  if (options.waitForListening ?? true) await watched.waitForOutput('[Server] Listening on')
   return server
 }

@@ -1,6 +1,8 @@
 // Removes credentials from anything that may reach a log line or an error message.
 
 // A token with something before its @: an `@` that starts a word (Redis's `@user_script`) hides nothing.
+/** The `scheme://` a URL starts with. */
+const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i
 const TOKEN_WITH_USERINFO = /(^|[\s"'(,=<])([a-z][a-z0-9+.-]*:\/\/)?([^\s"'<>]+)@(?=\S)/gi
 
 /**
@@ -22,7 +24,7 @@ export function redactCredentials(text: string): string {
 const SECRET_QUERY = /([?&](?:password|pass|pwd|secret|token|auth)=)[^&\s"'<>]*/gi
 
 /**
- * A URL as it may appear in an error: userinfo and query values hidden. Never throws; a string
+ * A URL as it may appear in an error: userinfo, query and fragment hidden. Never throws; a string
  * that does not parse as a URL with a host loses everything before its last `@` and after `?`,
  * and one without a scheme is not shown at all (it could be a pasted password).
  */
@@ -43,14 +45,12 @@ export function redactUrl(raw: string): string {
     return `${parsed.protocol}//${auth}${parsed.host}${path}${query}${parsed.hash === '' ? '' : '#***'}`
   }
   // Without a scheme it may be anything, a bare password included: do not echo it.
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) return `<${raw.length} characters without a scheme://>`
+  const scheme = SCHEME.exec(raw)?.[0]
+  if (scheme === undefined) return `<${raw.length} characters without a scheme://>`
   // The userinfo first: a password may hold the `?` or `#` that kept the URL from parsing.
   let text = raw
   const at = text.lastIndexOf('@')
-  if (at !== -1) {
-    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? ''
-    text = `${scheme}***${text.slice(at)}`
-  }
+  if (at !== -1) text = `${scheme}***${text.slice(at)}`
   const question = text.indexOf('?')
   if (question !== -1) text = `${text.slice(0, question)}?***`
   return text
@@ -61,7 +61,7 @@ export function redactUrl(raw: string): string {
  * with one of those characters unencoded, which a URL parser reads as part of the path or query.
  */
 export function hasAtAfterHost(raw: string): boolean {
-  const rest = raw.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+  const rest = raw.replace(SCHEME, '')
   const delimiter = rest.search(/[/?#]/)
   return delimiter !== -1 && rest.indexOf('@', delimiter) !== -1
 }

@@ -4,20 +4,10 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { LimiterStats } from '../../src/rate-limiting/stats.js'
 import { CompactMemoryStore } from '../../src/rate-limiting/stores/memory-store.js'
+import { seededRandom } from '../support/random.js'
 
 const WINDOW_MS = 1_000
 const options = { windowMs: WINDOW_MS } as Options
-
-/** A small deterministic generator (mulberry32), so a failing sequence can be replayed. */
-function random(seed: number): () => number {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 /** A store's answer as plain values, so the two stores compare with toEqual. */
 const plain = (info: { totalHits: number; resetTime?: Date | undefined } | undefined) =>
@@ -34,7 +24,7 @@ describe('CompactMemoryStore', () => {
   it.each([1, 2, 3, 4, 5, 6, 7, 8])(
     'answers increment, decrement, get and resetKey as MemoryStore does, over rotations (seed %i)',
     async (seed) => {
-      const next = random(seed)
+      const next = seededRandom(seed)
       const ours = new CompactMemoryStore()
       const theirs = new MemoryStore()
       ours.init(options)
@@ -76,7 +66,7 @@ describe('CompactMemoryStore', () => {
 
   // More clients than a generation's first 1,024 slots: the cells grow, and every count survives it.
   it.each([11, 12])('answers as MemoryStore does across growth, with thousands of clients (seed %i)', async (seed) => {
-    const next = random(seed)
+    const next = seededRandom(seed)
     const ours = new CompactMemoryStore()
     const theirs = new MemoryStore()
     ours.init(options)

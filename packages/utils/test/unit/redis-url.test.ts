@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { ERROR_CODES, RateLimitError } from '../../src/rate-limiting/index.js'
 import { redactUrl } from '../../src/rate-limiting/redact.js'
 import { parseRedisUrl } from '../../src/rate-limiting/redis-url.js'
+import { seededRandom } from '../support/random.js'
 
 describe('parseRedisUrl', () => {
   it.each([
@@ -75,22 +76,12 @@ describe('parseRedisUrl', () => {
 })
 
 describe('a password with characters a URL treats as delimiters', () => {
-  /** A small deterministic generator (mulberry32), so a failing password can be replayed. */
-  function random(seed: number): () => number {
-    let state = seed
-    return () => {
-      state = (state + 0x6d2b79f5) | 0
-      let t = Math.imul(state ^ (state >>> 15), 1 | state)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-    }
-  }
   const ALPHABET = 'abcXYZ0123456789/?#@:+=%-_.'
 
   // Regression: "redis://default:4242?my-real-secret@host" parsed with host "default" and port
   // 4242, and the error showed the rest of the password as a query key or a database.
   it('never shows a run of 4 or more of its letters and digits, in an error or a redacted URL', () => {
-    const next = random(7)
+    const next = seededRandom(7)
     for (let n = 0; n < 3_000; n++) {
       const length = 6 + Math.floor(next() * 20)
       const password = Array.from({ length }, () => ALPHABET[Math.floor(next() * ALPHABET.length)]).join('')

@@ -12,6 +12,7 @@ import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
 import { LimiterStats } from '../../src/rate-limiting/stats.js'
 import { createApp } from '../support/app.js'
 import { hammer, listen, waitFor } from '../support/http.js'
+import { seededRandom } from '../support/random.js'
 import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 import {
@@ -148,30 +149,75 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
     expect(await libraryConnections(server.admin, CONNECTION_NAME)).toHaveLength(1)
   })
 
+  /** Our guarded store over rate-limit-redis's, on the shared connection, loaded. */
+  async function guarded(keyPrefix: string) {
+    const client = await RedisClientManager.getClient(server.url)
+    const breakers = singleBreaker(
+      () =>
+        new StoreHealth({
+          name: keyPrefix,
+          degradedLine: 'test',
+          stallMs: 1000,
+          probe: () => Promise.resolve(),
+          probeIntervalMs: 1000,
+          logger: recordingLogger(),
+        }),
+    )
+    const inner = createRedisStore(client, keyPrefix, 'read')
+    const store = new GuardedRedisStore(inner, client, breakers, 1000, new LimiterStats())
+    await store.init({ windowMs: 60_000 } as Options)
+    return { store, inner }
+  }
+
+  describe("increment's hot path: rate-limit-redis's EVALSHA, sent by the guard itself", () => {
+    it('answers a burst of increments exactly as rate-limit-redis does, without its increment', async () => {
+      const ours = await guarded(uniquePrefix('hot'))
+      const theirs = createRedisStore(await RedisClientManager.getClient(server.url), uniquePrefix('lib'), 'read')
+      await theirs.init({ windowMs: 60_000 } as Options)
+      const viaLibrary = vi.spyOn(ours.inner, 'increment')
+      const random = seededRandom(7)
+      for (let round = 0; round < 20; round++) {
+        // Concurrent calls, so that they go out in pipelines; the same keys on both sides.
+        const keys = Array.from({ length: 25 }, () => `client-${Math.floor(random() * 10)}`)
+        const [mine, library] = await Promise.all([
+          Promise.all(keys.map((key) => ours.store.increment(key))),
+          Promise.all(keys.map((key) => theirs.increment(key))),
+        ])
+        expect(mine.map((answer) => answer.totalHits)).toEqual(library.map((answer) => answer.totalHits))
+        mine.forEach((answer, index) => {
+          expect(Math.abs(answer.resetTime!.getTime() - library[index]!.resetTime!.getTime())).toBeLessThan(1000)
+        })
+      }
+      expect(viaLibrary).not.toHaveBeenCalled()
+    })
+
+    it('sets the window on the first hit, as rate-limit-redis does', async () => {
+      const keyPrefix = uniquePrefix('hot')
+      const { store } = await guarded(keyPrefix)
+      await store.increment('client')
+      const ttl = await server.admin.pttl(`${keyPrefix}:read:client`)
+      expect(ttl).toBeGreaterThan(55_000)
+      expect(ttl).toBeLessThanOrEqual(60_000)
+    })
+
+    it('loses no hit when Redis forgets the script, and takes the hot path again after', async () => {
+      const keyPrefix = uniquePrefix('hot')
+      const { store, inner } = await guarded(keyPrefix)
+      await store.increment('client')
+      await server.admin.script('FLUSH')
+      const viaLibrary = vi.spyOn(inner, 'increment')
+      const burst = await Promise.all(Array.from({ length: 5 }, () => store.increment('client')))
+      expect(burst.map((answer) => answer.totalHits).sort()).toEqual([2, 3, 4, 5, 6])
+      expect(viaLibrary).toHaveBeenCalled()
+      viaLibrary.mockClear()
+      expect((await store.increment('client')).totalHits).toBe(7)
+      expect(viaLibrary).not.toHaveBeenCalled()
+      expect(await server.admin.get(`${keyPrefix}:read:client`)).toBe('7')
+    })
+  })
+
   describe('decrement (rate-limit-redis 6 would DECR blindly)', () => {
-    async function guardedStore(keyPrefix: string) {
-      const client = await RedisClientManager.getClient(server.url)
-      const breakers = singleBreaker(
-        () =>
-          new StoreHealth({
-            name: keyPrefix,
-            degradedLine: 'test',
-            stallMs: 1000,
-            probe: () => Promise.resolve(),
-            probeIntervalMs: 1000,
-            logger: recordingLogger(),
-          }),
-      )
-      const store = new GuardedRedisStore(
-        createRedisStore(client, keyPrefix, 'read'),
-        client,
-        breakers,
-        1000,
-        new LimiterStats(),
-      )
-      await store.init({ windowMs: 60_000 } as Options)
-      return store
-    }
+    const guardedStore = async (keyPrefix: string) => (await guarded(keyPrefix)).store
 
     it('never creates a key for a client whose window has gone', async () => {
       const keyPrefix = uniquePrefix('decr')

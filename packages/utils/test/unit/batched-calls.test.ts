@@ -89,5 +89,40 @@ describe('batchedCalls', () => {
     const calls: string[] = []
     const send = batchedCalls({ call: (command: string) => Promise.resolve(calls.push(command)) }, 1000)
     expect(await send('PING')).toBe(1)
+    const answers: unknown[] = []
+    send.enqueue({ command: 'PING', args: [], resolve: (value) => answers.push(value), reject: () => undefined })
+    await tick()
+    expect(answers).toEqual([2])
+  })
+
+  it('sends enqueued commands in the same pipelines, and answers each through its own resolve or reject', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000)
+    const answers: string[] = []
+    const queued = (name: string) => ({
+      command: 'EVALSHA',
+      args: [name],
+      resolve: (value: unknown) => answers.push(`${name}=${String(value)}`),
+      reject: (error: unknown) => answers.push(`${name}!${(error as Error).message}`),
+    })
+    send.enqueue(queued('a'))
+    await tick()
+    expect(client.calls.map((c) => c.args)).toEqual([['a']])
+    const b = send('EVALSHA', 'b')
+    send.enqueue(queued('c'))
+    client.calls[0]!.answer.resolve(1)
+    await tick()
+    expect(client.pipelines.map((p) => p.commands)).toEqual([
+      [
+        ['EVALSHA', 'b'],
+        ['EVALSHA', 'c'],
+      ],
+    ])
+    client.pipelines[0]!.answer.resolve([
+      [null, 2],
+      [new Error('NOSCRIPT No matching script'), undefined],
+    ])
+    expect(await b).toBe(2)
+    expect(answers).toEqual(['a=1', 'c!NOSCRIPT No matching script'])
   })
 })

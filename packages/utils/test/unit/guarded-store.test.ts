@@ -1,6 +1,7 @@
-// The guarded store's pending calls: every one is settled, on time, whatever a listener does.
+// The guarded store's pending calls: every one is settled, on time, whatever a listener does; and its hot path.
+import type { Options } from 'express-rate-limit'
 import type { RedisStore } from 'rate-limit-redis'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { singleBreaker } from '../../src/rate-limiting/breakers.js'
 import { LimiterStats } from '../../src/rate-limiting/stats.js'
@@ -12,6 +13,7 @@ import {
   StoreUnavailableError,
   type PendingCall,
 } from '../../src/rate-limiting/stores/guarded-store.js'
+import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
 import type { RedisCommandClient } from '../../src/rate-limiting/types.js'
 import { recordingLogger } from '../support/logger.js'
 
@@ -34,7 +36,23 @@ afterEach(() => {
   for (const store of stores.splice(0)) store.dispose()
 })
 
-function guarded(timeoutMs: number, stallMs = 60_000) {
+/**
+ * A client that loads scripts at once and answers EVALSHA with `reply` (never, by default: Redis
+ * hung). A store made over it by createRedisStore takes the guard's hot path once loaded.
+ */
+function scriptedClient(reply: () => Promise<unknown> = () => new Promise<never>(() => undefined)) {
+  const sent: string[] = []
+  const client = {
+    call(command: string, ...args: string[]): Promise<unknown> {
+      sent.push(command)
+      return command === 'SCRIPT' ? Promise.resolve(`sha-of-${args[1]?.length}`) : reply()
+    },
+  }
+  const typed: RedisCommandClient = client
+  return { client: typed, sent }
+}
+
+function guarded(timeoutMs: number, stallMs = 60_000, inner: RedisStore = hungStore()) {
   const stats = new LimiterStats()
   const breakers = singleBreaker(
     () =>
@@ -47,14 +65,27 @@ function guarded(timeoutMs: number, stallMs = 60_000) {
         logger: recordingLogger(),
       }),
   )
-  const store = new GuardedRedisStore(hungStore(), {} as RedisCommandClient, breakers, timeoutMs, stats)
+  const store = new GuardedRedisStore(inner, {} as RedisCommandClient, breakers, timeoutMs, stats)
   stores.push(store)
   return { store, stats, breakers }
 }
 
-describe('GuardedRedisStore', () => {
+/** The guard over each of its two paths: rate-limit-redis's increment, and its own EVALSHA. */
+const paths = [
+  { path: "rate-limit-redis's increment", make: (timeoutMs: number) => Promise.resolve(guarded(timeoutMs)) },
+  {
+    path: 'the hot path',
+    make: async (timeoutMs: number) => {
+      const made = guarded(timeoutMs, 60_000, createRedisStore(scriptedClient().client, 'hot', 'read', timeoutMs))
+      await made.store.init({ windowMs: 60_000 } as Options)
+      return made
+    },
+  },
+]
+
+describe.each(paths)('GuardedRedisStore, through $path', ({ make: guarded }) => {
   it('times out every call of a burst, and the calls made after the first deadline too', async () => {
-    const { store, stats } = guarded(20)
+    const { store, stats } = await guarded(20)
     const first = [store.increment('a'), store.increment('b'), store.increment('c')]
     await new Promise((resolve) => setTimeout(resolve, 10))
     const later = [store.increment('d'), store.increment('e')]
@@ -67,7 +98,7 @@ describe('GuardedRedisStore', () => {
   })
 
   it('fails the pending calls at once when the circuit opens', async () => {
-    const { store, breakers } = guarded(60_000)
+    const { store, breakers } = await guarded(60_000)
     const calls = [store.increment('a'), store.increment('b')]
     breakers.for().failure(new Error('connection lost'))
     for (const result of await Promise.allSettled(calls)) {
@@ -76,9 +107,76 @@ describe('GuardedRedisStore', () => {
   })
 
   it('answers at once while the circuit is open', async () => {
-    const { store, breakers } = guarded(60_000)
+    const { store, breakers } = await guarded(60_000)
     breakers.for().failure(new Error('connection lost'))
     await expect(store.increment('a')).rejects.toThrow('Redis is unavailable (circuit open)')
+  })
+})
+
+describe("GuardedRedisStore's hot path", () => {
+  async function loaded(reply: () => Promise<unknown>) {
+    const { client, sent } = scriptedClient(reply)
+    const inner = createRedisStore(client, 'hot', 'read', 1000)
+    const made = guarded(1000, 60_000, inner)
+    await made.store.init({ windowMs: 60_000 } as Options)
+    sent.length = 0
+    return { ...made, inner, sent }
+  }
+
+  it.each([
+    [[3, 1500], 3],
+    [['3', '1500'], 3],
+    [[Buffer.from('4'), Buffer.from('200')], 4],
+    [[false, 100], 0],
+  ])(
+    "sends rate-limit-redis's EVALSHA itself once the script is loaded, and reads %j as rate-limit-redis does",
+    async (reply, hits) => {
+      const { store, inner, sent } = await loaded(() => Promise.resolve(reply))
+      const viaLibrary = vi.spyOn(inner, 'increment')
+      const before = Date.now()
+      const answer = await store.increment('client')
+      const after = Date.now()
+      expect(sent).toEqual(['EVALSHA'])
+      expect(viaLibrary).not.toHaveBeenCalled()
+      viaLibrary.mockRestore()
+      const ttl = Number(reply[1]!.toString())
+      expect(answer.totalHits).toBe(hits)
+      expect(answer.resetTime!.getTime()).toBeGreaterThanOrEqual(before + ttl)
+      expect(answer.resetTime!.getTime()).toBeLessThanOrEqual(after + ttl)
+      // rate-limit-redis's own path gives the same answer to the same reply.
+      const theirs = await inner.increment('client')
+      expect(theirs.totalHits).toBe(hits)
+      expect(Math.abs(theirs.resetTime!.getTime() - answer.resetTime!.getTime())).toBeLessThan(1000)
+    },
+  )
+
+  it.each([
+    ['a reply that is not an array', 'OK'],
+    ['a reply of the wrong length', [1]],
+  ])('fails on %s, with the error rate-limit-redis would give', async (_name, reply) => {
+    const { store, inner, stats } = await loaded(() => Promise.resolve(reply))
+    const theirs = await inner.increment('client').catch((error: unknown) => error as Error)
+    const ours = await store.increment('client').catch((error: unknown) => error as StoreUnavailableError)
+    expect(ours).toBeInstanceOf(StoreUnavailableError)
+    expect((ours as StoreUnavailableError).cause).toEqual(theirs)
+    expect(stats.storeErrors.error).toBe(1)
+  })
+
+  it('hands a NOSCRIPT to rate-limit-redis, which loads the script again and sends the call again', async () => {
+    let flushed = true
+    const { store, inner, sent } = await loaded(() => {
+      if (!flushed) return Promise.resolve([1, 60_000])
+      return Promise.reject(new Error('NOSCRIPT No matching script. Please use EVAL.'))
+    })
+    const viaLibrary = vi.spyOn(inner, 'increment')
+    const load = vi.spyOn(inner, 'loadIncrementScript').mockImplementation(() => {
+      flushed = false
+      return Promise.resolve('sha-again')
+    })
+    expect((await store.increment('client')).totalHits).toBe(1)
+    expect(viaLibrary).toHaveBeenCalledOnce()
+    expect(load).toHaveBeenCalledOnce()
+    expect(sent).toEqual(['EVALSHA', 'EVALSHA', 'EVALSHA'])
   })
 })
 

@@ -9,11 +9,19 @@ interface PipelineClient extends RedisCommandClient {
   }
 }
 
-interface Queued {
+/** A command waiting to be sent, and where its answer goes. */
+export interface QueuedCommand {
   readonly command: string
-  readonly args: string[]
-  readonly resolve: (value: unknown) => void
-  readonly reject: (error: unknown) => void
+  readonly args: readonly string[]
+  resolve(value: unknown): void
+  reject(error: unknown): void
+}
+
+/** Sends a command and answers with its reply; `enqueue` sends one that answers through its own methods. */
+export interface BatchedSend {
+  (command: string, ...args: string[]): Promise<unknown>
+  /** The same, with no promise of its own: the hot path's caller is already one object per call. */
+  enqueue(queued: QueuedCommand): void
 }
 
 /**
@@ -28,15 +36,19 @@ interface Queued {
  * later auto-pipelined command behind it, for ever. Here a pipeline that has not answered within
  * `timeoutMs` (storeTimeoutMs: its callers have failed by then) stops holding the next one back.
  */
-export function batchedCalls(
-  client: RedisCommandClient,
-  timeoutMs: number,
-): (command: string, ...args: string[]) => Promise<unknown> {
+export function batchedCalls(client: RedisCommandClient, timeoutMs: number): BatchedSend {
   if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') {
-    return (command, ...args) => client.call(command, ...args)
+    return Object.assign((command: string, ...args: string[]) => client.call(command, ...args), {
+      enqueue(queued: QueuedCommand): void {
+        client.call(queued.command, ...queued.args).then(
+          (value) => queued.resolve(value),
+          (error: unknown) => queued.reject(error),
+        )
+      },
+    })
   }
   const pipelined = client as PipelineClient
-  let queue: Queued[] = []
+  let queue: QueuedCommand[] = []
   let inFlight = false
 
   const send = (): void => {
@@ -54,7 +66,7 @@ export function batchedCalls(
     }
     const timer = setTimeout(release, timeoutMs)
     if (batch.length === 1) {
-      const [only] = batch as [Queued]
+      const [only] = batch as [QueuedCommand]
       client.call(only.command, ...only.args).then(
         (value) => {
           release()
@@ -85,10 +97,25 @@ export function batchedCalls(
     )
   }
 
-  return (command, ...args) =>
-    new Promise((resolve, reject) => {
-      queue.push({ command, args, resolve, reject })
-      // The first command of an idle client waits one tick, so the others of this tick join it.
-      if (!inFlight && queue.length === 1) process.nextTick(send)
-    })
+  const enqueue = (queued: QueuedCommand): void => {
+    queue.push(queued)
+    // The first command of an idle client waits one tick, so the others of this tick join it.
+    if (!inFlight && queue.length === 1) process.nextTick(send)
+  }
+  return Object.assign(
+    (command: string, ...args: string[]) =>
+      new Promise((resolve, reject) => enqueue({ command, args, resolve, reject })),
+    { enqueue },
+  )
 }
+
+/** The sender under each store that sends through one, for the guard's hot path (guarded-store.ts). */
+const senders = new WeakMap<object, BatchedSend>()
+
+/** Records that `store` sends its commands through `send`. */
+export function sendsThrough(store: object, send: BatchedSend): void {
+  senders.set(store, send)
+}
+
+/** The sender `store` sends through; undefined for one that does not batch (a cluster's). */
+export const batchedSendOf = (store: object): BatchedSend | undefined => senders.get(store)

@@ -6,6 +6,7 @@ import type { Breakers } from '../breakers.js'
 import type { LimiterStats } from '../stats.js'
 import type { StoreHealth } from '../store-health.js'
 import type { RedisCommandClient } from '../types.js'
+import { batchedSendOf, type BatchedSend, type QueuedCommand } from './batched-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
 
 /** A store call was not made (breaker open) or did not succeed in time. The limiter then applies its policy. */
@@ -61,34 +62,211 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
+ * Calls waiting on Redis, oldest first. All share one timeout, so the oldest is the next to time
+ * out, and one timer, set for it, watches them all; it is cleared when none is left.
+ */
+class PendingCalls {
+  readonly #calls = new Set<PendingCall>()
+  #watch: NodeJS.Timeout | undefined
+
+  constructor(
+    readonly timeoutMs: number,
+    readonly stats: LimiterStats,
+  ) {}
+
+  add(call: PendingCall): void {
+    this.#calls.add(call)
+    if (this.#watch === undefined) this.#watchUntil(call.deadline)
+  }
+
+  delete(call: PendingCall): void {
+    this.#calls.delete(call)
+    // Nothing left to watch: the timer would only keep the process up.
+    if (this.#calls.size === 0 && this.#watch !== undefined) {
+      clearTimeout(this.#watch)
+      this.#watch = undefined
+    }
+  }
+
+  /** The calls that went through `health`. */
+  through(health: StoreHealth): PendingCall[] {
+    return [...this.#calls].filter((call) => call.health === health)
+  }
+
+  /** Sets the one timer for `deadline`, the oldest pending call's. */
+  #watchUntil(deadline: number): void {
+    this.#watch = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()))
+  }
+
+  /** Times out the calls past their deadline, and watches for the next one. */
+  #expire(): void {
+    this.#watch = undefined
+    const now = performance.now()
+    const late: PendingCall[] = []
+    for (const call of this.#calls) {
+      if (call.deadline > now) {
+        this.#watchUntil(call.deadline)
+        break
+      }
+      this.#calls.delete(call)
+      late.push(call)
+    }
+    if (late.length === 0) return
+    // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
+    // may be in the socket although the deadline has passed, and it should win.
+    setImmediate(() => failEach(late, () => new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)))
+  }
+}
+
+/** One guarded call: its promise, and its entry among the pending calls. */
+class GuardedCall<T> implements PendingCall {
+  readonly promise: Promise<T>
+  readonly deadline: number
+  readonly #generation: number
+  readonly #start = performance.now()
+  #done = false
+  #resolve!: (value: T) => void
+  #reject!: (error: unknown) => void
+
+  constructor(
+    private readonly pending: PendingCalls,
+    readonly health: StoreHealth,
+    private readonly timed: boolean,
+  ) {
+    this.#generation = health.generation
+    this.deadline = this.#start + pending.timeoutMs
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    pending.add(this)
+  }
+
+  succeed(value: T): void {
+    if (!this.#settle()) return
+    this.health.success(this.#generation)
+    if (this.timed) this.pending.stats.observeStore?.((performance.now() - this.#start) / 1000, 'redis')
+    this.#resolve(value)
+  }
+
+  fail(error: unknown): void {
+    if (!this.#settle()) return
+    const timeout = error instanceof StoreTimeoutError
+    const { stats } = this.pending
+    // A call abandoned because the circuit opened is the other failure's consequence, not one more.
+    if (timeout) stats.storeErrors.timeout++
+    else if (!(error instanceof StoreUnavailableError)) stats.storeErrors.error++
+    // The caller first: whatever the breaker's listeners do, this call is settled.
+    this.#reject(
+      error instanceof StoreUnavailableError
+        ? error
+        : new StoreUnavailableError('Redis command failed', { cause: error }),
+    )
+    this.health.failure(error, { generation: this.#generation, timeout })
+  }
+
+  #settle(): boolean {
+    if (this.#done) return false
+    this.#done = true
+    this.pending.delete(this)
+    return true
+  }
+}
+
+/**
+ * An increment on the hot path: one object that is the promise, the pending entry and the command
+ * the batched sender sends, which answers through `resolve` and `reject`. Its methods are on the
+ * prototype: every allowed request makes one, and nothing else.
+ */
+class GuardedIncrement extends GuardedCall<IncrementResponse> implements QueuedCommand {
+  readonly command = 'EVALSHA'
+
+  constructor(
+    pending: PendingCalls,
+    health: StoreHealth,
+    readonly args: readonly string[],
+    private readonly key: string,
+    /** rate-limit-redis's increment, which reloads the script on NOSCRIPT and sends it again. */
+    private readonly again: (key: string) => Promise<IncrementResponse>,
+  ) {
+    super(pending, health, true)
+  }
+
+  resolve(reply: unknown): void {
+    let value: IncrementResponse
+    try {
+      value = parseIncrement(reply)
+    } catch (error) {
+      return this.fail(error)
+    }
+    this.succeed(value)
+  }
+
+  reject(error: unknown): void {
+    if (!isNoScriptError(error)) return this.fail(error)
+    this.again(this.key).then(
+      (value) => this.succeed(value),
+      (caught: unknown) => this.fail(caught),
+    )
+  }
+}
+
+/** rate-limit-redis's test for a script Redis does not have (after SCRIPT FLUSH or a restart). */
+const isNoScriptError = (error: unknown): boolean => error instanceof Error && /^NOSCRIPT(?:\s|$)/.test(error.message)
+
+/**
+ * rate-limit-redis's reading of its increment script's reply, `[hits, ms to expiry]`: the same
+ * checks, the same answer.
+ */
+export function parseIncrement(reply: unknown): IncrementResponse {
+  if (!Array.isArray(reply)) throw new TypeError('Expected result to be array of values')
+  if (reply.length !== 2) throw new Error(`Expected 2 replies, got ${reply.length}`)
+  const [hits, ttl] = reply as [unknown, unknown]
+  return { totalHits: hits === false ? 0 : toInt(hits), resetTime: new Date(Date.now() + toInt(ttl)) }
+}
+
+/** A reply is a number, or a string (or Buffer) of one; rate-limit-redis reads it the same way. */
+const toInt = (input: unknown): number =>
+  typeof input === 'number'
+    ? input
+    : Number.parseInt(typeof input === 'string' || Buffer.isBuffer(input) ? input.toString() : '', 10)
+
+/**
  * rate-limit-redis's store, guarded. While the breaker is open every call fails at once; a call
  * that errors or outlives `timeoutMs` opens it. Decrement is our own script: rate-limit-redis's
  * plain DECR would create a key at -1, without a TTL, for a client whose window had expired.
+ *
+ * Increment, every allowed request's call, takes a shorter way once the script is loaded: the
+ * same EVALSHA that rate-limit-redis sends, queued straight on the batched sender as one object
+ * that is promise, pending entry and command at once, instead of five promises through
+ * rate-limit-redis's async layers. On NOSCRIPT it goes through rate-limit-redis, which reloads.
  */
 export class GuardedRedisStore implements Store {
   readonly localKeys = false
   readonly prefix: string
   #windowMs = 60_000
-  /**
-   * Calls waiting on Redis, oldest first. All share one timeout, so the oldest is the next to time
-   * out, and one timer, set for it, watches them all.
-   */
-  readonly #pending = new Set<PendingCall>()
-  #watch: NodeJS.Timeout | undefined
+  #windowArg = '60000'
+  readonly #pending: PendingCalls
+  readonly #send: BatchedSend | undefined
+  /** The increment script's SHA1, once SCRIPT LOAD has answered. It is the script's hash: it never changes. */
+  #incrementSha: string | undefined
+  readonly #incrementAgain: (key: string) => Promise<IncrementResponse>
   readonly #unsubscribe: () => void
 
   constructor(
     private readonly inner: RedisStore,
     private readonly client: RedisCommandClient,
     private readonly breakers: Breakers,
-    private readonly timeoutMs: number,
-    private readonly stats: LimiterStats,
+    timeoutMs: number,
+    stats: LimiterStats,
   ) {
     this.prefix = inner.prefix
+    this.#pending = new PendingCalls(timeoutMs, stats)
+    this.#send = batchedSendOf(inner)
+    this.#incrementAgain = (key) => this.inner.increment(key)
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
-      const lost = [...this.#pending].filter((call) => call.health === health)
-      failEach(lost, () => new StoreUnavailableError('Redis became unavailable'))
+      failEach(this.#pending.through(health), () => new StoreUnavailableError('Redis became unavailable'))
     })
   }
 
@@ -100,10 +278,11 @@ export class GuardedRedisStore implements Store {
   /** Called by express-rate-limit without awaiting: a failure here only opens the breaker. */
   async init(options: Options): Promise<void> {
     this.#windowMs = options.windowMs
+    this.#windowArg = String(options.windowMs)
     this.inner.windowMs = options.windowMs
     if (!this.breakers.healthy) return
     // On a cluster a failed broadcast says nothing about any one master: the calls will tell.
-    await this.reloadScripts(this.timeoutMs).catch((error: unknown) => {
+    await this.reloadScripts(this.#pending.timeoutMs).catch((error: unknown) => {
       if (this.breakers.single) this.breakers.for().failure(error)
     })
   }
@@ -114,13 +293,27 @@ export class GuardedRedisStore implements Store {
    */
   async reloadScripts(timeoutMs: number): Promise<void> {
     this.inner.windowMs = this.#windowMs
-    this.inner.incrementScriptSha = this.inner.loadIncrementScript()
+    const incrementSha = (this.inner.incrementScriptSha = this.inner.loadIncrementScript())
     this.inner.getScriptSha = this.inner.loadGetScript()
-    await withTimeout(Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]), timeoutMs)
+    incrementSha.then(
+      (sha) => (this.#incrementSha = sha),
+      () => undefined,
+    )
+    await withTimeout(Promise.all([incrementSha, this.inner.getScriptSha]), timeoutMs)
   }
 
   increment(key: string): Promise<IncrementResponse> {
-    return this.#guard(key, () => this.inner.increment(key), true)
+    const sha = this.#incrementSha
+    if (sha === undefined || this.#send === undefined) {
+      return this.#guard(key, () => this.inner.increment(key), true)
+    }
+    const redisKey = this.inner.prefixKey(key)
+    const health = this.breakers.for(redisKey)
+    if (!health.healthy) return circuitOpen()
+    const args = [sha, '1', redisKey, this.#windowArg]
+    const call = new GuardedIncrement(this.#pending, health, args, key, this.#incrementAgain)
+    this.#send.enqueue(call)
+    return call.promise
   }
 
   get(key: string): Promise<ClientRateLimitInfo | undefined> {
@@ -139,80 +332,26 @@ export class GuardedRedisStore implements Store {
   /**
    * Runs `call` against Redis unless the breaker is open; fails it after `timeoutMs`, or at once
    * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
-   * when a connection closed and are not to be resent). This is every allowed request's path: one
-   * promise per call, and no timer of its own.
+   * when a connection closed and are not to be resent).
    */
   #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
     const health = this.breakers.for(this.inner.prefixKey(key))
-    if (!health.healthy) return Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))
-    const generation = health.generation
-    const start = performance.now()
-    return new Promise<T>((resolve, reject) => {
-      let settled = false
-      const settle = (): boolean => {
-        if (settled) return false
-        settled = true
-        this.#pending.delete(watched)
-        // Nothing left to watch: the timer would only keep the process up.
-        if (this.#pending.size === 0 && this.#watch !== undefined) {
-          clearTimeout(this.#watch)
-          this.#watch = undefined
-        }
-        return true
-      }
-      const fail = (error: unknown): void => {
-        if (!settle()) return
-        const timeout = error instanceof StoreTimeoutError
-        // A call abandoned because the circuit opened is the other failure's consequence, not one more.
-        if (timeout) this.stats.storeErrors.timeout++
-        else if (!(error instanceof StoreUnavailableError)) this.stats.storeErrors.error++
-        // The caller first: whatever the breaker's listeners do, this call is settled.
-        reject(
-          error instanceof StoreUnavailableError
-            ? error
-            : new StoreUnavailableError('Redis command failed', { cause: error }),
-        )
-        health.failure(error, { generation, timeout })
-      }
-      const watched: PendingCall = { health, fail, deadline: start + this.timeoutMs }
-      this.#pending.add(watched)
-      if (this.#watch === undefined) this.#watchUntil(watched.deadline)
-      let pending: Promise<T>
-      try {
-        pending = call()
-      } catch (error) {
-        return fail(error)
-      }
-      pending.then((result) => {
-        if (!settle()) return
-        health.success(generation)
-        if (timed) this.stats.observeStore?.((performance.now() - start) / 1000, 'redis')
-        resolve(result)
-      }, fail)
-    })
-  }
-
-  /** Sets the one timer for `deadline`, the oldest pending call's. */
-  #watchUntil(deadline: number): void {
-    this.#watch = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()))
-  }
-
-  /** Times out the calls past their deadline, and watches for the next one. */
-  #expire(): void {
-    this.#watch = undefined
-    const now = performance.now()
-    const late: PendingCall[] = []
-    for (const call of this.#pending) {
-      if (call.deadline > now) {
-        this.#watchUntil(call.deadline)
-        break
-      }
-      this.#pending.delete(call)
-      late.push(call)
+    if (!health.healthy) return circuitOpen()
+    const guarded = new GuardedCall<T>(this.#pending, health, timed)
+    let pending: Promise<T>
+    try {
+      pending = call()
+    } catch (error) {
+      guarded.fail(error)
+      return guarded.promise
     }
-    if (late.length === 0) return
-    // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
-    // may be in the socket although the deadline has passed, and it should win.
-    setImmediate(() => failEach(late, () => new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)))
+    pending.then(
+      (value) => guarded.succeed(value),
+      (error: unknown) => guarded.fail(error),
+    )
+    return guarded.promise
   }
 }
+
+const circuitOpen = (): Promise<never> =>
+  Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))

@@ -4,7 +4,7 @@ import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../types.js'
-import { batchedCalls } from './batched-calls.js'
+import { batchedCalls, sendsThrough } from './batched-calls.js'
 import { withTimeout } from './guarded-store.js'
 
 /**
@@ -22,10 +22,12 @@ export function createRedisStore(
   if (cluster === undefined) {
     // One pipeline per tick for a single server or Sentinel (batched-calls.ts).
     const send = batchedCalls(client, timeoutMs)
-    return new RedisStore({
+    const store = new RedisStore({
       prefix,
       sendCommand: (command: string, ...args: string[]) => send(command, ...args) as Promise<RedisReply>,
     })
+    sendsThrough(store, send)
+    return store
   }
   // On a cluster every command touches one key, so ioredis routes it to the slot's master (and
   // follows MOVED and ASK). SCRIPT LOAD has no key: it goes to every master, so EVALSHA finds the

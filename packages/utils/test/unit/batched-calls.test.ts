@@ -32,7 +32,7 @@ const tick = () => new Promise((done) => setImmediate(done))
 describe('batchedCalls', () => {
   it('sends a lone command as a plain call, and queues the next ones into one pipeline meanwhile', async () => {
     const client = fakeClient()
-    const send = batchedCalls(client, 1000)
+    const send = batchedCalls(client, 1000, 60_000)
     const first = send('EVALSHA', 'a')
     await tick()
     expect(client.calls.map((c) => c.args)).toEqual([['a']])
@@ -60,7 +60,7 @@ describe('batchedCalls', () => {
 
   it('fails every command of a pipeline that fails', async () => {
     const client = fakeClient()
-    const send = batchedCalls(client, 1000)
+    const send = batchedCalls(client, 1000, 60_000)
     const held = send('PING')
     await tick()
     const [a, b] = [send('EVALSHA', 'a'), send('EVALSHA', 'b')]
@@ -75,7 +75,7 @@ describe('batchedCalls', () => {
 
   it('stops waiting for a pipeline that never answers after timeoutMs', async () => {
     const client = fakeClient()
-    const send = batchedCalls(client, 20)
+    const send = batchedCalls(client, 20, 60_000)
     void send('EVALSHA', 'lost')
     await tick()
     const later = send('EVALSHA', 'later')
@@ -83,6 +83,22 @@ describe('batchedCalls', () => {
     expect(client.calls.map((c) => c.args)).toEqual([['lost'], ['later']])
     client.calls[1]!.answer.resolve(7)
     expect(await later).toBe(7)
+  })
+
+  it('stops holding the next pipeline back after holdBackMs, though the first has not answered', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 60_000, 5)
+    const slow = send('EVALSHA', 'slow')
+    await tick()
+    const next = send('EVALSHA', 'next')
+    await tick()
+    expect(client.calls.map((c) => c.args)).toEqual([['slow']])
+    await new Promise((done) => setTimeout(done, 30))
+    expect(client.calls.map((c) => c.args)).toEqual([['slow'], ['next']])
+    client.calls[1]!.answer.resolve('second')
+    client.calls[0]!.answer.resolve('first')
+    expect(await next).toBe('second')
+    expect(await slow).toBe('first')
   })
 
   it('calls straight through a client without pipeline()', async () => {
@@ -97,7 +113,7 @@ describe('batchedCalls', () => {
 
   it('sends enqueued commands in the same pipelines, and answers each through its own resolve or reject', async () => {
     const client = fakeClient()
-    const send = batchedCalls(client, 1000)
+    const send = batchedCalls(client, 1000, 60_000)
     const answers: string[] = []
     const queued = (name: string) => ({
       command: 'EVALSHA',

@@ -17,6 +17,14 @@ export interface QueuedCommand {
   reject(error: unknown): void
 }
 
+/**
+ * How long a pipeline in flight holds the next one back. Under load a round trip answers well
+ * within it, so batches stay whole; on a shared machine Redis's tail is several ms, and a request
+ * queued behind such a round trip would otherwise wait for it and then for its own (performance.md).
+ * Node's timers cannot wait less than 1 ms.
+ */
+export const HOLD_BACK_MS = 1
+
 /** Sends a command and answers with its reply; `enqueue` sends one that answers through its own methods. */
 export interface BatchedSend {
   (command: string, ...args: string[]): Promise<unknown>
@@ -34,9 +42,11 @@ export interface BatchedSend {
  * This is ioredis's enableAutoPipelining, minus its trap for us: with autoResendUnfulfilledCommands
  * off, a pipeline in flight when the connection drops never settles, and ioredis then holds every
  * later auto-pipelined command behind it, for ever. Here a pipeline that has not answered within
- * `timeoutMs` (storeTimeoutMs: its callers have failed by then) stops holding the next one back.
+ * `holdBackMs` (or `timeoutMs`, storeTimeoutMs, if shorter) stops holding the next one back: a
+ * slow round trip delays the requests queued behind it by at most that much, and a lost one does
+ * not hold them until their callers fail.
  */
-export function batchedCalls(client: RedisCommandClient, timeoutMs: number): BatchedSend {
+export function batchedCalls(client: RedisCommandClient, timeoutMs: number, holdBackMs = HOLD_BACK_MS): BatchedSend {
   if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') {
     return Object.assign((command: string, ...args: string[]) => client.call(command, ...args), {
       enqueue(queued: QueuedCommand): void {
@@ -64,7 +74,7 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number): Bat
       inFlight = false
       send()
     }
-    const timer = setTimeout(release, timeoutMs)
+    const timer = setTimeout(release, Math.min(timeoutMs, holdBackMs))
     if (batch.length === 1) {
       const [only] = batch as [QueuedCommand]
       client.call(only.command, ...only.args).then(

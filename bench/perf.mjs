@@ -167,6 +167,13 @@ async function measure(scenario, shape, redisUrl, admin) {
       p99us: latency.p99us,
       holdP50us: hold.p50us,
       holdP99us: hold.p99us,
+      holdP99OutsideGcUs: hold.p99OutsideGcUs,
+      heldOverOneMs: hold.overOneMs / Math.max(1, hold.count),
+      heldOverOneMsWithGc: hold.overOneMs === 0 ? 0 : hold.overOneMsWithGc / hold.overOneMs,
+      gcPauses: hold.gcPauses,
+      gcP50Ms: hold.gcP50Ms,
+      gcMaxMs: hold.gcMaxMs,
+      gcTotalMs: hold.gcTotalMs,
       errors: load.errors + load.timeouts,
       statuses: load.statuses,
     }
@@ -201,7 +208,8 @@ async function main() {
               `p50 ${run.p50} ms  p99 ${run.p99} ms  ${run.cpuPerRequest.toFixed(1)} µs CPU/req  ` +
               `${run.redisPerRequest.toFixed(2)} Redis cmd/req (${run.roundTripsPerRequest.toFixed(2)} round trips)  ` +
               `latency p50 ${run.p50us.toFixed(0)} µs p99 ${run.p99us.toFixed(0)} µs  ` +
-              `held p50 ${run.holdP50us.toFixed(0)} µs p99 ${run.holdP99us.toFixed(0)} µs  ` +
+              `held p50 ${run.holdP50us.toFixed(0)} µs p99 ${run.holdP99us.toFixed(0)} µs ` +
+              `(${run.holdP99OutsideGcUs.toFixed(0)} µs outside GC; ${run.gcPauses} GC pauses, max ${run.gcMaxMs.toFixed(1)} ms)  ` +
               `${(run.limitedShare * 100).toFixed(1)}% 429\n`,
           )
         }
@@ -243,6 +251,13 @@ async function main() {
         p99usOverBare: pick('p99usOverBare'),
         holdP50us: pick('holdP50us'),
         holdP99us: pick('holdP99us'),
+        holdP99OutsideGcUs: pick('holdP99OutsideGcUs'),
+        heldOverOneMs: pick('heldOverOneMs'),
+        heldOverOneMsWithGc: pick('heldOverOneMsWithGc'),
+        gcPauses: pick('gcPauses'),
+        gcP50Ms: pick('gcP50Ms'),
+        gcMaxMs: pick('gcMaxMs'),
+        gcTotalMs: pick('gcTotalMs'),
         errors: mine.reduce((sum, r) => sum + r.errors, 0),
       })
     }
@@ -288,7 +303,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true })
   writeFileSync(join(OUT, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, scenarios))
-  const table = markdownTable(summary)
+  const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}`
   process.stdout.write(`${table}\n`)
   if (WRITE_DOCS) writeDocs(report, table)
   process.stderr.write(`wrote ${join(OUT, 'performance.json')} and performance.svg\n`)
@@ -316,6 +331,28 @@ function markdownTable(summary) {
         `${s.scenario === 'bare' ? '-' : `${s.holdP50us.toFixed(0)} / ${s.holdP99us.toFixed(0)}`} | ` +
         `${s.cpuPerRequest.toFixed(1)} (${s.scenario === 'bare' ? '-' : `${s.cpuOverBare >= 0 ? '+' : ''}${s.cpuOverBare.toFixed(1)}`}) | ` +
         `${s.redisPerRequest.toFixed(2)} (${s.roundTripsPerRequest.toFixed(2)}) | ${(s.limitedShare * 100).toFixed(1)}% |`,
+    )
+  }
+  return rows.join('\n')
+}
+
+/**
+ * The latency probe against the server's garbage collector: how often and how long it paused the
+ * server, and how much of the limiter's tail those pauses make.
+ */
+function pauseTable(summary) {
+  const rows = [
+    `During the latency probe (${LATENCY_RATE} req/s): the server's garbage-collector pauses, and the time held by the limiter with and without the requests a pause fell inside.`,
+    '',
+    '| shape | setup | GC pauses (median / longest ms) | held p99 µs | held p99 µs, outside GC pauses | held over 1 ms | of those, with a GC pause inside |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for (const s of summary) {
+    const limiter = s.scenario !== 'bare'
+    rows.push(
+      `| ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.gcPauses.toFixed(0)} (${s.gcP50Ms.toFixed(1)} / ${s.gcMaxMs.toFixed(1)}) | ` +
+        `${limiter ? s.holdP99us.toFixed(0) : '-'} | ${limiter ? s.holdP99OutsideGcUs.toFixed(0) : '-'} | ` +
+        `${limiter ? `${(s.heldOverOneMs * 100).toFixed(2)}%` : '-'} | ${limiter && s.heldOverOneMs > 0 ? `${(s.heldOverOneMsWithGc * 100).toFixed(0)}%` : '-'} |`,
     )
   }
   return rows.join('\n')

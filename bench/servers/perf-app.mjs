@@ -1,5 +1,7 @@
 // One small JSON route behind the limiter named by SCENARIO, set up as a user of that library would.
 // Every scenario trusts one proxy hop, so the client is the X-Forwarded-For address the load sends.
+import { PerformanceObserver } from 'node:perf_hooks'
+
 import express from 'express'
 import { MemoryStore, rateLimit } from 'express-rate-limit'
 import { Redis } from 'ioredis'
@@ -114,7 +116,13 @@ const limiter = await make()
  * the server: it leaves out the client, the network and the load generator, not the scheduler.
  */
 let holding = false
+/** Each held request's [start, end], in performance.now() ms. */
 let holds = []
+/** The garbage collector's pauses since /hold/start, [start, end]: a pause stops the server whole. */
+let pauses = []
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.startTime + entry.duration])
+}).observe({ entryTypes: ['gc'] })
 function held(middleware) {
   return (req, res, next) => {
     if (!holding) return middleware(req, res, next)
@@ -123,7 +131,7 @@ function held(middleware) {
     const record = () => {
       if (recorded) return
       recorded = true
-      holds.push(performance.now() - start)
+      holds.push([start, performance.now()])
     }
     const end = res.end
     res.end = function (...args) {
@@ -147,15 +155,36 @@ app.get('/r', ...handlers, (_req, res) => {
 app.get('/hold/start', (_req, res) => {
   holding = true
   holds = []
+  pauses = []
   res.json({ ok: true })
 })
 app.get('/hold/stop', (_req, res) => {
   holding = false
-  const sorted = Float64Array.from(holds).sort()
-  const at = (q) =>
-    sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 1000
-  res.json({ count: sorted.length, p50us: at(0.5), p99us: at(0.99), maxUs: at(1) })
+  // Held requests a GC pause fell inside: the pause, not the limiter, made them wait.
+  const paused = ([start, end]) => pauses.some(([from, to]) => from < end && to > start)
+  const all = holds.map(([start, end]) => end - start)
+  const outsideGc = holds.filter((hold) => !paused(hold)).map(([start, end]) => end - start)
+  const slow = holds.filter(([start, end]) => end - start > 1)
+  const lengths = pauses.map(([from, to]) => to - from)
+  res.json({
+    count: all.length,
+    p50us: percentile(all, 0.5) * 1000,
+    p99us: percentile(all, 0.99) * 1000,
+    maxUs: percentile(all, 1) * 1000,
+    p99OutsideGcUs: percentile(outsideGc, 0.99) * 1000,
+    overOneMs: slow.length,
+    overOneMsWithGc: slow.filter(paused).length,
+    gcPauses: lengths.length,
+    gcP50Ms: percentile(lengths, 0.5),
+    gcMaxMs: percentile(lengths, 1),
+    gcTotalMs: lengths.reduce((sum, ms) => sum + ms, 0),
+  })
 })
+
+function percentile(values, q) {
+  const sorted = Float64Array.from(values).sort()
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+}
 const server = app.listen(Number(PORT), '127.0.0.1', () => console.log('listening'))
 process.on('SIGTERM', () => {
   server.close()

@@ -99,6 +99,8 @@ function startServer(scenario, shape, port, redisUrl) {
       SCENARIO: scenario,
       LIMIT: String(SHAPES[shape]),
       PORT: String(port),
+      // Every setup times a PING to Redis during the latency probe (perf-app.mjs), for reference.
+      PING_URL: redisUrl,
       ...(scenario.includes('redis') ? { REDIS_URL: redisUrl } : {}),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -174,6 +176,9 @@ async function measure(scenario, shape, redisUrl, admin) {
       gcP50Ms: hold.gcP50Ms,
       gcMaxMs: hold.gcMaxMs,
       gcTotalMs: hold.gcTotalMs,
+      pingP50us: hold.pingP50us,
+      pingP99us: hold.pingP99us,
+      pingsOverOneMs: hold.pingsOverOneMs / Math.max(1, hold.pings),
       errors: load.errors + load.timeouts,
       statuses: load.statuses,
     }
@@ -258,6 +263,9 @@ async function main() {
         gcP50Ms: pick('gcP50Ms'),
         gcMaxMs: pick('gcMaxMs'),
         gcTotalMs: pick('gcTotalMs'),
+        pingP50us: pick('pingP50us'),
+        pingP99us: pick('pingP99us'),
+        pingsOverOneMs: pick('pingsOverOneMs'),
         errors: mine.reduce((sum, r) => sum + r.errors, 0),
       })
     }
@@ -342,15 +350,16 @@ function markdownTable(summary) {
  */
 function pauseTable(summary) {
   const rows = [
-    `During the latency probe (${LATENCY_RATE} req/s): the server's garbage-collector pauses, and the time held by the limiter with and without the requests a pause fell inside.`,
+    `During the latency probe (${LATENCY_RATE} req/s): the server's garbage-collector pauses; a PING to Redis every 5 ms from the server, on a connection of its own; and the time held by the limiter, with and without the requests a GC pause fell inside.`,
     '',
-    '| shape | setup | GC pauses (median / longest ms) | held p99 µs | held p99 µs, outside GC pauses | held over 1 ms | of those, with a GC pause inside |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| shape | setup | GC pauses (median / longest ms) | PING p50 / p99 µs (over 1 ms) | held p99 µs | held p99 µs, outside GC pauses | held over 1 ms | of those, with a GC pause inside |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     const limiter = s.scenario !== 'bare'
     rows.push(
       `| ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.gcPauses.toFixed(0)} (${s.gcP50Ms.toFixed(1)} / ${s.gcMaxMs.toFixed(1)}) | ` +
+        `${s.pingP50us.toFixed(0)} / ${s.pingP99us.toFixed(0)} (${(s.pingsOverOneMs * 100).toFixed(1)}%) | ` +
         `${limiter ? s.holdP99us.toFixed(0) : '-'} | ${limiter ? s.holdP99OutsideGcUs.toFixed(0) : '-'} | ` +
         `${limiter ? `${(s.heldOverOneMs * 100).toFixed(2)}%` : '-'} | ${limiter && s.heldOverOneMs > 0 ? `${(s.heldOverOneMsWithGc * 100).toFixed(0)}%` : '-'} |`,
     )

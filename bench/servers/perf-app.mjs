@@ -123,6 +123,17 @@ let pauses = []
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) pauses.push([entry.startTime, entry.startTime + entry.duration])
 }).observe({ entryTypes: ['gc'] })
+/**
+ * A PING to Redis every 5 ms while holding, on a connection of its own: the round trip this machine
+ * gives any Redis call from this process, whatever the limiter (bare and memory setups too).
+ */
+const pinger = process.env.PING_URL === undefined ? undefined : new Redis(process.env.PING_URL)
+let pings = []
+setInterval(() => {
+  if (!holding || pinger === undefined) return
+  const start = performance.now()
+  void pinger.ping().then(() => pings.push(performance.now() - start))
+}, 5).unref()
 function held(middleware) {
   return (req, res, next) => {
     if (!holding) return middleware(req, res, next)
@@ -156,6 +167,7 @@ app.get('/hold/start', (_req, res) => {
   holding = true
   holds = []
   pauses = []
+  pings = []
   res.json({ ok: true })
 })
 app.get('/hold/stop', (_req, res) => {
@@ -178,6 +190,10 @@ app.get('/hold/stop', (_req, res) => {
     gcP50Ms: percentile(lengths, 0.5),
     gcMaxMs: percentile(lengths, 1),
     gcTotalMs: lengths.reduce((sum, ms) => sum + ms, 0),
+    pings: pings.length,
+    pingP50us: percentile(pings, 0.5) * 1000,
+    pingP99us: percentile(pings, 0.99) * 1000,
+    pingsOverOneMs: pings.filter((ms) => ms > 1).length,
   })
 })
 
@@ -188,5 +204,6 @@ function percentile(values, q) {
 const server = app.listen(Number(PORT), '127.0.0.1', () => console.log('listening'))
 process.on('SIGTERM', () => {
   server.close()
+  pinger?.disconnect()
   void RedisClientManager.close().finally(() => process.exit(0))
 })

@@ -150,7 +150,7 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
   })
 
   /** Our guarded store over rate-limit-redis's, on the shared connection, loaded. */
-  async function guarded(keyPrefix: string) {
+  async function guarded(keyPrefix: string, windowMs = 60_000) {
     const client = await RedisClientManager.getClient(server.url)
     const breakers = singleBreaker(
       () =>
@@ -165,7 +165,7 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
     )
     const inner = createRedisStore(client, keyPrefix, 'read')
     const store = new GuardedRedisStore(inner, client, breakers, 1000, new LimiterStats())
-    await store.init({ windowMs: 60_000 } as Options)
+    await store.init({ windowMs } as Options)
     return { store, inner }
   }
 
@@ -191,13 +191,16 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
       expect(viaLibrary).not.toHaveBeenCalled()
     })
 
-    it('sets the window on the first hit, as rate-limit-redis does', async () => {
+    it("sets the limiter's window on the first hit, as rate-limit-redis does", async () => {
       const keyPrefix = uniquePrefix('hot')
-      const { store } = await guarded(keyPrefix)
-      await store.increment('client')
+      const { store, inner } = await guarded(keyPrefix, 45_000)
+      const viaLibrary = vi.spyOn(inner, 'increment')
+      const answer = await store.increment('client')
       const ttl = await server.admin.pttl(`${keyPrefix}:read:client`)
-      expect(ttl).toBeGreaterThan(55_000)
-      expect(ttl).toBeLessThanOrEqual(60_000)
+      expect(ttl).toBeGreaterThan(40_000)
+      expect(ttl).toBeLessThanOrEqual(45_000)
+      expect(answer.resetTime!.getTime() - Date.now()).toBeGreaterThan(40_000)
+      expect(viaLibrary).not.toHaveBeenCalled()
     })
 
     it('loses no hit when Redis forgets the script, and takes the hot path again after', async () => {

@@ -87,18 +87,68 @@ describe('batchedCalls', () => {
 
   it('stops holding the next pipeline back after holdBackMs, though the first has not answered', async () => {
     const client = fakeClient()
-    const send = batchedCalls(client, 60_000, 5)
+    const send = batchedCalls(client, 60_000, 200)
     const slow = send('EVALSHA', 'slow')
     await tick()
     const next = send('EVALSHA', 'next')
     await tick()
     expect(client.calls.map((c) => c.args)).toEqual([['slow']])
-    await new Promise((done) => setTimeout(done, 30))
+    await new Promise((done) => setTimeout(done, 400))
     expect(client.calls.map((c) => c.args)).toEqual([['slow'], ['next']])
     client.calls[1]!.answer.resolve('second')
     client.calls[0]!.answer.resolve('first')
     expect(await next).toBe('second')
     expect(await slow).toBe('first')
+  })
+
+  it("answers every command of a pipeline even when one answer's code throws, then rethrows that error", async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000, 60_000)
+    const first = send('PING')
+    await tick()
+    const answered: string[] = []
+    const thrown: unknown[] = []
+    const onUnhandled = (reason: unknown) => thrown.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    try {
+      for (const name of ['a', 'b', 'c']) {
+        send.enqueue({
+          command: 'EVALSHA',
+          args: [name],
+          resolve: () => undefined,
+          reject: () => {
+            answered.push(name)
+            if (name === 'a') throw new Error('a logger threw')
+          },
+        })
+      }
+      client.calls[0]!.answer.resolve('PONG')
+      await first
+      await tick()
+      client.pipelines[0]!.answer.reject(new Error('Connection is closed.'))
+      await tick()
+      await tick()
+      expect(answered).toEqual(['a', 'b', 'c'])
+      expect(thrown).toEqual([new Error('a logger threw')])
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+    }
+  })
+
+  it.each([
+    ['with pipeline()', true],
+    ['without pipeline()', false],
+  ])('fails the command when a client %s throws instead of answering', async (_name, pipelines) => {
+    const call = () => {
+      throw new Error('not connected')
+    }
+    const send = batchedCalls(pipelines ? { ...fakeClient(), call } : { call }, 1000)
+    const reasons: unknown[] = []
+    send.enqueue({ command: 'EVALSHA', args: [], resolve: () => undefined, reject: (error) => reasons.push(error) })
+    await tick()
+    expect(reasons).toEqual([new Error('not connected')])
+    // And the next command is not held back behind it.
+    await expect(send('PING')).rejects.toThrow('not connected')
   })
 
   it('calls straight through a client without pipeline()', async () => {

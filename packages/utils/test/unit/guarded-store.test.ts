@@ -41,10 +41,10 @@ afterEach(() => {
  * hung). A store made over it by createRedisStore takes the guard's hot path once loaded.
  */
 function scriptedClient(reply: () => Promise<unknown> = () => new Promise<never>(() => undefined)) {
-  const sent: string[] = []
+  const sent: string[][] = []
   const client = {
     call(command: string, ...args: string[]): Promise<unknown> {
-      sent.push(command)
+      sent.push([command, ...args])
       return command === 'SCRIPT' ? Promise.resolve(`sha-of-${args[1]?.length}`) : reply()
     },
   }
@@ -114,14 +114,25 @@ describe.each(paths)('GuardedRedisStore, through $path', ({ make: guarded }) => 
 })
 
 describe("GuardedRedisStore's hot path", () => {
-  async function loaded(reply: () => Promise<unknown>) {
+  async function loaded(reply: () => Promise<unknown>, windowMs = 60_000, timeoutMs = 1000) {
     const { client, sent } = scriptedClient(reply)
-    const inner = createRedisStore(client, 'hot', 'read', 1000)
-    const made = guarded(1000, 60_000, inner)
-    await made.store.init({ windowMs: 60_000 } as Options)
+    const inner = createRedisStore(client, 'hot', 'read', timeoutMs)
+    const made = guarded(timeoutMs, 60_000, inner)
+    await made.store.init({ windowMs } as Options)
+    const sha = await inner.incrementScriptSha
     sent.length = 0
-    return { ...made, inner, sent }
+    return { ...made, inner, sent, sha }
   }
+
+  it("sends rate-limit-redis's own EVALSHA: its script, the prefixed key, the window of init", async () => {
+    const { store, inner, sent, sha } = await loaded(() => Promise.resolve([1, 1234]), 1234)
+    await store.increment('client')
+    await inner.increment('client')
+    expect(sent).toEqual([
+      ['EVALSHA', sha, '1', 'hot:read:client', '1234'],
+      ['EVALSHA', sha, '1', 'hot:read:client', '1234'],
+    ])
+  })
 
   it.each([
     [[3, 1500], 3],
@@ -136,7 +147,7 @@ describe("GuardedRedisStore's hot path", () => {
       const before = Date.now()
       const answer = await store.increment('client')
       const after = Date.now()
-      expect(sent).toEqual(['EVALSHA'])
+      expect(sent.map(([command]) => command)).toEqual(['EVALSHA'])
       expect(viaLibrary).not.toHaveBeenCalled()
       viaLibrary.mockRestore()
       const ttl = Number(reply[1]!.toString())
@@ -176,7 +187,21 @@ describe("GuardedRedisStore's hot path", () => {
     expect((await store.increment('client')).totalHits).toBe(1)
     expect(viaLibrary).toHaveBeenCalledOnce()
     expect(load).toHaveBeenCalledOnce()
-    expect(sent).toEqual(['EVALSHA', 'EVALSHA', 'EVALSHA'])
+    // Ours, answered NOSCRIPT; then rate-limit-redis's, after the load: no round trip wasted.
+    expect(sent.map(([command]) => command)).toEqual(['EVALSHA', 'EVALSHA'])
+  })
+
+  it('does not load the script for a call that has timed out meanwhile', async () => {
+    let answer: ((error: Error) => void) | undefined
+    const { store, inner } = await loaded(() => new Promise((_resolve, reject) => (answer = reject)), 60_000, 30)
+    const viaLibrary = vi.spyOn(inner, 'increment')
+    const load = vi.spyOn(inner, 'loadIncrementScript')
+    const call = store.increment('client')
+    await expect(call).rejects.toBeInstanceOf(StoreTimeoutError)
+    answer!(new Error('NOSCRIPT No matching script. Please use EVAL.'))
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(viaLibrary).not.toHaveBeenCalled()
+    expect(load).not.toHaveBeenCalled()
   })
 })
 

@@ -6,7 +6,7 @@ import type { Breakers } from '../breakers.js'
 import type { LimiterStats } from '../stats.js'
 import type { StoreHealth } from '../store-health.js'
 import type { RedisCommandClient } from '../types.js'
-import { batchedSendOf, type BatchedSend, type QueuedCommand } from './batched-calls.js'
+import { batchedSendOf, settleEach, type BatchedSend, type QueuedCommand } from './batched-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
 
 /** A store call was not made (breaker open) or did not succeed in time. The limiter then applies its policy. */
@@ -34,15 +34,7 @@ export interface PendingCall {
  * first such error. One bad listener must not leave the other calls waiting for ever.
  */
 export function failEach(calls: readonly PendingCall[], error: () => Error): void {
-  let thrown: { error: unknown } | undefined
-  for (const call of calls) {
-    try {
-      call.fail(error())
-    } catch (caught) {
-      thrown ??= { error: caught }
-    }
-  }
-  if (thrown !== undefined) throw thrown.error
+  settleEach(calls, (call) => call.fail(error()))
 }
 
 /** Rejects with StoreTimeoutError when `promise` takes longer than `ms`. */
@@ -165,6 +157,10 @@ class GuardedCall<T> implements PendingCall {
     this.health.failure(error, { generation: this.#generation, timeout })
   }
 
+  get settled(): boolean {
+    return this.#done
+  }
+
   #settle(): boolean {
     if (this.#done) return false
     this.#done = true
@@ -204,6 +200,8 @@ class GuardedIncrement extends GuardedCall<IncrementResponse> implements QueuedC
 
   reject(error: unknown): void {
     if (!isNoScriptError(error)) return this.fail(error)
+    // Timed out or failed meanwhile: the policy has answered that request already.
+    if (this.settled) return
     this.again(this.key).then(
       (value) => this.succeed(value),
       (caught: unknown) => this.fail(caught),
@@ -225,11 +223,9 @@ export function parseIncrement(reply: unknown): IncrementResponse {
   return { totalHits: hits === false ? 0 : toInt(hits), resetTime: new Date(Date.now() + toInt(ttl)) }
 }
 
-/** A reply is a number, or a string (or Buffer) of one; rate-limit-redis reads it the same way. */
+/** rate-limit-redis's reading of a number in a reply, whatever the client gave. */
 const toInt = (input: unknown): number =>
-  typeof input === 'number'
-    ? input
-    : Number.parseInt(typeof input === 'string' || Buffer.isBuffer(input) ? input.toString() : '', 10)
+  typeof input === 'number' ? input : Number.parseInt(((input ?? '') as { toString(): string }).toString(), 10)
 
 /**
  * rate-limit-redis's store, guarded. While the breaker is open every call fails at once; a call
@@ -263,7 +259,11 @@ export class GuardedRedisStore implements Store {
     this.prefix = inner.prefix
     this.#pending = new PendingCalls(timeoutMs, stats)
     this.#send = batchedSendOf(inner)
-    this.#incrementAgain = (key) => this.inner.increment(key)
+    this.#incrementAgain = (key) => {
+      // As rate-limit-redis does on its own NOSCRIPT: load the script, then send the call again.
+      this.inner.incrementScriptSha = this.inner.loadIncrementScript(this.inner.prefixKey(key))
+      return this.inner.increment(key)
+    }
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
       failEach(this.#pending.through(health), () => new StoreUnavailableError('Redis became unavailable'))

@@ -37,8 +37,8 @@ export interface BatchedSend {
  * A `call` that sends commands in pipelines, one pipeline in flight at a time unless it is slow:
  * while one waits for Redis, the next requests' commands queue, and go out together in one write
  * as soon as it is answered, or once it has waited `holdBackMs`. Under load one round trip then
- * carries many requests' EVALSHA; with one request at a time it is a plain call. Each command still gets its own answer or error (a NOSCRIPT goes to its
- * caller, who reloads the script).
+ * carries many requests' EVALSHA; with one request at a time it is a plain call. Each command still
+ * gets its own answer or error (a NOSCRIPT goes to its caller, who reloads the script).
  *
  * This is ioredis's enableAutoPipelining, minus its trap for us: with autoResendUnfulfilledCommands
  * off, a pipeline in flight when the connection drops never settles, and ioredis then holds every
@@ -86,34 +86,29 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
       release()
       settleEach(batch, (queued) => queued.reject(error))
     }
-    let sent: Promise<unknown>
+    // A client may throw instead of answering (not connected, say): the batch fails at once.
     try {
-      sent = batch.length === 1 ? client.call(batch[0]!.command, ...batch[0]!.args) : pipelineOf(batch).exec()
-    } catch (error) {
-      return failAll(error)
-    }
-    if (batch.length === 1) {
-      const [only] = batch as [QueuedCommand]
-      sent.then((value) => {
+      if (batch.length === 1) {
+        const [only] = batch as [QueuedCommand]
+        client.call(only.command, ...only.args).then((value) => {
+          release()
+          only.resolve(value)
+        }, failAll)
+        return
+      }
+      const pipeline = pipelined.pipeline()
+      for (const { command, args } of batch) pipeline.call(command, ...args)
+      pipeline.exec().then((results) => {
         release()
-        only.resolve(value)
+        settleEach(batch, (queued, index) => {
+          const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
+          if (error) queued.reject(error)
+          else queued.resolve(value)
+        })
       }, failAll)
-      return
+    } catch (error) {
+      failAll(error)
     }
-    ;(sent as Promise<[Error | null, unknown][] | null>).then((results) => {
-      release()
-      settleEach(batch, (queued, index) => {
-        const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
-        if (error) queued.reject(error)
-        else queued.resolve(value)
-      })
-    }, failAll)
-  }
-
-  const pipelineOf = (batch: readonly QueuedCommand[]) => {
-    const pipeline = pipelined.pipeline()
-    for (const { command, args } of batch) pipeline.call(command, ...args)
-    return pipeline
   }
 
   const enqueue = (queued: QueuedCommand): void => {

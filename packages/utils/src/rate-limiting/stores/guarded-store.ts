@@ -182,7 +182,7 @@ class GuardedIncrement extends GuardedCall<IncrementResponse> implements QueuedC
     health: StoreHealth,
     readonly args: readonly string[],
     private readonly key: string,
-    /** rate-limit-redis's increment, which reloads the script on NOSCRIPT and sends it again. */
+    /** On NOSCRIPT: loads the script, and sends the call again through rate-limit-redis's increment. */
     private readonly again: (key: string) => Promise<IncrementResponse>,
   ) {
     super(pending, health, true)
@@ -235,7 +235,8 @@ const toInt = (input: unknown): number =>
  * Increment, every allowed request's call, takes a shorter way once the script is loaded: the
  * same EVALSHA that rate-limit-redis sends, queued straight on the batched sender as one object
  * that is promise, pending entry and command at once, instead of five promises through
- * rate-limit-redis's async layers. On NOSCRIPT it goes through rate-limit-redis, which reloads.
+ * rate-limit-redis's async layers. On NOSCRIPT it loads the script, as rate-limit-redis would, and
+ * sends the call again through rate-limit-redis's increment.
  */
 export class GuardedRedisStore implements Store {
   readonly localKeys = false

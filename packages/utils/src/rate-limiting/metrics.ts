@@ -16,6 +16,7 @@ export const RATE_LIMIT_METRICS = Object.freeze({
   nearLimit: 'rate_limit_near_limit_total',
   degraded: 'rate_limit_degraded_requests_total',
   storeErrors: 'rate_limit_store_errors_total',
+  lateAnswers: 'rate_limit_store_late_answers_total',
   storeDuration: 'rate_limit_store_duration_seconds',
   fallback: 'rate_limit_fallback_active',
   poolSize: 'redis_connection_pool_size',
@@ -55,7 +56,15 @@ interface Totals {
 }
 
 /** The counters' running totals, by the name of the field in LimiterStats. */
-const COUNTED = ['requests', 'rejections', 'shadowRejections', 'skipped', 'nearLimit', 'degraded'] as const
+const COUNTED = [
+  'requests',
+  'rejections',
+  'shadowRejections',
+  'skipped',
+  'nearLimit',
+  'degraded',
+  'lateAnswers',
+] as const
 
 /** The limiters' metrics on one registry. Limiters join when created and leave when disposed. */
 export class RateLimitMetrics {
@@ -187,6 +196,11 @@ export class RateLimitMetrics {
     )
     total(RATE_LIMIT_METRICS.skipped, 'Requests the skip option let through uncounted.', (s) => s.skipped)
     total(RATE_LIMIT_METRICS.nearLimit, 'Requests allowed with less than 20% of the budget left.', (s) => s.nearLimit)
+    total(
+      RATE_LIMIT_METRICS.lateAnswers,
+      'Redis calls that timed out and were answered afterwards: the onStoreError policy decided while Redis was reachable.',
+      (s) => s.lateAnswers,
+    )
 
     new Counter({
       name: RATE_LIMIT_METRICS.degraded,

@@ -21,6 +21,11 @@ export class LimiterStats {
   degraded = 0
   /** Redis calls that failed: answered with an error, or not in time. */
   readonly storeErrors = { error: 0, timeout: 0 }
+  /**
+   * Redis calls that timed out and were answered afterwards: the policy decided those requests
+   * while Redis was in fact reachable. Above zero, storeTimeoutMs is shorter than Redis's answers.
+   */
+  lateAnswers = 0
   /** Called with the seconds each store increment took; set by the metrics when they are on. */
   observeStore: ((seconds: number, store: StoreKind) => void) | undefined = undefined
 }

@@ -58,6 +58,44 @@ describe('batchedCalls', () => {
     expect(await third).toBe(3)
   })
 
+  it('tells when its oldest unanswered write went out: not while a command only waits in the queue', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000, 60_000)
+    const before = performance.now()
+    const first = send('EVALSHA', 'a')
+    // Queued, not yet written: Redis keeps nothing waiting.
+    expect(send.oldestUnanswered()).toBeUndefined()
+    await tick()
+    const written = send.oldestUnanswered()
+    expect(written).toBeGreaterThanOrEqual(before)
+    const second = send('EVALSHA', 'b')
+    await tick()
+    // b waits behind a: the oldest write is still a's.
+    expect(send.oldestUnanswered()).toBe(written)
+    client.calls[0]!.answer.resolve(1)
+    await first
+    await tick()
+    // Now b is written, alone: the oldest write is b's.
+    expect(send.oldestUnanswered()).toBeGreaterThan(written!)
+    client.calls[1]!.answer.resolve(2)
+    await second
+    expect(send.oldestUnanswered()).toBeUndefined()
+  })
+
+  it('forgets the writes a lost connection will never answer', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 1000, 60_000)
+    void send('EVALSHA', 'a')
+    await tick()
+    expect(send.oldestUnanswered()).toBeDefined()
+    send.forgetUnanswered()
+    expect(send.oldestUnanswered()).toBeUndefined()
+    // An answer that comes after all changes nothing.
+    client.calls[0]!.answer.resolve(1)
+    await tick()
+    expect(send.oldestUnanswered()).toBeUndefined()
+  })
+
   it('fails every command of a pipeline that fails', async () => {
     const client = fakeClient()
     const send = batchedCalls(client, 1000, 60_000)

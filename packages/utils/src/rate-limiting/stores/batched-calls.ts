@@ -31,6 +31,39 @@ export interface BatchedSend {
   (command: string, ...args: string[]): Promise<unknown>
   /** The same, with no promise of its own: the hot path's caller is already one object per call. */
   enqueue(queued: QueuedCommand): void
+  /**
+   * performance.now() when the oldest write Redis has not answered yet went to the client, or
+   * undefined when every write has its answer. This is how long Redis itself has kept us waiting:
+   * the time a command spent in our own queue, or a reply in our socket, is not in it.
+   */
+  oldestUnanswered(): number | undefined
+  /**
+   * Forgets the writes still unanswered. For when the connection is lost: ioredis never settles a
+   * pipeline that was in flight then, and a write that will never be answered must not make Redis
+   * look slow once it is back.
+   */
+  forgetUnanswered(): void
+}
+
+/** The writes a sender has handed to the client and not yet had answered, oldest first. */
+class Unanswered {
+  readonly #writes = new Set<{ readonly at: number }>()
+
+  /** Records a write made now; the returned function says it has its answer (once is enough). */
+  written(): () => void {
+    const write = { at: performance.now() }
+    this.#writes.add(write)
+    return () => this.#writes.delete(write)
+  }
+
+  oldest(): number | undefined {
+    for (const write of this.#writes) return write.at
+    return undefined
+  }
+
+  forget(): void {
+    this.#writes.clear()
+  }
 }
 
 /**
@@ -48,12 +81,21 @@ export interface BatchedSend {
  * not hold them until their callers fail.
  */
 export function batchedCalls(client: RedisCommandClient, timeoutMs: number, holdBackMs = HOLD_BACK_MS): BatchedSend {
+  const unanswered = new Unanswered()
+  const oldestUnanswered = (): number | undefined => unanswered.oldest()
+  const forgetUnanswered = (): void => unanswered.forget()
   if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') {
-    return Object.assign(async (command: string, ...args: string[]) => client.call(command, ...args), {
+    const callNow = (command: string, args: readonly string[]): Promise<unknown> => {
+      const reply = client.call(command, ...args)
+      const answered = unanswered.written()
+      reply.then(answered, answered)
+      return reply
+    }
+    return Object.assign(async (command: string, ...args: string[]) => callNow(command, args), {
       enqueue(queued: QueuedCommand): void {
         let reply: Promise<unknown>
         try {
-          reply = client.call(queued.command, ...queued.args)
+          reply = callNow(queued.command, queued.args)
         } catch (error) {
           return queued.reject(error)
         }
@@ -62,6 +104,8 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
           (error: unknown) => queued.reject(error),
         )
       },
+      oldestUnanswered,
+      forgetUnanswered,
     })
   }
   const pipelined = client as PipelineClient
@@ -82,7 +126,10 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
       send()
     }
     const timer = setTimeout(release, Math.min(timeoutMs, holdBackMs))
+    // Written now: from here on, the wait is Redis's (and the network's), not our queue's.
+    const answered = unanswered.written()
     const failAll = (error: unknown): void => {
+      answered()
       release()
       settleEach(batch, (queued) => queued.reject(error))
     }
@@ -91,6 +138,7 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
       if (batch.length === 1) {
         const [only] = batch as [QueuedCommand]
         client.call(only.command, ...only.args).then((value) => {
+          answered()
           release()
           only.resolve(value)
         }, failAll)
@@ -99,6 +147,7 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
       const pipeline = pipelined.pipeline()
       for (const { command, args } of batch) pipeline.call(command, ...args)
       pipeline.exec().then((results) => {
+        answered()
         release()
         settleEach(batch, (queued, index) => {
           const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
@@ -119,7 +168,7 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
   return Object.assign(
     (command: string, ...args: string[]) =>
       new Promise((resolve, reject) => enqueue({ command, args, resolve, reject })),
-    { enqueue },
+    { enqueue, oldestUnanswered, forgetUnanswered },
   )
 }
 

@@ -56,19 +56,28 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 /**
  * Calls waiting on Redis, oldest first. All share one timeout, so the oldest is the next to time
  * out, and one timer, set for it, watches them all; it is cleared when none is left.
+ *
+ * A call past its deadline is failed only once Redis itself has kept a write unanswered for
+ * `timeoutMs` (`redisLate`): a call that waited in our own queue, or whose reply sat in our socket
+ * while the event loop was busy, waits on. A busy or just-started process is then as exact as a
+ * client that waits; a hung Redis still fails every call about `timeoutMs` after its oldest write.
  */
 class PendingCalls {
   readonly #calls = new Set<PendingCall>()
   #watch: NodeJS.Timeout | undefined
+  /** A judgment is scheduled (setImmediate): the calls are watched, although no timer is set. */
+  #judging = false
 
   constructor(
     readonly timeoutMs: number,
     readonly stats: LimiterStats,
+    /** performance.now() of the oldest write Redis has not answered; absent where it cannot be told. */
+    private readonly oldestUnanswered?: () => number | undefined,
   ) {}
 
   add(call: PendingCall): void {
     this.#calls.add(call)
-    if (this.#watch === undefined) this.#watchUntil(call.deadline)
+    if (this.#watch === undefined && !this.#judging) this.#watchUntil(call.deadline)
   }
 
   delete(call: PendingCall): void {
@@ -85,28 +94,52 @@ class PendingCalls {
     return [...this.#calls].filter((call) => call.health === health)
   }
 
-  /** Sets the one timer for `deadline`, the oldest pending call's. */
-  #watchUntil(deadline: number): void {
-    this.#watch = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()))
+  /** Sets the one timer for `at` (performance.now() time). */
+  #watchUntil(at: number): void {
+    this.#watch = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()))
   }
 
-  /** Times out the calls past their deadline, and watches for the next one. */
   #expire(): void {
     this.#watch = undefined
+    // The calls are judged in setImmediate, after the poll phase that follows this timer: that
+    // poll began after `polled`, so it has read every reply that was in the socket by then.
+    const polled = performance.now()
+    this.#judging = true
+    setImmediate(() => {
+      this.#judging = false
+      this.#judge(polled)
+    })
+  }
+
+  /**
+   * Times out the calls past their deadline if Redis is late, and watches for the next deadline.
+   * Redis is late when a write it has not answered was made `timeoutMs` or more before `polled`:
+   * its reply did not come in time, or the poll would have read it. A write made later may have its
+   * reply in the socket already, unread because the loop was busy; it is judged at a later poll.
+   */
+  #judge(polled: number): void {
     const now = performance.now()
+    const oldest = this.oldestUnanswered?.()
+    // Where the writes cannot be seen (a cluster's calls), a call's own wait is all there is.
+    const redisLate = this.oldestUnanswered === undefined || (oldest !== undefined && polled - oldest >= this.timeoutMs)
     const late: PendingCall[] = []
+    let next: number | undefined
     for (const call of this.#calls) {
       if (call.deadline > now) {
-        this.#watchUntil(call.deadline)
+        next = call.deadline
         break
       }
-      this.#calls.delete(call)
+      if (!redisLate) {
+        // Redis has kept nothing waiting for timeoutMs: this call waits on us. Look again when the
+        // oldest write would be late, or after timeoutMs if all have their answers.
+        next = oldest === undefined ? now + this.timeoutMs : oldest + this.timeoutMs
+        break
+      }
       late.push(call)
     }
-    if (late.length === 0) return
-    // setImmediate lets I/O that is already waiting run first: after an event-loop stall the reply
-    // may be in the socket although the deadline has passed, and it should win.
-    setImmediate(() => failEach(late, () => new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`)))
+    for (const call of late) this.#calls.delete(call)
+    if (next !== undefined && this.#watch === undefined) this.#watchUntil(next)
+    failEach(late, () => new StoreTimeoutError(`Redis did not answer within ${this.timeoutMs} ms`))
   }
 }
 
@@ -117,6 +150,7 @@ class GuardedCall<T> implements PendingCall {
   readonly #generation: number
   readonly #start = performance.now()
   #done = false
+  #timedOut = false
   #resolve!: (value: T) => void
   #reject!: (error: unknown) => void
 
@@ -135,7 +169,14 @@ class GuardedCall<T> implements PendingCall {
   }
 
   succeed(value: T): void {
-    if (!this.#settle()) return
+    if (!this.#settle()) {
+      // Redis answered after all: the policy decided a request while Redis was reachable.
+      if (this.#timedOut) {
+        this.#timedOut = false
+        this.pending.stats.lateAnswers++
+      }
+      return
+    }
     this.health.success(this.#generation)
     if (this.timed) this.pending.stats.observeStore?.((performance.now() - this.#start) / 1000, 'redis')
     this.#resolve(value)
@@ -144,6 +185,7 @@ class GuardedCall<T> implements PendingCall {
   fail(error: unknown): void {
     if (!this.#settle()) return
     const timeout = error instanceof StoreTimeoutError
+    this.#timedOut = timeout
     const { stats } = this.pending
     // A call abandoned because the circuit opened is the other failure's consequence, not one more.
     if (timeout) stats.storeErrors.timeout++
@@ -258,8 +300,12 @@ export class GuardedRedisStore implements Store {
     stats: LimiterStats,
   ) {
     this.prefix = inner.prefix
-    this.#pending = new PendingCalls(timeoutMs, stats)
     this.#send = batchedSendOf(inner)
+    this.#pending = new PendingCalls(
+      timeoutMs,
+      stats,
+      this.#send === undefined ? undefined : () => this.#send?.oldestUnanswered(),
+    )
     this.#incrementAgain = (key) => {
       // As rate-limit-redis does on its own NOSCRIPT: load the script, then send the call again.
       this.inner.incrementScriptSha = this.inner.loadIncrementScript(this.inner.prefixKey(key))
@@ -267,6 +313,8 @@ export class GuardedRedisStore implements Store {
     }
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
+      // A pipeline in flight when the connection dropped is never answered (batched-calls.ts).
+      this.#send?.forgetUnanswered()
       failEach(this.#pending.through(health), () => new StoreUnavailableError('Redis became unavailable'))
     })
   }
@@ -283,9 +331,16 @@ export class GuardedRedisStore implements Store {
     this.inner.windowMs = options.windowMs
     if (!this.breakers.healthy) return
     // On a cluster a failed broadcast says nothing about any one master: the calls will tell.
-    await this.reloadScripts(this.#pending.timeoutMs).catch((error: unknown) => {
-      if (this.breakers.single) this.breakers.for().failure(error)
-    })
+    if (!this.breakers.single) {
+      await this.reloadScripts(this.#pending.timeoutMs).catch(() => undefined)
+      return
+    }
+    // Judged as a request's call is: a just-started process that is slow to read the answer is
+    // not a slow Redis, and a timeout opens the breaker only once timeouts persist.
+    await this.#guard('', () => {
+      this.#loadScripts()
+      return Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha])
+    }).catch(() => undefined)
   }
 
   /**
@@ -293,14 +348,19 @@ export class GuardedRedisStore implements Store {
    * the promise of its first SCRIPT LOAD; a rejected one would fail every later call.
    */
   async reloadScripts(timeoutMs: number): Promise<void> {
+    this.#loadScripts()
+    await withTimeout(Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]), timeoutMs)
+  }
+
+  /** Sends SCRIPT LOAD for both scripts, and keeps the increment's SHA1 for the hot path. */
+  #loadScripts(): void {
     this.inner.windowMs = this.#windowMs
-    const incrementSha = (this.inner.incrementScriptSha = this.inner.loadIncrementScript())
+    this.inner.incrementScriptSha = this.inner.loadIncrementScript()
     this.inner.getScriptSha = this.inner.loadGetScript()
-    incrementSha.then(
+    this.inner.incrementScriptSha.then(
       (sha) => (this.#incrementSha = sha),
       () => undefined,
     )
-    await withTimeout(Promise.all([incrementSha, this.inner.getScriptSha]), timeoutMs)
   }
 
   increment(key: string): Promise<IncrementResponse> {
@@ -323,7 +383,9 @@ export class GuardedRedisStore implements Store {
 
   async decrement(key: string): Promise<void> {
     const redisKey = this.inner.prefixKey(key)
-    await this.#guard(key, () => this.client.call('EVAL', SAFE_DECREMENT_SCRIPT, '1', redisKey))
+    // Through the batched sender where there is one, so that its wait is judged as the others are.
+    const args = [SAFE_DECREMENT_SCRIPT, '1', redisKey] as const
+    await this.#guard(key, () => (this.#send ? this.#send('EVAL', ...args) : this.client.call('EVAL', ...args)))
   }
 
   async resetKey(key: string): Promise<void> {

@@ -46,7 +46,7 @@ export interface BatchedSend {
 }
 
 /** The writes a sender has handed to the client and not yet had answered, oldest first. */
-class Unanswered {
+export class Unanswered {
   readonly #writes = new Set<{ readonly at: number }>()
 
   /** Records a write made now; the returned function says it has its answer (once is enough). */
@@ -178,7 +178,21 @@ const senders = new WeakMap<object, BatchedSend>()
 /** Records that `store` sends its commands through `send`. */
 export function sendsThrough(store: object, send: BatchedSend): void {
   senders.set(store, send)
+  watchesWrites(store, send)
 }
+
+/** What tells how long Redis has kept a store's writes unanswered (BatchedSend has it). */
+export type WriteWatch = Pick<BatchedSend, 'oldestUnanswered' | 'forgetUnanswered'>
+
+const watches = new WeakMap<object, WriteWatch>()
+
+/** Records that `watch` sees the writes of `store`. */
+export function watchesWrites(store: object, watch: WriteWatch): void {
+  watches.set(store, watch)
+}
+
+/** What sees the writes of `store`; undefined where nothing does. */
+export const writeWatchOf = (store: object): WriteWatch | undefined => watches.get(store)
 
 /** The sender `store` sends through; undefined for one that does not batch (a cluster's). */
 export const batchedSendOf = (store: object): BatchedSend | undefined => senders.get(store)

@@ -6,7 +6,7 @@ import type { Breakers } from '../breakers.js'
 import type { LimiterStats } from '../stats.js'
 import type { StoreHealth } from '../store-health.js'
 import type { RedisCommandClient } from '../types.js'
-import { batchedSendOf, settleEach, type BatchedSend, type QueuedCommand } from './batched-calls.js'
+import { batchedSendOf, settleEach, writeWatchOf, type BatchedSend, type QueuedCommand } from './batched-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
 
 /** A store call was not made (breaker open) or did not succeed in time. The limiter then applies its policy. */
@@ -120,7 +120,7 @@ class PendingCalls {
   #judge(polled: number): void {
     const now = performance.now()
     const oldest = this.oldestUnanswered?.()
-    // Where the writes cannot be seen (a cluster's calls), a call's own wait is all there is.
+    // Where the writes cannot be seen (a store of someone else's), a call's own wait is all there is.
     const redisLate = this.oldestUnanswered === undefined || (oldest !== undefined && polled - oldest >= this.timeoutMs)
     const late: PendingCall[] = []
     let next: number | undefined
@@ -301,10 +301,11 @@ export class GuardedRedisStore implements Store {
   ) {
     this.prefix = inner.prefix
     this.#send = batchedSendOf(inner)
+    const writes = writeWatchOf(inner)
     this.#pending = new PendingCalls(
       timeoutMs,
       stats,
-      this.#send === undefined ? undefined : () => this.#send?.oldestUnanswered(),
+      writes === undefined ? undefined : () => writes.oldestUnanswered(),
     )
     this.#incrementAgain = (key) => {
       // As rate-limit-redis does on its own NOSCRIPT: load the script, then send the call again.
@@ -314,7 +315,7 @@ export class GuardedRedisStore implements Store {
     this.#unsubscribe = breakers.onEach((health, healthy) => {
       if (healthy) return
       // A pipeline in flight when the connection dropped is never answered (batched-calls.ts).
-      this.#send?.forgetUnanswered()
+      writes?.forgetUnanswered()
       failEach(this.#pending.through(health), () => new StoreUnavailableError('Redis became unavailable'))
     })
   }

@@ -4,7 +4,7 @@ import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../types.js'
-import { batchedCalls, sendsThrough } from './batched-calls.js'
+import { batchedCalls, sendsThrough, Unanswered, watchesWrites } from './batched-calls.js'
 import { withTimeout } from './guarded-store.js'
 
 /**
@@ -32,12 +32,17 @@ export function createRedisStore(
   // On a cluster every command touches one key, so ioredis routes it to the slot's master (and
   // follows MOVED and ASK). SCRIPT LOAD has no key: it goes to every master, so EVALSHA finds the
   // script wherever the key lives (and a NOSCRIPT after a failover reloads it everywhere).
-  return new RedisStore({
+  // Each call is written as ioredis routes it: its wait from then on is the master's.
+  const unanswered = new Unanswered()
+  const store = new RedisStore({
     prefix,
     sendCommandCluster: async ({ key, command }) => {
       const [name = '', ...args] = command
       if (name.toUpperCase() !== 'SCRIPT' || args[0]?.toUpperCase() !== 'LOAD') {
-        return cluster.call(name, ...args) as Promise<RedisReply>
+        const reply = cluster.call(name, ...args) as Promise<RedisReply>
+        const answered = unanswered.written()
+        reply.then(answered, answered)
+        return reply
       }
       const masters = cluster.nodes('master')
       // A master that is down or hung cannot take it: each load may take SCRIPT_LOAD_TIMEOUT_MS.
@@ -60,6 +65,8 @@ export function createRedisStore(
       return loaded.value
     },
   })
+  watchesWrites(store, { oldestUnanswered: () => unanswered.oldest(), forgetUnanswered: () => unanswered.forget() })
+  return store
 }
 
 /** How long one master may take to load a script before the others go on without it. */

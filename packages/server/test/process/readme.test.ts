@@ -4,6 +4,7 @@ import { join } from 'node:path'
 
 import { afterAll, describe, expect, it } from 'vitest'
 
+import { waitFor } from '../../../utils/test/support/http.js'
 import { freePort } from '../../../utils/test/support/ports.js'
 import { REPO_ROOT, spawnWatched } from './support/server-process.js'
 
@@ -36,21 +37,24 @@ describe('the README usage snippet', () => {
     })
     try {
       const url = `http://127.0.0.1:${port}/api/v1/metaverses`
-      const deadline = Date.now() + 10_000
-      for (;;) {
-        const ready = await fetch(url, { method: 'POST' }).then(
-          (response) => response.status,
-          () => undefined,
-        )
-        if (ready !== undefined) {
-          expect(ready).toBe(201)
-          break
-        }
-        if (Date.now() > deadline || snippetProcess.child.exitCode !== null) {
-          throw new Error(`the snippet did not listen: ${snippetProcess.output()}`)
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50))
-      }
+      // Its first answer is to a POST: until it listens, the POST fails to connect and is sent again.
+      let created: number | undefined
+      await waitFor(
+        'the snippet to listen',
+        async () => {
+          if (snippetProcess.child.exitCode !== null) throw new Error('the snippet exited')
+          created = await fetch(url, { method: 'POST' }).then(
+            (response) => response.status,
+            () => undefined,
+          )
+          return created !== undefined
+        },
+        10_000,
+        50,
+      ).catch((error: Error) => {
+        throw new Error(`${error.message}: ${snippetProcess.output()}`)
+      })
+      expect(created).toBe(201)
       const statuses: number[] = []
       for (let i = 0; i < 101; i++) statuses.push((await fetch(url)).status)
       expect(statuses.slice(0, 100).every((status) => status === 200)).toBe(true)

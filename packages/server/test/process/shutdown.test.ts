@@ -6,7 +6,7 @@ import {
   startRedisServer,
   type TestRedisServer,
 } from '../../../utils/test/support/redis-server.js'
-import { startSlowPost } from './support/slow-request.js'
+import { startSlowPost, waitUntilWriteCounted } from './support/slow-request.js'
 import { startServer, type ServerProcess } from './support/server-process.js'
 
 describe.runIf(redisServerAvailable())('graceful shutdown', () => {
@@ -33,7 +33,7 @@ describe.runIf(redisServerAvailable())('graceful shutdown', () => {
     async (signal) => {
       const server = await start()
       const slow = await startSlowPost(server.port, '/api/v1/metaverses', JSON.stringify({ name: 'in flight' }))
-      await new Promise((r) => setTimeout(r, 100))
+      await waitUntilWriteCounted(server.port)
       const signalledAt = Date.now()
       server.child.kill(signal)
       await server.waitForOutput(`[Server] ${signal} received`)
@@ -59,7 +59,7 @@ describe.runIf(redisServerAvailable())('graceful shutdown', () => {
   it('exits at once on a second signal, even with a request still in flight', async () => {
     const server = await start()
     const slow = await startSlowPost(server.port, '/api/v1/metaverses', JSON.stringify({ name: 'stuck' }))
-    await new Promise((r) => setTimeout(r, 100))
+    await waitUntilWriteCounted(server.port)
     server.child.kill('SIGTERM')
     await server.waitForOutput('[Server] SIGTERM received')
     server.child.kill('SIGTERM')
@@ -72,7 +72,7 @@ describe.runIf(redisServerAvailable())('graceful shutdown', () => {
   it('cuts a request that never finishes and still exits 0 within 10 s', async () => {
     const server = await start()
     const slow = await startSlowPost(server.port, '/api/v1/metaverses', JSON.stringify({ name: 'never' }))
-    await new Promise((r) => setTimeout(r, 100))
+    await waitUntilWriteCounted(server.port)
     const signalledAt = Date.now()
     server.child.kill('SIGTERM')
     const exit = await server.exited
@@ -89,7 +89,7 @@ describe('graceful shutdown in memory mode', () => {
     const server = await startServer()
     try {
       const slow = await startSlowPost(server.port, '/api/v1/metaverses', JSON.stringify({ name: 'memory' }))
-      await new Promise((r) => setTimeout(r, 100))
+      await waitUntilWriteCounted(server.port)
       server.child.kill('SIGTERM')
       await server.waitForOutput('[Server] SIGTERM received')
       expect(await slow.finish()).toMatch(/^HTTP\/1\.1 201 Created/)

@@ -150,7 +150,8 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     })
     const late = await startRedisServer({ port })
     try {
-      // A leaked client would be back within its next back-off step (at most 300 ms here).
+      // Time is the condition: nothing may connect, and a leaked client would be back within its
+      // next back-off step (at most 300 ms here), so a second with none shows there is none.
       await new Promise((r) => setTimeout(r, 1000))
       expect(await libraryConnections(late.admin, CONNECTION_NAME)).toEqual([])
     } finally {
@@ -237,6 +238,7 @@ describe.runIf(redisServerAvailable())('close() during an outage', () => {
     expect(logger.messages().slice(-2)).toEqual(['[Redis] Closing connection...', '[Redis] Connection closed'])
     const back = await startRedisServer({ port })
     try {
+      // Time is the condition: nothing may reconnect, and a retry left scheduled (300 ms apart here) would within this second.
       await new Promise((r) => setTimeout(r, 1000))
       expect(await libraryConnections(back.admin, CONNECTION_NAME)).toEqual([])
     } finally {

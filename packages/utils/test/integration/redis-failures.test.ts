@@ -74,16 +74,20 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     'keeps answering under load through a %s and an empty restart, then returns to Redis',
     async (signal) => {
       const r = await setUp({ maxRead: 1_000_000 })
+      const key = `${r.keyPrefix}:read:127.0.0.1`
       const load = startLoad(`${r.http.base}/items`, 100)
-      await new Promise((done) => setTimeout(done, 500))
+      // Each phase lasts a number of answers of the load (100 a second), not a guessed time.
+      await load.waitForAnswers(50, 'on Redis')
       await r.redis.signal(signal)
       await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
       expect(r.limiters.status()).toMatchObject({ store: 'redis', ready: false, state: 'fallback' })
-      await new Promise((done) => setTimeout(done, 700))
+      await load.waitForAnswers(70, 'in fallback, Redis down')
       const back = await restart(r)
       await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
       const recoveredIn = Date.now() - back
-      await new Promise((done) => setTimeout(done, 300))
+      await waitFor('30 requests of the load counted in the restarted Redis', async () => {
+        return Number(await r.redis.admin.get(key)) >= 30
+      })
       const samples = await load.stop()
 
       expect(statusCounts(samples)).toEqual({ 200: samples.length })
@@ -93,7 +97,6 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
       expect(count(r.logger, FALLBACK_ON)).toBe(1)
       expect(count(r.logger, BACK)).toBe(1)
       // Counting resumed in the restarted Redis, through reloaded scripts, with a TTL on its key.
-      const key = `${r.keyPrefix}:read:127.0.0.1`
       expect(Number(await r.redis.admin.get(key))).toBeGreaterThan(0)
       const ttl = await r.redis.admin.pttl(key)
       expect(ttl).toBeGreaterThan(0)
@@ -142,9 +145,10 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
   it('does not wait on a hung Redis under load either: the breaker opens and requests go on', async () => {
     const r = await setUp({ maxRead: 1_000_000 })
     const load = startLoad(`${r.http.base}/items`, 100)
-    await new Promise((done) => setTimeout(done, 300))
+    await load.waitForAnswers(30, 'on Redis')
     await r.redis.signal('SIGSTOP')
-    await new Promise((done) => setTimeout(done, 800))
+    await waitFor('the breaker to open on the hung Redis', () => !r.limiters.status().ready, 2000)
+    await load.waitForAnswers(50, 'in fallback, Redis hung')
     await r.redis.signal('SIGCONT')
     await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
     const samples = await load.stop()
@@ -163,10 +167,12 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     // busy machine stretching the stall does not make this test flaky.
     const r = await setUp({ maxRead: 1_000_000, storeTimeoutMs: 50 })
     const load = startLoad(`${r.http.base}/items`, 100)
-    await new Promise((done) => setTimeout(done, 300))
+    await load.waitForAnswers(30, 'on Redis')
     await r.redis.signal('SIGSTOP')
+    // Time is the condition: the stall is this long, far under the 150 ms that would open the breaker.
     await new Promise((done) => setTimeout(done, 20))
     await r.redis.signal('SIGCONT')
+    // Time is the condition: no outage declared must mean none for well past the 150 ms it would take.
     await new Promise((done) => setTimeout(done, 300))
     const samples = await load.stop()
     expect(statusCounts(samples)).toEqual({ 200: samples.length })
@@ -181,6 +187,7 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     await r.redis.admin.config('SET', 'maxmemory', '1')
     for (let i = 0; i < 40; i++) {
       expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
+      // Time is the condition: "without flapping" means none over a second of requests and probes.
       await new Promise((done) => setTimeout(done, 25))
     }
     expect(r.limiters.status()).toMatchObject({ ready: false, state: 'fallback' })

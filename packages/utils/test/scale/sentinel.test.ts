@@ -41,10 +41,11 @@ describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
       onMaster.disconnect()
 
       const load = startLoad(`${http.base}/items`, 100)
-      await new Promise((r) => setTimeout(r, 300))
+      // Each phase lasts a number of answers of the load (100 a second), not a guessed time.
+      await load.waitForAnswers(30, 'on the first master')
       await setup.failover()
       await waitFor('the limiters to count on the new master', () => limiters.status().ready, 10_000)
-      await new Promise((r) => setTimeout(r, 500))
+      await load.waitForAnswers(50, 'from the new master')
       const samples = await load.stop()
       expect(Object.keys(statusCounts(samples))).toEqual(['200'])
       console.info(`sentinel failover: ${samples.length} requests, p99 ${percentile(samples, 99).toFixed(1)} ms`)

@@ -40,15 +40,19 @@ export async function hammer(
   return statuses
 }
 
-/** Polls `check` every 25 ms until it returns true, or fails after `timeoutMs`. */
+/**
+ * Polls `check` every `intervalMs` until it returns true, or fails after `timeoutMs` with "timed
+ * out waiting for <what>". A check that throws fails the wait with its error.
+ */
 export async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
   timeoutMs = 10_000,
+  intervalMs = 25,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
+    await new Promise((r) => setTimeout(r, intervalMs))
   }
 }

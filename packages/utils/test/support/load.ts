@@ -1,4 +1,6 @@
 // Steady HTTP load for outage tests: requests at a fixed rate, each with its status and latency.
+import { waitFor } from './http.js'
+
 export interface Sample {
   /** When the request was sent, in ms since the load started. */
   readonly at: number
@@ -7,6 +9,11 @@ export interface Sample {
 }
 
 export interface Load {
+  /**
+   * Resolves once `count` more requests than so far have their answer (a network error counts),
+   * so that a test goes on after that much load rather than after a guessed time.
+   */
+  waitForAnswers(count: number, what: string, timeoutMs?: number): Promise<void>
   /** Stops sending and resolves with every sample once the last answer is in. */
   stop(): Promise<Sample[]>
 }
@@ -31,6 +38,10 @@ export function startLoad(url: string, perSecond: number, init: RequestInit = {}
     inFlight.add(request)
   }, 1000 / perSecond)
   return {
+    async waitForAnswers(count, what, timeoutMs) {
+      const target = samples.length + count
+      await waitFor(`${count} answers of the load ${what}`, () => samples.length >= target, timeoutMs)
+    },
     async stop() {
       clearInterval(timer)
       await Promise.all([...inFlight])

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 
 import { Redis } from 'ioredis'
 
+import { waitFor } from './http.js'
 import { freePort } from './ports.js'
 import { stopProcess } from './redis-server.js'
 
@@ -77,13 +78,9 @@ async function freeClusterPort(): Promise<number> {
   }
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+/** waitFor, every 100 ms (each check may open a connection), with a node that refuses counting as not yet. */
+const until = (what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> =>
+  waitFor(what, () => check().catch(() => false), timeoutMs, 100)
 
 /** The password of the data nodes of the set-up in progress (sentinel or cluster), for ask(). */
 let dataPassword: string | undefined

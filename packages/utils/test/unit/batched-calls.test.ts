@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { batchedCalls } from '../../src/rate-limiting/stores/batched-calls.js'
+import { waitFor } from '../support/http.js'
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void }
 
@@ -27,6 +28,7 @@ function fakeClient() {
   }
 }
 
+/** Not a sleep: one turn of the event loop, after which every nextTick and answer queued has run. */
 const tick = () => new Promise((done) => setImmediate(done))
 
 describe('batchedCalls', () => {
@@ -117,7 +119,13 @@ describe('batchedCalls', () => {
     void send('EVALSHA', 'lost')
     await tick()
     const later = send('EVALSHA', 'later')
-    await new Promise((done) => setTimeout(done, 50))
+    // It has 50 ms: looking every 5 ms until 45 ms, the last look comes by then.
+    await waitFor(
+      'the next command to go out once the lost one has had its 20 ms',
+      () => client.calls.length >= 2,
+      45,
+      5,
+    )
     expect(client.calls.map((c) => c.args)).toEqual([['lost'], ['later']])
     client.calls[1]!.answer.resolve(7)
     expect(await later).toBe(7)
@@ -131,7 +139,8 @@ describe('batchedCalls', () => {
     const next = send('EVALSHA', 'next')
     await tick()
     expect(client.calls.map((c) => c.args)).toEqual([['slow']])
-    await new Promise((done) => setTimeout(done, 400))
+    // It has 400 ms: looking every 5 ms until 395 ms, the last look comes by then.
+    await waitFor('the next command to go out after holdBackMs (200 ms)', () => client.calls.length >= 2, 395, 5)
     expect(client.calls.map((c) => c.args)).toEqual([['slow'], ['next']])
     client.calls[1]!.answer.resolve('second')
     client.calls[0]!.answer.resolve('first')

@@ -101,6 +101,7 @@ describe('a blocked client', () => {
     const app = createApp({ read, write: read })
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)
+    // Time is the condition: the 1000 ms window has to pass on the clock for the block to end.
     await new Promise((done) => setTimeout(done, 1100))
     await request(app).get('/items').expect(200)
   })

@@ -87,6 +87,7 @@ describe.each(paths)('GuardedRedisStore, through $path', ({ make: guarded }) => 
   it('times out every call of a burst, and the calls made after the first deadline too', async () => {
     const { store, stats } = await guarded(20)
     const first = [store.increment('a'), store.increment('b'), store.increment('c')]
+    // Time is the condition: d and e must come 10 ms into the burst's 20 ms, with deadlines of their own.
     await new Promise((resolve) => setTimeout(resolve, 10))
     const later = [store.increment('d'), store.increment('e')]
     const results = await Promise.allSettled([...first, ...later])
@@ -199,6 +200,7 @@ describe("GuardedRedisStore's hot path", () => {
     const call = store.increment('client')
     await expect(call).rejects.toBeInstanceOf(StoreTimeoutError)
     answer!(new Error('NOSCRIPT No matching script. Please use EVAL.'))
+    // Not a sleep: one turn of the event loop, after which the late answer's handlers have all run.
     await new Promise((resolve) => setImmediate(resolve))
     expect(viaLibrary).not.toHaveBeenCalled()
     expect(load).not.toHaveBeenCalled()

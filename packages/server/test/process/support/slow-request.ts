@@ -1,5 +1,9 @@
 // A request kept in flight on purpose: headers and half a body now, the rest when the test says.
+import { get } from 'node:http'
 import { connect, type Socket } from 'node:net'
+
+import { waitFor } from '../../../../utils/test/support/http.js'
+import { sampleValue } from './promql.js'
 
 export interface SlowRequest {
   /** Sends the rest of the body; resolves with the raw HTTP response once the server ends it. */
@@ -45,4 +49,30 @@ export function startSlowPost(port: number, path: string, body: string): Promise
       })
     })
   })
+}
+
+/** GET `path`, on a connection the server closes after its answer: nothing is left idle behind it. */
+function getOnce(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent: false, headers: { Connection: 'close' } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (text += chunk))
+      res.once('end', () => resolve(text))
+      res.once('error', reject)
+    }).once('error', reject)
+  })
+}
+
+/**
+ * Waits until the server's write limiter has counted the slow POST, which it does before the body
+ * is read: the request is then in the server's hands, not just bytes in a socket. Read on /metrics
+ * (rate_limit_requests_total), so it works in memory mode as with Redis.
+ */
+export function waitUntilWriteCounted(port: number, count = 1): Promise<void> {
+  const series = 'rate_limit_requests_total{namespace="metaverses",type="write"}'
+  return waitFor(
+    `the server's write limiter to count ${count} request(s)`,
+    async () => (sampleValue(await getOnce(port, '/metrics'), series) ?? 0) >= count,
+  )
 }

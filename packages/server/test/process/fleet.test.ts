@@ -1,6 +1,7 @@
 // Several server processes sharing one real redis-server: one budget, one connection each.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 
+import { waitFor } from '../../../utils/test/support/http.js'
 import {
   libraryConnections,
   redisServerAvailable,
@@ -94,10 +95,11 @@ describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
     const [server] = await fleet(1, { RATE_LIMIT_WINDOW_MS: '1000', RATE_LIMIT_READ_MAX: '2' })
     const get = () => fetch(`${server!.base}/api/v1/metaverses`).then((r) => r.status)
     expect([await get(), await get(), await get()]).toEqual([200, 200, 429])
-    const deadline = Date.now() + 5000
-    while ((await redis.admin.exists('metaverses-srv:read:127.0.0.1')) === 1 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await waitFor(
+      'the window to expire in Redis',
+      async () => (await redis.admin.exists('metaverses-srv:read:127.0.0.1')) === 0,
+      5000,
+    )
     expect(await get()).toBe(200)
   })
 })
@@ -140,8 +142,7 @@ describe.runIf(redisServerAvailable())('readiness follows Redis', () => {
       expect((await fetch(`${server.base}/health`)).status).toBe(200)
       expect((await fetch(`${server.base}/api/v1/metaverses`)).status).toBe(200)
       redis = await startRedisServer({ port })
-      const deadline = Date.now() + 15_000
-      while ((await ready()).body.ready !== true && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      await waitFor('/ready to say ready', async () => (await ready()).body.ready === true, 15_000)
       expect(await ready()).toEqual({
         status: 200,
         body: expect.objectContaining({ status: 'ready', ready: true, state: 'redis' }),

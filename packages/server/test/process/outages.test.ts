@@ -92,12 +92,16 @@ function expectHealthyProcesses(transitions: number): void {
   }
 }
 
-function loadBoth(): { stop(): Promise<Sample[]> } {
+/** 50 requests a second to each process; `answered` waits for `count` more answers from each. */
+function loadBoth(): { answered(count: number, what: string): Promise<void>; stop(): Promise<Sample[]> } {
   const loads = servers.map((server) => startLoad(`${server.base}/api/v1/metaverses`, 50))
-  return { stop: async () => (await Promise.all(loads.map((l) => l.stop()))).flat() }
+  return {
+    answered: async (count, what) => {
+      await Promise.all(loads.map((load) => load.waitForAnswers(count, what)))
+    },
+    stop: async () => (await Promise.all(loads.map((l) => l.stop()))).flat(),
+  }
 }
-
-const pause = (ms: number) => new Promise((done) => setTimeout(done, ms))
 
 describe.runIf(redisServerAvailable())('two processes through Redis outages (policy fallback)', () => {
   it.each(['SIGKILL', 'SIGTERM'] as const)(
@@ -108,19 +112,19 @@ describe.runIf(redisServerAvailable())('two processes through Redis outages (pol
       await fleet(port)
       await expectExactSharedCounting('u1')
       const load = loadBoth()
-      await pause(400)
+      await load.answered(20, 'on Redis')
       await redis.signal(signal)
       // Degraded, and still in rotation: under fallback the API answers, so /ready says 200.
       expect(await allDegraded('fallback')).toEqual([
         { status: 200, ready: false, state: 'fallback' },
         { status: 200, ready: false, state: 'fallback' },
       ])
-      await pause(600)
+      await load.answered(30, 'in fallback')
       redis = await startRedisServer({ port })
       const back = Date.now()
       await waitFor('both to use Redis again', allReady, RECOVERY_MS)
       expect(Date.now() - back).toBeLessThan(RECOVERY_MS)
-      await pause(200)
+      await load.answered(10, 'on Redis again')
       const samples = await load.stop()
       // Anonymous load shares one IP: after 100 reads it is 429, never 5xx.
       expect(Object.keys(statusCounts(samples)).every((s) => s === '200' || s === '429')).toBe(true)
@@ -136,9 +140,11 @@ describe.runIf(redisServerAvailable())('two processes through Redis outages (pol
     redis = await startRedisServer()
     await fleet(redis.port)
     const load = loadBoth()
-    await pause(300)
+    await load.answered(15, 'on Redis')
     await redis.signal('SIGSTOP')
-    await pause(800)
+    // The hang lasts until both have noticed it, and answered from the fallback meanwhile.
+    await allDegraded('fallback')
+    await load.answered(20, 'while Redis hangs')
     await redis.signal('SIGCONT')
     const resumed = Date.now()
     await waitFor('both to use Redis again', allReady, RECOVERY_MS)

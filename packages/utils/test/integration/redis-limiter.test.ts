@@ -80,14 +80,23 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
 
   it('lets a client in again once Redis has expired its window', async () => {
     const keyPrefix = uniquePrefix('window')
-    const app = createApp(await limiters({ keyPrefix, maxRead: 2, windowMs: 1000 }))
+    let resetTime: Date | undefined
+    const app = createApp(await limiters({ keyPrefix, maxRead: 2, windowMs: 1000 }), (rateLimit, status) => {
+      if (status === 429) resetTime = (rateLimit as { resetTime: Date }).resetTime
+    })
+    const start = Date.now()
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)
+    // The 429 told the client when its window resets: Redis's TTL, read when the answer came back,
+    // so never before Redis drops the key. Until then the client stays blocked, from memory.
+    expect(resetTime!.getTime()).toBeGreaterThan(start)
+    expect(resetTime!.getTime()).toBeLessThanOrEqual(Date.now() + 1000)
     await waitFor(
       'the window key to expire',
       async () => (await server.admin.exists(`${keyPrefix}:read:127.0.0.1`)) === 0,
     )
+    await waitFor('the reset time the 429 gave', () => Date.now() >= resetTime!.getTime())
     const res = await request(app).get('/items').expect(200)
     expect(res.body.rateLimit).toMatchObject({ used: 1, remaining: 1 })
   })

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { BlockedKeys, MAX_BLOCKED_KEYS } from '../../src/rate-limiting/blocked-keys.js'
 import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { createApp } from '../support/app.js'
+import { waitFor } from '../support/http.js'
 import { uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 
@@ -98,11 +99,18 @@ describe('a blocked client', () => {
 
   it('is let through again when its window resets', async () => {
     const { read } = await limiters({ maxRead: 1, windowMs: 1000 })
-    const app = createApp({ read, write: read })
+    let resetTime: Date | undefined
+    const app = createApp({ read, write: read }, (rateLimit, status) => {
+      if (status === 429) resetTime = (rateLimit as { resetTime: Date }).resetTime
+    })
+    const start = Date.now()
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)
-    // Time is the condition: the 1000 ms window has to pass on the clock for the block to end.
-    await new Promise((done) => setTimeout(done, 1100))
+    expect(resetTime!.getTime()).toBeGreaterThanOrEqual(start + 1000)
+    expect(resetTime!.getTime()).toBeLessThanOrEqual(Date.now() + 1000)
+    await request(app).get('/items').expect(429)
+    // The clock is the condition: the block lasts until the reset its 429 gave, and no longer.
+    await waitFor('the reset time the 429 gave', () => Date.now() >= resetTime!.getTime())
     await request(app).get('/items').expect(200)
   })
 

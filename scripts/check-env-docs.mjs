@@ -19,10 +19,10 @@ import ts from 'typescript'
 /** The only files of packages/*\/src allowed to read the environment (eslint.config.js enforces it). */
 export const ENV_MODULES = Object.freeze([
   'packages/server/src/config.ts',
-  'packages/utils/src/rate-limiting/env.ts',
-  'packages/utils/src/rate-limiting/env-values.ts',
-  'packages/utils/src/rate-limiting/redis-topology.ts',
-  'packages/utils/src/rate-limiting/redis-connection.ts',
+  'packages/utils/src/rate-limiting/config/env.ts',
+  'packages/utils/src/rate-limiting/config/env-values.ts',
+  'packages/utils/src/rate-limiting/redis/topology.ts',
+  'packages/utils/src/rate-limiting/redis/connection.ts',
 ])
 
 /** Variables read by a dependency that packages/*\/src imports (not type-only), not by the code itself. */

@@ -301,7 +301,7 @@ describe.runIf(redisServerAvailable())('Redis connections growing', () => {
     expect(leak.actual).toEqual(leak.expected)
   })
 
-  it('the guide’s source search finds clients made only in redis-client-factory.ts', () => {
+  it('the guide’s source search finds clients made only in redis/client-factory.ts', () => {
     const run = runConsoleBlock(PAGE, 'grep-new-redis', { cwd: REPO_ROOT })
     expect(run.actual).toEqual(run.expected)
   })

@@ -100,9 +100,9 @@ describe('the real repository', () => {
     expect(real.ok).toBe(true)
     // Read through each form the code uses: a helper of a helper, env.NAME, a literal list, a dependency.
     expect(real.reads.get('AUTH_REQUIRED')?.[0]).toMatch(/^packages\/server\/src\/config\.ts:/)
-    expect(real.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/env\.ts:/)
-    expect(real.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis-topology\.ts:/)
-    expect(real.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis-connection.ts'))).toBe(true)
+    expect(real.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/config\/env\.ts:/)
+    expect(real.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis\/topology\.ts:/)
+    expect(real.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis/connection.ts'))).toBe(true)
     for (const name of ['DEBUG', 'DEBUG_COLORS', 'DEBUG_DEPTH', 'DEBUG_HIDE_DATE', 'DEBUG_SHOW_HIDDEN']) {
       expect(real.reads.get(name)?.[0]).toContain('imports debug')
     }
@@ -147,7 +147,7 @@ describe('the check fails', () => {
 
   it('when the doc lacks a variable that a dependency reads', () => {
     expect(againstDoc(DOC.replace(/^\| `DEBUG_DEPTH` .*\n/m, ''))).toEqual([
-      'DEBUG_DEPTH is read (packages/utils/src/rate-limiting/logger.ts (imports debug, which reads it)) ' +
+      'DEBUG_DEPTH is read (packages/utils/src/rate-limiting/observability/logger.ts (imports debug, which reads it)) ' +
         'but missing from docs/configuration.md',
     ])
   })

@@ -2,31 +2,31 @@
 import type { Request, RequestHandler } from 'express'
 import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler } from 'express-rate-limit'
 
-import { fallbackMax, openBackend, type Backend } from './backend.js'
-import { AuditLog } from './audit.js'
-import { degradedHandler } from './degraded.js'
-import { instrument, keyFromFront } from './instrument.js'
+import { fallbackMax, openBackend, type Backend } from './redis/backend.js'
+import { AuditLog } from './observability/audit.js'
+import { degradedHandler } from './resilience/degraded.js'
+import { instrument, keyFromFront } from './limiter/front.js'
 
-import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './keys.js'
-import { RateLimitHeaders } from './headers.js'
-import { debug, type RateLimitLogger } from './logger.js'
-import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './options.js'
-import { RateLimitMetrics } from './metrics.js'
-import { claimPrefix } from './prefix-registry.js'
-import { createProxyChecks } from './proxy-checks.js'
-import { blockedAnswer, rateLimitExceededHandler } from './response.js'
-import { BlockedKeys } from './blocked-keys.js'
+import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './limiter/keys.js'
+import { RateLimitHeaders } from './limiter/headers.js'
+import { debug, type RateLimitLogger } from './observability/logger.js'
+import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
+import { RateLimitMetrics } from './observability/metrics.js'
+import { claimPrefix } from './limiter/prefix-registry.js'
+import { createProxyChecks } from './limiter/proxy-checks.js'
+import { blockedAnswer, rateLimitExceededHandler } from './limiter/response.js'
+import { BlockedKeys } from './limiter/blocked-keys.js'
 import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
 import { CompactMemoryStore } from './stores/memory-store.js'
 import { createRedisStore } from './stores/redis-store.js'
-import { LimiterStats, type StoreKind } from './stats.js'
+import { LimiterStats, type StoreKind } from './observability/stats.js'
 import type {
   RateLimitConfig,
   RateLimiters,
   RateLimitRequestHandler,
   RateLimitStoreStatus,
   RateLimitType,
-} from './types.js'
+} from './config/types.js'
 
 /** What every express-rate-limit instance of one limiter shares. */
 interface LimiterParts {
@@ -42,11 +42,11 @@ interface LimiterParts {
 function limiterOptions({ type, config, stats, audit, blocked, headers }: LimiterParts, store: StoreKind) {
   return {
     windowMs: config.windowMs,
-    // The headers are ours (headers.ts): the same draft-8 and legacy headers, written cheaper.
+    // The headers are ours (limiter/headers.ts): the same draft-8 and legacy headers, written cheaper.
     standardHeaders: false,
     legacyHeaders: false,
     identifier: type,
-    // The front layer has computed the key already (instrument.ts).
+    // The front layer has computed the key already (limiter/front.ts).
     keyGenerator: keyFromFront,
     handler: rateLimitExceededHandler({
       message: config.message,

@@ -4,7 +4,7 @@ import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { createRateLimiters, ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
-import { CONNECTION_NAME, RedisConnection } from '../../src/rate-limiting/redis-connection.js'
+import { CONNECTION_NAME, RedisConnection } from '../../src/rate-limiting/redis/connection.js'
 import { createApp } from '../support/app.js'
 import { waitFor } from '../support/http.js'
 import { uniquePrefix } from '../support/limiter-contract.js'

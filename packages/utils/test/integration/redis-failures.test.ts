@@ -8,7 +8,7 @@ import {
   type RateLimitConfig,
   type RateLimiters,
 } from '../../src/rate-limiting/index.js'
-import { CONNECTION_NAME } from '../../src/rate-limiting/redis-connection.js'
+import { CONNECTION_NAME } from '../../src/rate-limiting/redis/connection.js'
 import { createApp } from '../support/app.js'
 import { listen, waitFor, type Listening } from '../support/http.js'
 import { uniquePrefix } from '../support/limiter-contract.js'

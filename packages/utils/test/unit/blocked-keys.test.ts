@@ -3,7 +3,7 @@ import express from 'express'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { BlockedKeys, MAX_BLOCKED_KEYS } from '../../src/rate-limiting/blocked-keys.js'
+import { BlockedKeys, MAX_BLOCKED_KEYS } from '../../src/rate-limiting/limiter/blocked-keys.js'
 import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { createApp } from '../support/app.js'
 import { waitFor } from '../support/http.js'

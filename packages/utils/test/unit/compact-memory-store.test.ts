@@ -2,7 +2,7 @@
 import { MemoryStore, type Options } from 'express-rate-limit'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { LimiterStats } from '../../src/rate-limiting/stats.js'
+import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
 import { CompactMemoryStore } from '../../src/rate-limiting/stores/memory-store.js'
 import { seededRandom } from '../support/random.js'
 

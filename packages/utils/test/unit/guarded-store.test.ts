@@ -3,9 +3,9 @@ import type { Options } from 'express-rate-limit'
 import type { RedisStore } from 'rate-limit-redis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { singleBreaker } from '../../src/rate-limiting/breakers.js'
-import { LimiterStats } from '../../src/rate-limiting/stats.js'
-import { StoreHealth } from '../../src/rate-limiting/store-health.js'
+import { singleBreaker } from '../../src/rate-limiting/resilience/breakers.js'
+import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
+import { StoreHealth } from '../../src/rate-limiting/resilience/circuit-breaker.js'
 import {
   failEach,
   GuardedRedisStore,
@@ -14,7 +14,7 @@ import {
   type PendingCall,
 } from '../../src/rate-limiting/stores/guarded-store.js'
 import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
-import type { RedisCommandClient } from '../../src/rate-limiting/types.js'
+import type { RedisCommandClient } from '../../src/rate-limiting/config/types.js'
 import { recordingLogger } from '../support/logger.js'
 
 /** A rate-limit-redis store whose calls never answer: Redis hung. */

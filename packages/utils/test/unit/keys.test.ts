@@ -9,7 +9,7 @@ import {
   MAX_CLIENT_KEY_BYTES,
   type RateLimiters,
 } from '../../src/rate-limiting/index.js'
-import { boundedKey } from '../../src/rate-limiting/keys.js'
+import { boundedKey } from '../../src/rate-limiting/limiter/keys.js'
 import { createIoredisMockAdapter } from '../../src/rate-limiting/testing/index.js'
 import { uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'

@@ -3,7 +3,7 @@ import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 
 import { createRateLimiters } from '../../src/rate-limiting/index.js'
-import { CHECKED_REQUESTS } from '../../src/rate-limiting/proxy-checks.js'
+import { CHECKED_REQUESTS } from '../../src/rate-limiting/limiter/proxy-checks.js'
 import { uniquePrefix } from '../support/limiter-contract.js'
 import { recordingLogger } from '../support/logger.js'
 

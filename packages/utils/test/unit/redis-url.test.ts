@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 
 import { ERROR_CODES, RateLimitError } from '../../src/rate-limiting/index.js'
-import { redactUrl } from '../../src/rate-limiting/redact.js'
-import { parseRedisUrl } from '../../src/rate-limiting/redis-url.js'
+import { redactUrl } from '../../src/rate-limiting/observability/redact.js'
+import { parseRedisUrl } from '../../src/rate-limiting/redis/url.js'
 import { seededRandom } from '../support/random.js'
 
 describe('parseRedisUrl', () => {

@@ -1,8 +1,8 @@
 // The circuit breaker on its own: fake timers, a probe that fails until told otherwise.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { StoreHealth } from '../../src/rate-limiting/store-health.js'
-import { fallbackMax } from '../../src/rate-limiting/backend.js'
+import { StoreHealth } from '../../src/rate-limiting/resilience/circuit-breaker.js'
+import { fallbackMax } from '../../src/rate-limiting/redis/backend.js'
 import { recordingLogger } from '../support/logger.js'
 
 beforeEach(() => {

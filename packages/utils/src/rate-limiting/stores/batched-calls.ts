@@ -1,5 +1,5 @@
 // Redis calls made in the same tick, sent as one pipeline: one write carries many requests' EVALSHA.
-import type { RedisCommandClient } from '../types.js'
+import type { RedisCommandClient } from '../config/types.js'
 
 /** What a client needs for batching: ioredis's pipeline(). */
 interface PipelineClient extends RedisCommandClient {

@@ -2,10 +2,10 @@
 import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
 import type { RedisStore } from 'rate-limit-redis'
 
-import type { Breakers } from '../breakers.js'
-import type { LimiterStats } from '../stats.js'
-import type { StoreHealth } from '../store-health.js'
-import type { RedisCommandClient } from '../types.js'
+import type { Breakers } from '../resilience/breakers.js'
+import type { LimiterStats } from '../observability/stats.js'
+import type { StoreHealth } from '../resilience/circuit-breaker.js'
+import type { RedisCommandClient } from '../config/types.js'
 import { batchedSendOf, settleEach, writeWatchOf, type BatchedSend, type QueuedCommand } from './batched-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
 

@@ -1,7 +1,7 @@
 // The in-memory store: express-rate-limit's fixed window per client, in a fraction of MemoryStore's memory.
 import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
 
-import type { LimiterStats, StoreKind } from '../stats.js'
+import type { LimiterStats, StoreKind } from '../observability/stats.js'
 
 /** Slots a fresh generation starts with; it doubles as clients arrive. */
 const FIRST_CAPACITY = 1024

@@ -3,7 +3,7 @@ import calculateSlot from 'cluster-key-slot'
 import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
-import type { RedisCommandClient } from '../types.js'
+import type { RedisCommandClient } from '../config/types.js'
 import { batchedCalls, sendsThrough, Unanswered, watchesWrites } from './batched-calls.js'
 import { withTimeout } from './guarded-store.js'
 

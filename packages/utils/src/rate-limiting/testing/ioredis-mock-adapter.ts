@@ -1,7 +1,7 @@
 // Lets rate-limit-redis run on ioredis-mock, which has no call() and no SCRIPT command.
 import { createHash } from 'node:crypto'
 
-import type { RedisCommandClient } from '../types.js'
+import type { RedisCommandClient } from '../config/types.js'
 
 /**
  * What the adapter uses from an ioredis-mock instance. ioredis-mock's own types claim it is a full

@@ -1,5 +1,5 @@
 // Reading one environment variable: trimmed, blank as unset, and true/false flags read one way.
-import { RateLimitError, type RateLimitErrorCode } from './errors.js'
+import { RateLimitError, type RateLimitErrorCode } from '../errors.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 

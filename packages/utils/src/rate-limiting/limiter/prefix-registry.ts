@@ -1,6 +1,6 @@
 // Refuses a second limiter for the same keyPrefix and type in one process: it would double count.
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import type { RateLimitType } from './types.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import type { RateLimitType } from '../config/types.js'
 
 const claimed = new Set<string>()
 

@@ -2,7 +2,7 @@
 // checks do, which only run inside its default key generator, and ours replaces it).
 import type { Request } from 'express'
 
-import type { RateLimitLogger } from './logger.js'
+import type { RateLimitLogger } from '../observability/logger.js'
 
 type Check = (request: Request, ip: string | undefined) => string | undefined
 

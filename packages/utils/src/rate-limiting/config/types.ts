@@ -3,16 +3,16 @@ import type { Request } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
-import type { KeyGenerator } from './keys.js'
-import type { RateLimitLogger } from './logger.js'
-import type { Topology } from './redis-topology.js'
-import type { StoreErrorPolicy } from './store-health.js'
+import type { KeyGenerator } from '../limiter/keys.js'
+import type { RateLimitLogger } from '../observability/logger.js'
+import type { Topology } from '../redis/topology.js'
+import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
 
-export type { StoreErrorPolicy } from './store-health.js'
+export type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
 
-export type { KeyGenerator } from './keys.js'
+export type { KeyGenerator } from '../limiter/keys.js'
 
-export type { RateLimitLogger } from './logger.js'
+export type { RateLimitLogger } from '../observability/logger.js'
 
 /** Which budget a limiter draws from. Each type of one keyPrefix has its own counter. */
 export type RateLimitType = 'read' | 'write' | 'custom'

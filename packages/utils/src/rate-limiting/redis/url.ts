@@ -1,6 +1,6 @@
 // Parses and checks a Redis URL (redis:// or rediss://) into ioredis connection options.
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { hasAtAfterHost, redactUrl } from './redact.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { hasAtAfterHost, redactUrl } from '../observability/redact.js'
 
 /** The connection facts a URL gives, ready to spread into ioredis options. */
 export interface RedisEndpoint {

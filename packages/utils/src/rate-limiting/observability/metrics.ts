@@ -2,10 +2,10 @@
 import type * as PromClient from 'prom-client'
 import type { Registry } from 'prom-client'
 
-import { ERROR_CODES, RateLimitError } from './errors.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { LimiterStats, type StoreKind } from './stats.js'
-import type { StoreErrorPolicy } from './store-health.js'
-import type { RateLimitType } from './types.js'
+import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+import type { RateLimitType } from '../config/types.js'
 
 /** Every metric the limiters export, by name. Label values are bounded: no key, IP, user or path. */
 export const RATE_LIMIT_METRICS = Object.freeze({

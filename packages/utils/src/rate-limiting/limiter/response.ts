@@ -2,10 +2,10 @@
 import type { NextFunction, Request, Response } from 'express'
 import type { Options, RateLimitInfo } from 'express-rate-limit'
 
-import type { AuditLog } from './audit.js'
+import type { AuditLog } from '../observability/audit.js'
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { RateLimitHeaders } from './headers.js'
-import type { LimiterStats, StoreKind } from './stats.js'
+import type { LimiterStats, StoreKind } from '../observability/stats.js'
 
 /** The code in every 429 body, for clients to branch on. */
 export const RATE_LIMIT_EXCEEDED = 'RATE_LIMIT_EXCEEDED'

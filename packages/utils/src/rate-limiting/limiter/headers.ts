@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
-import type { RateLimitType } from './types.js'
+import type { RateLimitType } from '../config/types.js'
 
 /** Partition keys remembered, so a returning client's SHA-256 is not computed again. */
 export const MAX_CACHED_PARTITION_KEYS = 10_000

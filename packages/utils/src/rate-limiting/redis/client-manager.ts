@@ -1,10 +1,10 @@
 // The public, static face of the process's one Redis connection (the original API's name).
 import type { Redis } from 'ioredis'
 
-import type { RedisClient } from './redis-client-factory.js'
+import type { RedisClient } from './client-factory.js'
 
-import type { RateLimitLogger } from './logger.js'
-import { RedisConnection, type RedisConnectOptions } from './redis-connection.js'
+import type { RateLimitLogger } from '../observability/logger.js'
+import { RedisConnection, type RedisConnectOptions } from './connection.js'
 
 /** The process's one connection. Internal: services go through RedisClientManager. */
 export const sharedConnection = new RedisConnection()

@@ -1,10 +1,10 @@
 // Defaults, and the checks every option passes before a limiter exists.
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { consoleLogger, type RateLimitLogger } from './logger.js'
-import { redactCredentials } from './redact.js'
-import { parseRedisUrl } from './redis-url.js'
-import { defaultKeyGenerator, type KeyGenerator } from './keys.js'
-import type { StoreErrorPolicy } from './store-health.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
+import { redactCredentials } from '../observability/redact.js'
+import { parseRedisUrl } from '../redis/url.js'
+import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
+import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
 import type { Request } from 'express'
 import type { Registry } from 'prom-client'
 

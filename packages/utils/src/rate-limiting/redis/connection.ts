@@ -1,16 +1,11 @@
 // Holds at most one ioredis client: connects it once, reconnects it forever, closes it once.
 import type { Redis } from 'ioredis'
 
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { consoleLogger, debug, type RateLimitLogger } from './logger.js'
-import { describeError } from './redact.js'
-import {
-  CONNECTION_NAME,
-  createRedisClient,
-  MAX_RETRIES_PER_REQUEST,
-  type RedisClient,
-} from './redis-client-factory.js'
-import { describeTarget, redisTargetFromEnv, type RedisTarget, type Topology } from './redis-topology.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { consoleLogger, debug, type RateLimitLogger } from '../observability/logger.js'
+import { describeError } from '../observability/redact.js'
+import { CONNECTION_NAME, createRedisClient, MAX_RETRIES_PER_REQUEST, type RedisClient } from './client-factory.js'
+import { describeTarget, redisTargetFromEnv, type RedisTarget, type Topology } from './topology.js'
 import { checkInjected, whenReady } from './injected-client.js'
 
 export { CONNECTION_NAME, MAX_RETRIES_PER_REQUEST }

@@ -6,7 +6,7 @@ import type { RateLimitInfo } from 'express-rate-limit'
 
 import type { RateLimitLogger } from './logger.js'
 import type { StoreKind } from './stats.js'
-import type { RateLimitType } from './types.js'
+import type { RateLimitType } from '../config/types.js'
 
 /** The details of one `Rate limit exceeded` line. */
 export interface RateLimitAuditRecord {

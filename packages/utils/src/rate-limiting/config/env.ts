@@ -1,9 +1,9 @@
 // Reads the rate-limit settings from the environment, with errors that name the variable.
 import { envFlag, envValue, shownValue, type Env } from './env-values.js'
-import { ERROR_CODES, RateLimitError } from './errors.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './options.js'
-import type { StoreErrorPolicy } from './store-health.js'
-import { redisTargetFromEnv } from './redis-topology.js'
+import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+import { redisTargetFromEnv } from '../redis/topology.js'
 import type { RateLimitConfig } from './types.js'
 
 /** The variables rateLimitConfigFromEnv reads. */

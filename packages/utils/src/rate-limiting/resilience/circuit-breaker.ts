@@ -1,7 +1,7 @@
 // A circuit breaker over the Redis store: errors open it at once, timeouts once they persist,
 // and a background probe closes it. Each change is logged once.
-import { debug, type RateLimitLogger } from './logger.js'
-import { describeError } from './redact.js'
+import { debug, type RateLimitLogger } from '../observability/logger.js'
+import { describeError } from '../observability/redact.js'
 
 /** What a limiter set does while Redis cannot be used. */
 export type StoreErrorPolicy = 'fallback' | 'allow' | 'deny'

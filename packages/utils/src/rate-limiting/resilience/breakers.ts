@@ -3,7 +3,7 @@
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster } from 'ioredis'
 
-import type { StoreHealth } from './store-health.js'
+import type { StoreHealth } from './circuit-breaker.js'
 
 export interface Breakers {
   /** The circuit that guards `redisKey`; the set's only one when there is one. */

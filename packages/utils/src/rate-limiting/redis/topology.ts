@@ -1,10 +1,10 @@
 // Which Redis to use, from the environment: one server (REDIS_URL), Sentinel, or Cluster, with TLS.
 import { readFileSync } from 'node:fs'
 
-import { envFlag, envValue, type Env } from './env-values.js'
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { redactCredentials } from './redact.js'
-import { parseRedisUrl, type RedisEndpoint } from './redis-url.js'
+import { envFlag, envValue, type Env } from '../config/env-values.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { redactCredentials } from '../observability/redact.js'
+import { parseRedisUrl, type RedisEndpoint } from './url.js'
 
 export interface HostPort {
   readonly host: string

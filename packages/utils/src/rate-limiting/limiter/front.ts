@@ -4,8 +4,8 @@ import type { RateLimitInfo } from 'express-rate-limit'
 
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { RateLimitHeaders } from './headers.js'
-import { isNearLimit, type LimiterStats } from './stats.js'
-import type { SkipFunction } from './types.js'
+import { isNearLimit, type LimiterStats } from '../observability/stats.js'
+import type { SkipFunction } from '../config/types.js'
 
 type LimitedRequest = Request & { rateLimit?: RateLimitInfo; [CLIENT_KEY]?: string }
 

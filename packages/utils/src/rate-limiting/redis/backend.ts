@@ -1,17 +1,17 @@
 // Where a limiter set counts: memory, or Redis behind one shared circuit breaker.
 import type { Cluster, Redis } from 'ioredis'
 
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { maxFor, type ResolvedRateLimitConfig } from './options.js'
-import { sharedConnection } from './redis-client-manager.js'
-import { redisConfiguredInEnv } from './redis-connection.js'
-import type { Topology } from './redis-topology.js'
-import { clusterOf } from './stores/redis-store.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { maxFor, type ResolvedRateLimitConfig } from '../config/options.js'
+import { sharedConnection } from './client-manager.js'
+import { redisConfiguredInEnv } from './connection.js'
+import type { Topology } from './topology.js'
+import { clusterOf } from '../stores/redis-store.js'
 import { whenReady, type ReadyClient } from './injected-client.js'
-import { clusterBreakers, singleBreaker, type Breakers } from './breakers.js'
-import { StoreHealth } from './store-health.js'
-import { withTimeout, type GuardedRedisStore } from './stores/guarded-store.js'
-import type { RateLimitType, RedisCommandClient } from './types.js'
+import { clusterBreakers, singleBreaker, type Breakers } from '../resilience/breakers.js'
+import { StoreHealth } from '../resilience/circuit-breaker.js'
+import { withTimeout, type GuardedRedisStore } from '../stores/guarded-store.js'
+import type { RateLimitType, RedisCommandClient } from '../config/types.js'
 
 /** How often a degraded limiter set asks Redis whether it is back. */
 export const PROBE_INTERVAL_MS = 250

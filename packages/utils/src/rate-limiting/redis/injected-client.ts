@@ -1,8 +1,8 @@
 // Clients handed in from outside (setClient, the redisClient option): checked, and waited for.
 import type { Redis } from 'ioredis'
 
-import { ERROR_CODES, RateLimitError } from './errors.js'
-import { parseRedisUrl } from './redis-url.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { parseRedisUrl } from './url.js'
 
 /** The part of an ioredis Redis or Cluster that waiting for it needs. */
 export type ReadyClient = Pick<Redis, 'status' | 'once' | 'off'> & { connect(): Promise<unknown> }

@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls'
 
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 
-import type { RedisTarget, TlsSettings } from './redis-topology.js'
+import type { RedisTarget, TlsSettings } from './topology.js'
 
 /** The client of any topology. Both speak the same commands and events. */
 export type RedisClient = Redis | Cluster

@@ -64,7 +64,7 @@ export interface RateLimitConfig {
   redisRetries?: number
   /**
    * Kept so that code written against the first implementation still compiles. Ignored with a
-   * warning: reconnect delays follow the guide's `min(attempt * 100, 3000)` ms.
+   * warning: reconnects back off at `min(attempt * 100, 1000)` ms (MAX_RECONNECT_DELAY_MS).
    * @deprecated
    */
   redisRetryDelay?: number

@@ -128,9 +128,10 @@ function buildLimiter(
     const store = new CompactMemoryStore(stats, 'memory')
     const handler = rateLimit({ ...limiterOptions(parts, 'memory'), limit: max, store })
     return Object.assign(front(handler), {
-      resetKey(key: string): void {
+      resetKey(key: string): Promise<void> {
         blocked?.delete(key)
         handler.resetKey(key)
+        return Promise.resolve()
       },
       getKey: handler.getKey,
       status: (): RateLimitStoreStatus => ({

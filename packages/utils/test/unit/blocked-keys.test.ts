@@ -1,7 +1,7 @@
 // Clients over their limit are answered from memory, with the very same 429, until their reset.
 import express from 'express'
 import request from 'supertest'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 
 import { BlockedKeys, MAX_BLOCKED_KEYS } from '../../src/rate-limiting/limiter/blocked-keys.js'
 import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '../../src/rate-limiting/index.js'
@@ -93,8 +93,11 @@ describe('a blocked client', () => {
     const app = createApp({ read, write: read })
     await request(app).get('/items').expect(200)
     await request(app).get('/items').expect(429)
-    read.resetKey('127.0.0.1')
+    // In memory the reset is done when resetKey returns; the promise is the same type as on Redis.
+    const reset = read.resetKey('127.0.0.1')
+    expectTypeOf(reset).toEqualTypeOf<Promise<void>>()
     await request(app).get('/items').expect(200)
+    await expect(reset).resolves.toBeUndefined()
   })
 
   it('is let through again when its window resets', async () => {

@@ -1,5 +1,5 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
-import type { Request } from 'express'
+import type { Request, RequestHandler } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
@@ -134,8 +134,19 @@ export interface RateLimitConfig {
   metricsNamespace?: string
 }
 
-/** An Express middleware that limits one type of request: express-rate-limit's handler, plus dispose. */
-export type RateLimitRequestHandler = ExpressRateLimitHandler & {
+/**
+ * An Express middleware that limits one type of request: express-rate-limit's handler, with
+ * status and dispose, and a resetKey that says when it is done.
+ */
+export type RateLimitRequestHandler = RequestHandler & {
+  /**
+   * Resets a client's count, in the store and in this process's memory of blocked clients.
+   * Resolves once the store has done so: at once in memory, after the Redis call on Redis (which
+   * rejects, like a request's call, when Redis cannot be used).
+   */
+  resetKey(key: string): Promise<void>
+  /** A client's hits and reset time, as express-rate-limit's getKey. */
+  getKey: ExpressRateLimitHandler['getKey']
   /** Where this limiter counts, and whether that store can be used right now. */
   status(): RateLimitStoreStatus
   /**

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
 import { CONNECTION_NAME } from '../../src/rate-limiting/redis/connection.js'
 import { singleBreaker } from '../../src/rate-limiting/resilience/breakers.js'
-import { StoreHealth } from '../../src/rate-limiting/resilience/circuit-breaker.js'
+import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
 import { GuardedRedisStore } from '../../src/rate-limiting/stores/guarded-store.js'
 import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
 import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
@@ -163,7 +163,7 @@ describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', (
     const client = await RedisClientManager.getClient(server.url)
     const breakers = singleBreaker(
       () =>
-        new StoreHealth({
+        new CircuitBreaker({
           name: keyPrefix,
           degradedLine: 'test',
           stallMs: 1000,

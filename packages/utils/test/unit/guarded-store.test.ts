@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { singleBreaker } from '../../src/rate-limiting/resilience/breakers.js'
 import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
-import { StoreHealth } from '../../src/rate-limiting/resilience/circuit-breaker.js'
+import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
 import {
   failEach,
   GuardedRedisStore,
@@ -56,7 +56,7 @@ function guarded(timeoutMs: number, stallMs = 60_000, inner: RedisStore = hungSt
   const stats = new LimiterStats()
   const breakers = singleBreaker(
     () =>
-      new StoreHealth({
+      new CircuitBreaker({
         name: 'hung',
         degradedLine: 'test',
         stallMs,

@@ -2,7 +2,7 @@
 import { envFlag, envValue, shownValue, type Env } from './env-values.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './options.js'
-import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+import type { StoreErrorPolicy } from './types.js'
 import { redisTargetFromEnv } from '../redis/topology.js'
 import type { RateLimitConfig } from './types.js'
 

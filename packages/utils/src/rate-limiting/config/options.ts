@@ -4,7 +4,7 @@ import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
 import { redactCredentials } from '../observability/redact.js'
 import { parseRedisUrl } from '../redis/url.js'
 import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
-import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+import type { StoreErrorPolicy } from './types.js'
 import type { Request } from 'express'
 import type { Registry } from 'prom-client'
 

@@ -6,9 +6,9 @@ import type { Registry } from 'prom-client'
 import type { KeyGenerator } from '../limiter/keys.js'
 import type { RateLimitLogger } from '../observability/logger.js'
 import type { Topology } from '../redis/topology.js'
-import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
 
-export type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+/** What a limiter set does while Redis cannot be used. */
+export type StoreErrorPolicy = 'fallback' | 'allow' | 'deny'
 
 export type { KeyGenerator } from '../limiter/keys.js'
 

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client'
 
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { LimiterStats, type StoreKind } from './stats.js'
-import type { StoreErrorPolicy } from '../resilience/circuit-breaker.js'
+import type { StoreErrorPolicy } from '../config/types.js'
 import type { RateLimitType } from '../config/types.js'
 
 /** Every metric the limiters export, by name. Label values are bounded: no key, IP, user or path. */

@@ -9,7 +9,7 @@ import type { Topology } from './topology.js'
 import { clusterOf } from '../stores/redis-store.js'
 import { whenReady, type ReadyClient } from './injected-client.js'
 import { clusterBreakers, singleBreaker, type Breakers } from '../resilience/breakers.js'
-import { StoreHealth } from '../resilience/circuit-breaker.js'
+import { CircuitBreaker } from '../resilience/circuit-breaker.js'
 import { withTimeout, type GuardedRedisStore } from '../stores/guarded-store.js'
 import type { RateLimitType, RedisCommandClient } from '../config/types.js'
 
@@ -95,8 +95,8 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   const reload = (): Promise<unknown> => Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
   const write = (key: string): Promise<unknown> =>
     withTimeout(commands.call('SET', key, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
-  const makeHealth = (node: string, probeKey: () => string): StoreHealth =>
-    new StoreHealth({
+  const makeHealth = (node: string, probeKey: () => string): CircuitBreaker =>
+    new CircuitBreaker({
       name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
       degradedLine: degradedLine(config, types),
       probeIntervalMs: PROBE_INTERVAL_MS,

@@ -3,11 +3,11 @@
 import calculateSlot from 'cluster-key-slot'
 import type { Cluster } from 'ioredis'
 
-import type { StoreHealth } from './circuit-breaker.js'
+import type { CircuitBreaker } from './circuit-breaker.js'
 
 export interface Breakers {
   /** The circuit that guards `redisKey`; the set's only one when there is one. */
-  for(redisKey?: string): StoreHealth
+  for(redisKey?: string): CircuitBreaker
   /** True while every circuit is closed. */
   readonly healthy: boolean
   /** When the set as a whole last turned healthy or not. */
@@ -17,11 +17,11 @@ export interface Breakers {
   /** Called when the set as a whole turns healthy or not. Returns the unsubscribe. */
   onChange(listener: (healthy: boolean) => void): () => void
   /** Called when any one circuit opens or closes. Returns the unsubscribe. */
-  onEach(listener: (health: StoreHealth, healthy: boolean) => void): () => void
+  onEach(listener: (health: CircuitBreaker, healthy: boolean) => void): () => void
   dispose(): void
 }
 
-type MakeHealth = (node: string, probeKey: () => string) => StoreHealth
+type MakeHealth = (node: string, probeKey: () => string) => CircuitBreaker
 
 /** A probe key in the same slot as `key`: `universo:probe:<n>` for the first n that hashes there. */
 export function probeKeyFor(key: string): string {
@@ -41,9 +41,9 @@ export function probeKeyFor(key: string): string {
 const PROBE_KEYS = new Map<number, string>()
 
 class BreakerSet implements Breakers {
-  readonly #byNode = new Map<string, { health: StoreHealth; lastKey: string | undefined }>()
+  readonly #byNode = new Map<string, { health: CircuitBreaker; lastKey: string | undefined }>()
   readonly #overall = new Set<(healthy: boolean) => void>()
-  readonly #each = new Set<(health: StoreHealth, healthy: boolean) => void>()
+  readonly #each = new Set<(health: CircuitBreaker, healthy: boolean) => void>()
   #healthy = true
   #since = new Date()
 
@@ -61,11 +61,11 @@ class BreakerSet implements Breakers {
     return this.#since
   }
 
-  for(redisKey?: string): StoreHealth {
+  for(redisKey?: string): CircuitBreaker {
     const node = this.nodeOf(redisKey)
     let entry = this.#byNode.get(node)
     if (entry === undefined) {
-      const created: { health: StoreHealth; lastKey: string | undefined } = {
+      const created: { health: CircuitBreaker; lastKey: string | undefined } = {
         health: this.make(node, () => probeKeyFor(created.lastKey ?? node)),
         lastKey: redisKey,
       }
@@ -82,7 +82,7 @@ class BreakerSet implements Breakers {
     return () => this.#overall.delete(listener)
   }
 
-  onEach(listener: (health: StoreHealth, healthy: boolean) => void): () => void {
+  onEach(listener: (health: CircuitBreaker, healthy: boolean) => void): () => void {
     this.#each.add(listener)
     return () => this.#each.delete(listener)
   }
@@ -93,7 +93,7 @@ class BreakerSet implements Breakers {
     this.#each.clear()
   }
 
-  #changed(health: StoreHealth, healthy: boolean): void {
+  #changed(health: CircuitBreaker, healthy: boolean): void {
     for (const listener of this.#each) listener(health, healthy)
     const all = [...this.#byNode.values()].every((entry) => entry.health.healthy)
     if (all === this.#healthy) return

@@ -3,10 +3,7 @@
 import { debug, type RateLimitLogger } from '../observability/logger.js'
 import { describeError } from '../observability/redact.js'
 
-/** What a limiter set does while Redis cannot be used. */
-export type StoreErrorPolicy = 'fallback' | 'allow' | 'deny'
-
-export interface StoreHealthOptions {
+export interface CircuitBreakerOptions {
   /** Who is speaking in the log lines, e.g. the keyPrefix. */
   readonly name: string
   /** The line that says what happens while degraded (limits, fail open, fail closed). */
@@ -36,7 +33,7 @@ export const MAX_PROBE_INTERVAL_MS = 1000
 /** Reopening this soon after closing counts as flapping, and the probe backs off. */
 const FLAP_WINDOW_MS = 10_000
 
-export class StoreHealth {
+export class CircuitBreaker {
   #healthy = true
   #since = new Date()
   #generation = 0
@@ -49,7 +46,7 @@ export class StoreHealth {
   #probeFailureReported = false
   readonly #listeners = new Set<(healthy: boolean) => void>()
 
-  constructor(private readonly options: StoreHealthOptions) {
+  constructor(private readonly options: CircuitBreakerOptions) {
     this.#interval = options.probeIntervalMs
   }
 

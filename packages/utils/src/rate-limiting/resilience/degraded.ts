@@ -1,7 +1,7 @@
 // What a limiter does while Redis cannot be used: the onStoreError policy as a middleware.
 import type { RequestHandler } from 'express'
 
-import type { StoreErrorPolicy } from './circuit-breaker.js'
+import type { StoreErrorPolicy } from '../config/types.js'
 
 /** The code of a 503 answered under onStoreError 'deny'. */
 export const RATE_LIMIT_UNAVAILABLE = 'RATE_LIMIT_UNAVAILABLE'

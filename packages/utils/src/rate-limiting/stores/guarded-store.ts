@@ -4,7 +4,7 @@ import type { RedisStore } from 'rate-limit-redis'
 
 import type { Breakers } from '../resilience/breakers.js'
 import type { LimiterStats } from '../observability/stats.js'
-import type { StoreHealth } from '../resilience/circuit-breaker.js'
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js'
 import type { RedisCommandClient } from '../config/types.js'
 import { batchedSendOf, settleEach, writeWatchOf, type BatchedSend, type QueuedCommand } from './batched-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
@@ -23,7 +23,7 @@ export class StoreTimeoutError extends StoreUnavailableError {}
 
 /** A call waiting on Redis: the circuit it went through, how to fail it, and when it times out. */
 export interface PendingCall {
-  readonly health: StoreHealth
+  readonly health: CircuitBreaker
   readonly fail: (error: unknown) => void
   /** performance.now() past which the call has timed out. */
   readonly deadline: number
@@ -90,7 +90,7 @@ class PendingCalls {
   }
 
   /** The calls that went through `health`. */
-  through(health: StoreHealth): PendingCall[] {
+  through(health: CircuitBreaker): PendingCall[] {
     return [...this.#calls].filter((call) => call.health === health)
   }
 
@@ -156,7 +156,7 @@ class GuardedCall<T> implements PendingCall {
 
   constructor(
     private readonly pending: PendingCalls,
-    readonly health: StoreHealth,
+    readonly health: CircuitBreaker,
     private readonly timed: boolean,
   ) {
     this.#generation = health.generation
@@ -221,7 +221,7 @@ class GuardedIncrement extends GuardedCall<IncrementResponse> implements QueuedC
 
   constructor(
     pending: PendingCalls,
-    health: StoreHealth,
+    health: CircuitBreaker,
     readonly args: readonly string[],
     private readonly key: string,
     /** On NOSCRIPT: loads the script, and sends the call again through rate-limit-redis's increment. */

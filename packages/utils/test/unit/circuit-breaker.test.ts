@@ -1,7 +1,7 @@
 // The circuit breaker on its own: fake timers, a probe that fails until told otherwise.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { StoreHealth } from '../../src/rate-limiting/resilience/circuit-breaker.js'
+import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
 import { fallbackMax } from '../../src/rate-limiting/redis/backend.js'
 import { recordingLogger } from '../support/logger.js'
 
@@ -16,7 +16,7 @@ function breaker() {
   const logger = recordingLogger()
   let redisBack = false
   let probes = 0
-  const health = new StoreHealth({
+  const health = new CircuitBreaker({
     name: 'svc',
     degradedLine: 'fallback on: test',
     probeIntervalMs: 250,
@@ -30,7 +30,7 @@ function breaker() {
   return { health, logger, back: () => (redisBack = true), probes: () => probes }
 }
 
-describe('StoreHealth', () => {
+describe('CircuitBreaker', () => {
   it('opens on the first failure and logs that once, however many failures follow', () => {
     const { health, logger } = breaker()
     expect(health.healthy).toBe(true)

@@ -10,13 +10,13 @@ import {
   type RateLimitAuditRecord,
   type RateLimitConfig,
   type RateLimiters,
-} from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { waitFor } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger, type RecordingLogger } from '../support/logger.js'
-import { valueOf } from '../support/metrics.js'
-import { redisServerAvailable, startRedisServer, type TestRedisServer } from '../support/redis-server.js'
+} from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { waitFor } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger, type RecordingLogger } from '#test/support/logger.js'
+import { valueOf } from '#test/support/metrics.js'
+import { redisServerAvailable, startRedisServer, type TestRedisServer } from '#test/support/redis-server.js'
 
 interface Rig {
   redis: TestRedisServer

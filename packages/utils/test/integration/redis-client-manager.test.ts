@@ -3,19 +3,19 @@ import { Redis } from 'ioredis'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
-import { createRateLimiters, ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
-import { CONNECTION_NAME, RedisConnection } from '../../src/rate-limiting/redis/connection.js'
-import { createApp } from '../support/app.js'
-import { waitFor } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
-import { freePort } from '../support/ports.js'
+import { createRateLimiters, ERROR_CODES, RedisClientManager } from '#src/index.js'
+import { CONNECTION_NAME, RedisConnection } from '#src/redis/connection.js'
+import { createApp } from '#test/support/app.js'
+import { waitFor } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { freePort } from '#test/support/ports.js'
 import {
   libraryConnections,
   redisServerAvailable,
   startRedisServer,
   type TestRedisServer,
-} from '../support/redis-server.js'
+} from '#test/support/redis-server.js'
 
 const ours = (server: TestRedisServer): Promise<string[]> => libraryConnections(server.admin, CONNECTION_NAME)
 

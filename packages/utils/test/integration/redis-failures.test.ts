@@ -2,25 +2,20 @@
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import {
-  createRateLimiters,
-  RedisClientManager,
-  type RateLimitConfig,
-  type RateLimiters,
-} from '../../src/rate-limiting/index.js'
-import { CONNECTION_NAME } from '../../src/rate-limiting/redis/connection.js'
-import { createApp } from '../support/app.js'
-import { listen, waitFor, type Listening } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { percentile, startLoad, statusCounts } from '../support/load.js'
-import { recordingLogger, type RecordingLogger } from '../support/logger.js'
-import { freePort } from '../support/ports.js'
+import { createRateLimiters, RedisClientManager, type RateLimitConfig, type RateLimiters } from '#src/index.js'
+import { CONNECTION_NAME } from '#src/redis/connection.js'
+import { createApp } from '#test/support/app.js'
+import { listen, waitFor, type Listening } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { percentile, startLoad, statusCounts } from '#test/support/load.js'
+import { recordingLogger, type RecordingLogger } from '#test/support/logger.js'
+import { freePort } from '#test/support/ports.js'
 import {
   libraryConnections,
   redisServerAvailable,
   startRedisServer,
   type TestRedisServer,
-} from '../support/redis-server.js'
+} from '#test/support/redis-server.js'
 
 /** Latency a request may show while Redis is away: the breaker must make it fail fast, not wait. */
 const NO_WAIT_MS = 1000

@@ -3,24 +3,24 @@ import type { Options } from 'express-rate-limit'
 import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
-import { createRateLimiters, RedisClientManager, type RateLimiters } from '../../src/rate-limiting/index.js'
-import { CONNECTION_NAME } from '../../src/rate-limiting/redis/connection.js'
-import { singleBreaker } from '../../src/rate-limiting/resilience/breakers.js'
-import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
-import { GuardedRedisStore } from '../../src/rate-limiting/stores/guarded-store.js'
-import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
-import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
-import { createApp } from '../support/app.js'
-import { hammer, listen, waitFor } from '../support/http.js'
-import { seededRandom } from '../support/random.js'
-import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { createRateLimiters, RedisClientManager, type RateLimiters } from '#src/index.js'
+import { CONNECTION_NAME } from '#src/redis/connection.js'
+import { singleBreaker } from '#src/resilience/breakers.js'
+import { CircuitBreaker } from '#src/resilience/circuit-breaker.js'
+import { GuardedRedisStore } from '#src/stores/guarded-store.js'
+import { createRedisStore } from '#src/stores/redis-store.js'
+import { LimiterStats } from '#src/observability/stats.js'
+import { createApp } from '#test/support/app.js'
+import { hammer, listen, waitFor } from '#test/support/http.js'
+import { seededRandom } from '#test/support/random.js'
+import { describeLimiterContract, uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 import {
   libraryConnections,
   redisServerAvailable,
   startRedisServer,
   type TestRedisServer,
-} from '../support/redis-server.js'
+} from '#test/support/redis-server.js'
 
 describe.runIf(redisServerAvailable())('rate limiting on a real redis-server', () => {
   let server: TestRedisServer

@@ -2,8 +2,8 @@
 import { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 
-import { redisServerAvailable } from '../support/redis-server.js'
-import { makeCertificates, startCluster, startSentinels, startTlsServer } from '../support/topologies.js'
+import { redisServerAvailable } from '#test/support/redis-server.js'
+import { makeCertificates, startCluster, startSentinels, startTlsServer } from '#test/support/topologies.js'
 
 describe.runIf(redisServerAvailable())('test topologies', () => {
   it('a 3-master cluster serves every slot', async () => {

@@ -1,14 +1,14 @@
 // REDIS_SENTINELS: a master, a replica and three sentinels, and a forced failover under load.
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { createRateLimiters, RedisClientManager } from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { listen, waitFor } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { percentile, startLoad, statusCounts } from '../support/load.js'
-import { recordingLogger } from '../support/logger.js'
-import { redisServerAvailable } from '../support/redis-server.js'
-import { startSentinels, type TestSentinels } from '../support/topologies.js'
+import { createRateLimiters, RedisClientManager } from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { listen, waitFor } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { percentile, startLoad, statusCounts } from '#test/support/load.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { redisServerAvailable } from '#test/support/redis-server.js'
+import { startSentinels, type TestSentinels } from '#test/support/topologies.js'
 
 let setup: TestSentinels | undefined
 afterEach(async () => {

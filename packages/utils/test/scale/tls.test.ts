@@ -3,13 +3,13 @@ import { rmSync } from 'node:fs'
 
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
-import { createRateLimiters, ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { listen } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
-import { redisServerAvailable } from '../support/redis-server.js'
-import { makeCertificates, startTlsServer, type TlsFiles } from '../support/topologies.js'
+import { createRateLimiters, ERROR_CODES, RedisClientManager } from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { listen } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { redisServerAvailable } from '#test/support/redis-server.js'
+import { makeCertificates, startTlsServer, type TlsFiles } from '#test/support/topologies.js'
 
 describe.runIf(redisServerAvailable())('TLS (rediss://)', () => {
   let files: TlsFiles

@@ -8,7 +8,7 @@ import {
   type RateLimitConfig,
   type RateLimiters,
   type RateLimitRequestHandler,
-} from '../../src/rate-limiting/index.js'
+} from '#src/index.js'
 import { createApp } from './app.js'
 import { recordingLogger } from './logger.js'
 

@@ -1,5 +1,5 @@
 // A logger that records every line, so tests can assert on exactly what operators would see.
-import type { RateLimitLogger } from '../../src/rate-limiting/index.js'
+import type { RateLimitLogger } from '#src/index.js'
 
 export interface RecordedLine {
   readonly level: 'info' | 'warn' | 'error'

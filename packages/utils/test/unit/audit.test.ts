@@ -3,8 +3,8 @@ import type { Request } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 import { describe, expect, it } from 'vitest'
 
-import { AuditLog, MAX_AUDITED_KEYS } from '../../src/rate-limiting/observability/audit.js'
-import { recordingLogger } from '../support/logger.js'
+import { AuditLog, MAX_AUDITED_KEYS } from '#src/observability/audit.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 const WINDOW_MS = 60_000
 

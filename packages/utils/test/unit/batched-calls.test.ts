@@ -1,8 +1,8 @@
 // Commands queued while one pipeline is in flight go out together; a pipeline that never answers holds nothing back.
 import { describe, expect, it } from 'vitest'
 
-import { batchedCalls } from '../../src/rate-limiting/stores/batched-calls.js'
-import { waitFor } from '../support/http.js'
+import { batchedCalls } from '#src/stores/batched-calls.js'
+import { waitFor } from '#test/support/http.js'
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void }
 

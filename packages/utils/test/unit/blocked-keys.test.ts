@@ -3,12 +3,12 @@ import express from 'express'
 import request from 'supertest'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 
-import { BlockedKeys, MAX_BLOCKED_KEYS } from '../../src/rate-limiting/limiter/blocked-keys.js'
-import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { waitFor } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { BlockedKeys, MAX_BLOCKED_KEYS } from '#src/limiter/blocked-keys.js'
+import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { waitFor } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 const created: RateLimiters[] = []
 afterEach(() => {

@@ -1,9 +1,9 @@
 // The circuit breaker on its own: fake timers, a probe that fails until told otherwise.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
-import { fallbackMax } from '../../src/rate-limiting/redis/backend.js'
-import { recordingLogger } from '../support/logger.js'
+import { CircuitBreaker } from '#src/resilience/circuit-breaker.js'
+import { fallbackMax } from '#src/redis/backend.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 beforeEach(() => {
   vi.useFakeTimers()

@@ -2,9 +2,9 @@
 import { MemoryStore, type Options } from 'express-rate-limit'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
-import { CompactMemoryStore } from '../../src/rate-limiting/stores/memory-store.js'
-import { seededRandom } from '../support/random.js'
+import { LimiterStats } from '#src/observability/stats.js'
+import { CompactMemoryStore } from '#src/stores/memory-store.js'
+import { seededRandom } from '#test/support/random.js'
 
 const WINDOW_MS = 1_000
 const options = { windowMs: WINDOW_MS } as Options

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { ERROR_CODES, rateLimitConfigFromEnv, RateLimitError } from '../../src/rate-limiting/index.js'
+import { ERROR_CODES, rateLimitConfigFromEnv, RateLimitError } from '#src/index.js'
 
 function errorFor(env: Record<string, string>): RateLimitError {
   try {

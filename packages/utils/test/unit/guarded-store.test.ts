@@ -3,19 +3,19 @@ import type { Options } from 'express-rate-limit'
 import type { RedisStore } from 'rate-limit-redis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { singleBreaker } from '../../src/rate-limiting/resilience/breakers.js'
-import { LimiterStats } from '../../src/rate-limiting/observability/stats.js'
-import { CircuitBreaker } from '../../src/rate-limiting/resilience/circuit-breaker.js'
+import { singleBreaker } from '#src/resilience/breakers.js'
+import { LimiterStats } from '#src/observability/stats.js'
+import { CircuitBreaker } from '#src/resilience/circuit-breaker.js'
 import {
   failEach,
   GuardedRedisStore,
   StoreTimeoutError,
   StoreUnavailableError,
   type PendingCall,
-} from '../../src/rate-limiting/stores/guarded-store.js'
-import { createRedisStore } from '../../src/rate-limiting/stores/redis-store.js'
-import type { RedisCommandClient } from '../../src/rate-limiting/config/types.js'
-import { recordingLogger } from '../support/logger.js'
+} from '#src/stores/guarded-store.js'
+import { createRedisStore } from '#src/stores/redis-store.js'
+import type { RedisCommandClient } from '#src/config/types.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 /** A rate-limit-redis store whose calls never answer: Redis hung. */
 function hungStore(): RedisStore {

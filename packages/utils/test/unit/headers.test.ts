@@ -4,10 +4,10 @@ import { ipKeyGenerator, rateLimit } from 'express-rate-limit'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { partitionKey } from '../../src/rate-limiting/limiter/headers.js'
-import { createRateLimiter, type RateLimitRequestHandler } from '../../src/rate-limiting/index.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { partitionKey } from '#src/limiter/headers.js'
+import { createRateLimiter, type RateLimitRequestHandler } from '#src/index.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 const created: RateLimitRequestHandler[] = []
 afterEach(() => {

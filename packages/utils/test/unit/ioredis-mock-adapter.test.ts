@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import RedisMock from 'ioredis-mock'
 import { describe, expect, it } from 'vitest'
 
-import { createIoredisMockAdapter } from '../../src/rate-limiting/testing/index.js'
+import { createIoredisMockAdapter } from '#src/testing/index.js'
 
 const SCRIPT = 'return redis.call("INCR", KEYS[1])'
 const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex')

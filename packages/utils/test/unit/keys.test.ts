@@ -3,16 +3,11 @@ import RedisMock from 'ioredis-mock'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import {
-  createRateLimiters,
-  defaultKeyGenerator,
-  MAX_CLIENT_KEY_BYTES,
-  type RateLimiters,
-} from '../../src/rate-limiting/index.js'
-import { boundedKey } from '../../src/rate-limiting/limiter/keys.js'
-import { createIoredisMockAdapter } from '../../src/rate-limiting/testing/index.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { createRateLimiters, defaultKeyGenerator, MAX_CLIENT_KEY_BYTES, type RateLimiters } from '#src/index.js'
+import { boundedKey } from '#src/limiter/keys.js'
+import { createIoredisMockAdapter } from '#src/testing/index.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 const fakeRequest = (ip: string | undefined, user?: unknown) =>
   ({ ip, user, socket: { remoteAddress: undefined } }) as unknown as express.Request

@@ -1,11 +1,11 @@
 import request from 'supertest'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { createRateLimiter, createRateLimiters, ERROR_CODES, RateLimitError } from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
-import { freePort } from '../support/ports.js'
+import { createRateLimiter, createRateLimiters, ERROR_CODES, RateLimitError } from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { describeLimiterContract, uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { freePort } from '#test/support/ports.js'
 
 describeLimiterContract('MemoryStore', {
   storeLine: 'Using MemoryStore (single-instance mode)',

@@ -2,11 +2,11 @@ import RedisMock from 'ioredis-mock'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { createRateLimiters, type RateLimiters } from '../../src/rate-limiting/index.js'
-import { createIoredisMockAdapter } from '../../src/rate-limiting/testing/index.js'
-import { createApp } from '../support/app.js'
-import { describeLimiterContract, uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { createRateLimiters, type RateLimiters } from '#src/index.js'
+import { createIoredisMockAdapter } from '#src/testing/index.js'
+import { createApp } from '#test/support/app.js'
+import { describeLimiterContract, uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 // ioredis-mock instances share one dataset per host and port, and each one adds a listener to a
 // shared emitter, so the file uses one instance and each test reads only its own prefix.

@@ -11,12 +11,12 @@ import {
   RATE_LIMIT_METRICS,
   type RateLimitAuditRecord,
   type RateLimitConfig,
-} from '../../src/rate-limiting/index.js'
-import { createApp } from '../support/app.js'
-import { hammer, listen } from '../support/http.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger, type RecordingLogger } from '../support/logger.js'
-import { samples, valueOf } from '../support/metrics.js'
+} from '#src/index.js'
+import { createApp } from '#test/support/app.js'
+import { hammer, listen } from '#test/support/http.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger, type RecordingLogger } from '#test/support/logger.js'
+import { samples, valueOf } from '#test/support/metrics.js'
 
 const disposers: (() => void)[] = []
 afterEach(() => {

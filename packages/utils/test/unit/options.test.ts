@@ -10,8 +10,8 @@ import {
   RateLimitError,
   type RateLimitConfig,
   type RateLimiters,
-} from '../../src/rate-limiting/index.js'
-import { recordingLogger } from '../support/logger.js'
+} from '#src/index.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 const created: RateLimiters[] = []
 afterEach(() => {

@@ -2,10 +2,10 @@ import express from 'express'
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 
-import { createRateLimiters } from '../../src/rate-limiting/index.js'
-import { CHECKED_REQUESTS } from '../../src/rate-limiting/limiter/proxy-checks.js'
-import { uniquePrefix } from '../support/limiter-contract.js'
-import { recordingLogger } from '../support/logger.js'
+import { createRateLimiters } from '#src/index.js'
+import { CHECKED_REQUESTS } from '#src/limiter/proxy-checks.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
 
 async function appWith(trustProxy: boolean | number) {
   const logger = recordingLogger()

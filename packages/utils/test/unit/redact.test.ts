@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { redactCredentials } from '../../src/rate-limiting/index.js'
-import { redactUrl } from '../../src/rate-limiting/observability/redact.js'
+import { redactCredentials } from '#src/index.js'
+import { redactUrl } from '#src/observability/redact.js'
 
 describe('redactCredentials', () => {
   it.each([

@@ -2,10 +2,10 @@
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
-import { ERROR_CODES, RedisClientManager } from '../../src/rate-limiting/index.js'
-import { reconnectDelay, RedisConnection } from '../../src/rate-limiting/redis/connection.js'
-import { recordingLogger } from '../support/logger.js'
-import { freePort } from '../support/ports.js'
+import { ERROR_CODES, RedisClientManager } from '#src/index.js'
+import { reconnectDelay, RedisConnection } from '#src/redis/connection.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { freePort } from '#test/support/ports.js'
 
 afterEach(() => {
   vi.unstubAllEnvs()

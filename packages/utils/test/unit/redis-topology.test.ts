@@ -1,9 +1,9 @@
 import calculateSlot from 'cluster-key-slot'
 import { describe, expect, it } from 'vitest'
 
-import { probeKeyFor } from '../../src/rate-limiting/resilience/breakers.js'
-import { ERROR_CODES, RateLimitError, redisTargetFromEnv } from '../../src/rate-limiting/index.js'
-import { describeTarget, parseNodeList } from '../../src/rate-limiting/redis/topology.js'
+import { probeKeyFor } from '#src/resilience/breakers.js'
+import { ERROR_CODES, RateLimitError, redisTargetFromEnv } from '#src/index.js'
+import { describeTarget, parseNodeList } from '#src/redis/topology.js'
 
 function failure(env: Record<string, string>): RateLimitError {
   try {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 
-import { ERROR_CODES, RateLimitError } from '../../src/rate-limiting/index.js'
-import { redactUrl } from '../../src/rate-limiting/observability/redact.js'
-import { parseRedisUrl } from '../../src/rate-limiting/redis/url.js'
-import { seededRandom } from '../support/random.js'
+import { ERROR_CODES, RateLimitError } from '#src/index.js'
+import { redactUrl } from '#src/observability/redact.js'
+import { parseRedisUrl } from '#src/redis/url.js'
+import { seededRandom } from '#test/support/random.js'
 
 describe('parseRedisUrl', () => {
   it.each([

@@ -1,8 +1,8 @@
 // The integration harness's own rules: a missing redis-server is loud, and fatal under CI.
 import { describe, expect, it, vi } from 'vitest'
 
-import { requireRedisServer } from '../support/global-setup.js'
-import { INSTALL_HINT } from '../support/redis-server.js'
+import { requireRedisServer } from '#test/support/global-setup.js'
+import { INSTALL_HINT } from '#test/support/redis-server.js'
 
 describe('requireRedisServer', () => {
   it('does nothing when redis-server is installed', () => {

@@ -77,13 +77,16 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   }
 }
 
-function logLevel(env: Env): LogLevel {
-  const raw = value(env, 'LOG_LEVEL')
-  if (raw === undefined) return 'info'
-  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
-    throw new ConfigError('LOG_LEVEL', `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${shown(raw)}`)
+const logLevel = (env: Env): LogLevel => oneOf(env, 'LOG_LEVEL', LOG_LEVELS, 'info')
+
+/** `name`'s value if it is one of `allowed`, `fallback` when unset; anything else throws, naming it. */
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = value(env, name)
+  if (raw === undefined) return fallback
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `${name} must be one of ${allowed.join(', ')}, got ${shown(raw)}`)
   }
-  return raw as LogLevel
+  return raw as T
 }
 
 /** METRICS_TOKEN's hash. The token is never shown, not even in an error: only its length is. */
@@ -110,14 +113,7 @@ function port(env: Env): number {
   return parsed
 }
 
-function nodeEnv(env: Env): NodeEnv {
-  const raw = value(env, 'NODE_ENV')
-  if (raw === undefined) return 'development'
-  if (!(NODE_ENVS as readonly string[]).includes(raw)) {
-    throw new ConfigError('NODE_ENV', `NODE_ENV must be one of ${NODE_ENVS.join(', ')}, got ${shown(raw)}`)
-  }
-  return raw as NodeEnv
-}
+const nodeEnv = (env: Env): NodeEnv => oneOf(env, 'NODE_ENV', NODE_ENVS, 'development')
 
 function trustProxy(env: Env): number | false {
   const raw = value(env, 'TRUST_PROXY')

@@ -1,7 +1,7 @@
 // Which Redis to use, from the environment: one server (REDIS_URL), Sentinel, or Cluster, with TLS.
 import { readFileSync } from 'node:fs'
 
-import { envFlag, envValue, type Env } from '../config/env-values.js'
+import { envFlag, envValue, shownValue, type Env } from '../config/env-values.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { redactCredentials } from '../observability/redact.js'
 import { parseRedisUrl, type RedisEndpoint } from './url.js'
@@ -53,7 +53,7 @@ export function parseNodeList(raw: string, variable: string): HostPort[] {
       throw configError(
         ERROR_CODES.REDIS_NODES_INVALID,
         variable,
-        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${JSON.stringify(redactCredentials(entry).slice(0, 60))}; ` +
+        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${shownValue(redactCredentials(entry), 60)}; ` +
           `expected a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
       )
     }
@@ -160,7 +160,7 @@ export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisT
       throw configError(
         ERROR_CODES.REDIS_NODES_INVALID,
         'REDIS_SENTINEL_MASTER',
-        `REDIS_SENTINEL_MASTER must name the monitored master (1-64 characters from A-Z a-z 0-9 . _ -) when REDIS_SENTINELS is set, got ${masterName === undefined ? 'nothing' : JSON.stringify(masterName.slice(0, 40))}`,
+        `REDIS_SENTINEL_MASTER must name the monitored master (1-64 characters from A-Z a-z 0-9 . _ -) when REDIS_SENTINELS is set, got ${masterName === undefined ? 'nothing' : shownValue(masterName)}`,
       )
     }
     const sentinelPassword = env.REDIS_SENTINEL_PASSWORD === '' ? undefined : env.REDIS_SENTINEL_PASSWORD

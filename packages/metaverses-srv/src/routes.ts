@@ -6,7 +6,7 @@ import { requestErrorHandler, sendError } from './http-errors.js'
 import { getRateLimiters } from './rate-limiters.js'
 import { checkMetaverseInput, checkPage } from './validation.js'
 
-/** Called per request, so the host decides how the data source is found (the original passed a TypeORM getter). */
+/** Called per request, so the host decides how the data source is found: a TypeORM getter, a pool, or a test double. */
 export type GetDataSource = () => MetaversesDataSource
 
 /** The largest request body accepted; more gets 413. */
@@ -36,7 +36,7 @@ const requireJson: RequestHandler = (req, res, next) => {
 
 /**
  * The router for /metaverses, to mount under /api/v1. The rate limiter runs before `ensureAuth`,
- * so requests that authentication refuses still count (the original never counted them). Throws `Rate limiters not initialized. Call initializeRateLimiters() first.` when called
+ * so requests that authentication refuses still count: a client guessing tokens is limited like any other. Throws `Rate limiters not initialized. Call initializeRateLimiters() first.` when called
  * before the limiters exist.
  */
 export function createMetaversesServiceRoutes(ensureAuth: RequestHandler, getDataSource: GetDataSource): Router {

@@ -1,4 +1,4 @@
-// The public, static face of the process's one Redis connection (the original API's name).
+// The public, static face of the process's one Redis connection.
 import type { Redis } from 'ioredis'
 
 import type { RedisClient } from './client-factory.js'

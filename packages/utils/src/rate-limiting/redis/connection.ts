@@ -195,7 +195,7 @@ export class RedisConnection {
       connectTimeoutMs: timeoutMs,
       retryStrategy: (attempt: number) => {
         // Before the first success a bounded number of tries keeps boot short; afterwards an
-        // outage never ends the client (the original gave up for good after 3 tries).
+        // outage never ends the client: it retries until Redis is back or the client is closed.
         if (!everReady && attempt === connectRetries + 1) {
           logger.error(
             persistent

@@ -164,11 +164,11 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     const load = startLoad(`${r.http.base}/items`, 100)
     await load.waitForAnswers(30, 'on Redis')
     await r.redis.signal('SIGSTOP')
-    // Time is the condition: the stall is this long, far under the 150 ms that would open the breaker.
-    await new Promise((done) => setTimeout(done, 20))
+    // A stall that two requests meet (about 20 ms at 100/s), far under the 150 ms that would open the breaker.
+    await load.waitForSent(2, 'while Redis is stopped')
     await r.redis.signal('SIGCONT')
-    // Time is the condition: no outage declared must mean none for well past the 150 ms it would take.
-    await new Promise((done) => setTimeout(done, 300))
+    // Then 30 answers more (about 300 ms), well past the 150 ms an outage would take to be declared.
+    await load.waitForAnswers(30, 'after the stall')
     const samples = await load.stop()
     expect(statusCounts(samples)).toEqual({ 200: samples.length })
     expect(count(r.logger, LOST)).toBe(0)
@@ -180,11 +180,22 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     await fetch(`${r.http.base}/items`)
     await r.redis.admin.config('SET', 'maxmemory-policy', 'noeviction')
     await r.redis.admin.config('SET', 'maxmemory', '1')
-    for (let i = 0; i < 40; i++) {
+    // "Without flapping": requests all along, until the circuit is open and Redis has refused
+    // three more of its probes' writes (one each PROBE_INTERVAL_MS).
+    const refused = async (): Promise<number> =>
+      Number(/errorstat_OOM:count=(\d+)/.exec(await r.redis.admin.info('errorstats'))?.[1] ?? 0)
+    const request = async (): Promise<void> => {
       expect((await fetch(`${r.http.base}/items`)).status).toBe(200)
-      // Time is the condition: "without flapping" means none over a second of requests and probes.
-      await new Promise((done) => setTimeout(done, 25))
     }
+    await waitFor('the first probe refused', async () => {
+      await request()
+      return r.logger.messages().some((m) => /Redis still unavailable: .*OOM/.test(m))
+    })
+    const afterFirstProbe = await refused()
+    await waitFor('three more probes refused', async () => {
+      await request()
+      return (await refused()) >= afterFirstProbe + 3
+    })
     expect(r.limiters.status()).toMatchObject({ ready: false, state: 'fallback' })
     expect(count(r.logger, LOST)).toBe(1)
     expect(count(r.logger, BACK)).toBe(0)

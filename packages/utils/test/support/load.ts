@@ -14,6 +14,8 @@ export interface Load {
    * so that a test goes on after that much load rather than after a guessed time.
    */
   waitForAnswers(count: number, what: string, timeoutMs?: number): Promise<void>
+  /** Resolves once `count` more requests have been sent (answered or not). */
+  waitForSent(count: number, what: string, timeoutMs?: number): Promise<void>
   /** Stops sending and resolves with every sample once the last answer is in. */
   stop(): Promise<Sample[]>
 }
@@ -23,9 +25,11 @@ export function startLoad(url: string, perSecond: number, init: RequestInit = {}
   const samples: Sample[] = []
   const inFlight = new Set<Promise<void>>()
   const started = performance.now()
+  let sentCount = 0
   const timer = setInterval(() => {
     const at = performance.now() - started
     const sent = performance.now()
+    sentCount++
     const request: Promise<void> = fetch(url, init)
       .then(async (res) => {
         await res.arrayBuffer()
@@ -41,6 +45,10 @@ export function startLoad(url: string, perSecond: number, init: RequestInit = {}
     async waitForAnswers(count, what, timeoutMs) {
       const target = samples.length + count
       await waitFor(`${count} answers of the load ${what}`, () => samples.length >= target, timeoutMs)
+    },
+    async waitForSent(count, what, timeoutMs) {
+      const target = sentCount + count
+      await waitFor(`${count} requests of the load sent ${what}`, () => sentCount >= target, timeoutMs, 1)
     },
     async stop() {
       clearInterval(timer)

@@ -93,11 +93,20 @@ describe.runIf(redisServerAvailable())('the shared budget on a busy, just-starte
     return byStatus
   }
 
-  /** FLEETS fresh fleets, one after the other, each taking one burst for a client it has never seen. */
-  async function burstFreshFleets(env: Record<string, string> = {}): Promise<Record<number, number>[]> {
+  /**
+   * FLEETS fresh fleets, one after the other, each taking one burst for a client it has never seen;
+   * `during` runs while the burst is in flight.
+   */
+  async function burstFreshFleets(
+    env: Record<string, string> = {},
+    during?: (fleet: readonly ServerProcess[]) => Promise<void>,
+  ): Promise<Record<number, number>[]> {
     const results: Record<number, number>[] = []
-    for (let fleet = 0; fleet < FLEETS; fleet++) {
-      results.push(counts(await burst(await freshFleet(env))))
+    for (let round = 0; round < FLEETS; round++) {
+      const fleet = await freshFleet(env)
+      const answers = burst(fleet)
+      await during?.(fleet)
+      results.push(counts(await answers))
       await Promise.all(servers.map((server) => server.stop()))
       servers = []
       await redis.admin.flushall()
@@ -123,10 +132,7 @@ describe.runIf(redisServerAvailable())('the shared budget on a busy, just-starte
     // A long GC pause or a descheduled container, made certain: Redis answers the calls in flight,
     // the answers wait in the sockets, and the calls' deadlines pass while nothing runs. On resume
     // the timers are due before those answers are read; they must not be judged Redis's lateness.
-    const results: Record<number, number>[] = []
-    for (let round = 0; round < FLEETS; round++) {
-      const fleet = await freshFleet()
-      const answers = burst(fleet)
+    const pauseMidBurst = async (fleet: readonly ServerProcess[]): Promise<void> => {
       await waitFor(
         'Redis to count part of the burst',
         async () => Number(await redis.admin.get(READ_KEY)) >= 20,
@@ -141,12 +147,8 @@ describe.runIf(redisServerAvailable())('the shared budget on a busy, just-starte
       } finally {
         for (const server of fleet) process.kill(server.pid, 'SIGCONT')
       }
-      results.push(counts(await answers))
-      await Promise.all(servers.map((server) => server.stop()))
-      servers = []
-      await redis.admin.flushall()
     }
-    expect(results).toEqual(exact)
+    expect(await burstFreshFleets({}, pauseMidBurst)).toEqual(exact)
   })
 
   it('answers no 503 under onStoreError deny while Redis is healthy, on a busy machine', async () => {

@@ -19,8 +19,8 @@ import { startServer, type ServerProcess } from './support/server-process.js'
 const MAX_READ = 100
 /** The burst's client key in Redis: every request comes from 127.0.0.1. */
 const READ_KEY = 'metaverses-srv:read:127.0.0.1'
-/** How long the processes are paused mid-burst: well over the default storeTimeoutMs of 30 ms. */
-const PAUSE_MS = 100
+/** How long the processes are paused mid-burst: three times the default storeTimeoutMs (100 ms). */
+const PAUSE_MS = 300
 const BURST = 400
 /**
  * Fleets per test, each started afresh: a cold process over-admits only when its first calls are

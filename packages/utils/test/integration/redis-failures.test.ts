@@ -130,7 +130,7 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     await r.redis.signal('SIGCONT')
     await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
     expect(Date.now() - resumed).toBeLessThan(RECOVERY_MS)
-    // Only the requests that met the hang before the breaker opened (timeouts for 3 x 30 ms, so
+    // Only the requests that met the hang before the breaker opened (timeouts for 3 x 100 ms, so
     // at most 4 one after another) reached Redis; the rest never left the process.
     expect(Number(await r.redis.admin.get(key))).toBeLessThanOrEqual(3 + 4)
     expect(count(r.logger, LOST)).toBe(1)

@@ -42,7 +42,7 @@ describe('defaults', () => {
       onStoreError: 'fallback',
       instances: 1,
       requireRedis: false,
-      storeTimeoutMs: 30,
+      storeTimeoutMs: 100,
     })
     expect(Object.isFrozen(DEFAULT_RATE_LIMIT_CONFIG)).toBe(true)
   })

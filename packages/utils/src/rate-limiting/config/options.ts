@@ -23,7 +23,7 @@ export const DEFAULT_RATE_LIMIT_CONFIG = Object.freeze({
   onStoreError: 'fallback',
   instances: 1,
   requireRedis: false,
-  storeTimeoutMs: 30,
+  storeTimeoutMs: 100,
   shadow: false,
   auditLog: true,
 } as const)

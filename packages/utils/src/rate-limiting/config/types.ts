@@ -96,8 +96,9 @@ export interface RateLimitConfig {
    */
   requireRedis?: boolean
   /**
-   * A Redis call that takes longer than this (ms) counts as a failure: the request is decided by
-   * the policy and the circuit opens. An integer 1-10000. @default 30
+   * How long (ms) Redis may leave a call's write unanswered before the request is decided by the
+   * policy; timeouts that keep coming for three times this open the circuit. Time a call spends in
+   * our own process does not count (redis-failures.md, Deadlines). An integer 1-10000. @default 100
    */
   storeTimeoutMs?: number
   /**

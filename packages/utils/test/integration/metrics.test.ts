@@ -118,8 +118,10 @@ describe.runIf(redisServerAvailable())('metrics on Redis', () => {
     await request(app).get('/items')
     await r.redis.signal('SIGSTOP')
     try {
+      // Each probe as a client of its own: however many it takes to open the breaker, none is refused.
+      let probes = 0
       await waitFor('the limiters to notice', async () => {
-        await request(app).get('/items').set('X-Forwarded-For', '10.0.0.9')
+        await request(app).get('/items').set('X-Forwarded-For', `10.0.1.${++probes}`)
         return !r.limiters.status().ready
       })
       const statuses = []

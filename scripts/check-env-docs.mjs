@@ -8,7 +8,8 @@
 // and strings never count) and names the variables they read. Inside them the environment is
 // `process.env` or a parameter called `env`; a variable's name is a literal, an element of a literal
 // list, or the `name` parameter of a helper (a function with `env` and `name` parameters), whose
-// callers then name it. Any other use of the environment is reported as a problem: the check fails
+// callers then name it; or `spec.env.name`, where the option schema (config/schema.ts) declares
+// each variable as `env: 'NAME'`, a declaration counted as a read. Any other use of the environment is reported as a problem: the check fails
 // loudly rather than miss a variable. Variables that dependencies read are in DEPENDENCY_READS.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
@@ -20,6 +21,7 @@ import ts from 'typescript'
 export const ENV_MODULES = Object.freeze([
   'packages/server/src/config.ts',
   'packages/utils/src/rate-limiting/config/env.ts',
+  'packages/utils/src/rate-limiting/config/schema.ts',
   'packages/utils/src/rate-limiting/config/env-values.ts',
   'packages/utils/src/rate-limiting/redis/topology.ts',
   'packages/utils/src/rate-limiting/redis/connection.ts',
@@ -116,6 +118,17 @@ function namesOf(expression) {
   return undefined
 }
 
+/** `<spec>.env.name`: the variable an option of the schema declares. */
+const isDeclaredName = (expression) => {
+  const node = unwrap(expression)
+  return (
+    ts.isPropertyAccessExpression(node) &&
+    node.name.text === 'name' &&
+    ts.isPropertyAccessExpression(unwrap(node.expression)) &&
+    unwrap(node.expression).name.text === 'env'
+  )
+}
+
 /** Functions (declarations and `const f = (...) =>`) of the env modules, by name. */
 function functionsOf(sources) {
   const functions = new Map()
@@ -145,6 +158,8 @@ export function findEnvReads(modules) {
     const fail = (node, why) => problems.push(`${where(node)}: ${why}: ${node.getText(source).slice(0, 120)}`)
     const add = (name, place) => reads.set(name, [...(reads.get(name) ?? []), place])
     const read = (node, expression) => {
+      // `spec.env.name`: a variable the option schema declares with `env: 'NAME'` (added below).
+      if (isDeclaredName(expression)) return
       const names = namesOf(expression)
       if (names === undefined) return fail(node, 'cannot name the variable')
       for (const name of names) add(name, where(expression))
@@ -174,6 +189,11 @@ export function findEnvReads(modules) {
     }
     const visit = (node) => {
       if (isProcessEnv(node) || isEnvIdentifier(node)) classify(node)
+      // An option of the schema that a variable sets: `env: 'NAME'`.
+      if (ts.isPropertyAssignment(node) && node.name.getText(source) === 'env') {
+        const name = stringOf(node.initializer)
+        if (name !== undefined && VARIABLE_NAME.test(name)) add(name, where(node.initializer))
+      }
       // A helper's call: its `name` argument names the variable.
       if (ts.isCallExpression(node) && ts.isIdentifier(node.expression)) {
         const at = new Set(

@@ -100,7 +100,9 @@ describe('the real repository', () => {
     expect(real.ok).toBe(true)
     // Read through each form the code uses: a helper of a helper, env.NAME, a literal list, a dependency.
     expect(real.reads.get('AUTH_REQUIRED')?.[0]).toMatch(/^packages\/server\/src\/config\.ts:/)
-    expect(real.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(/^packages\/utils\/src\/rate-limiting\/config\/env\.ts:/)
+    expect(real.reads.get('RATE_LIMIT_READ_MAX')?.[0]).toMatch(
+      /^packages\/utils\/src\/rate-limiting\/config\/schema\.ts:/,
+    )
     expect(real.reads.get('REDIS_PASSWORD')?.[0]).toMatch(/redis\/topology\.ts:/)
     expect(real.reads.get('REDIS_SENTINELS')?.some((place) => place.includes('redis/connection.ts'))).toBe(true)
     for (const name of ['DEBUG', 'DEBUG_COLORS', 'DEBUG_DEPTH', 'DEBUG_HIDE_DATE', 'DEBUG_SHOW_HIDDEN']) {
@@ -236,6 +238,15 @@ describe('the scan of the env modules', () => {
         "for (const [name, fix] of [['A', 'x'], ['B', 'y']] as const) envValue(process.env, name)",
       ].join('\n'),
       ['A', 'B'],
+    ],
+    [
+      "an option schema's env: 'NAME', read as spec.env.name",
+      [
+        'function envValue(env: Env, name: string) { return env[name] }',
+        "const OPTIONS = { a: { env: { name: 'A' } }, b: flag(false, { env: 'B' }), c: { env: 'not a name' } }",
+        'for (const spec of Object.values(OPTIONS)) envValue(process.env, spec.env.name)',
+      ].join('\n'),
+      ['B'],
     ],
   ])('names a variable read through %s', (_form, text, names) => {
     expect(readsOf(text)).toEqual({ names, problems: [] })

@@ -20,8 +20,15 @@ export const shownValue = (raw: string, max = 40): string =>
 export function envFlag(env: Env, name: string, code: RateLimitErrorCode): boolean | undefined {
   const raw = envValue(env, name)
   if (raw === undefined) return undefined
-  const lower = raw.toLowerCase()
+  const flag = flagValue(raw)
+  if (flag !== undefined) return flag
+  throw new RateLimitError(code, `${name} must be true or false, got ${shownValue(raw)}`, { option: name })
+}
+
+/** `true`, `false`, `1` or `0`, in any case, as a boolean; undefined for any other text. */
+export function flagValue(text: string): boolean | undefined {
+  const lower = text.toLowerCase()
   if (lower === 'true' || lower === '1') return true
   if (lower === 'false' || lower === '0') return false
-  throw new RateLimitError(code, `${name} must be true or false, got ${shownValue(raw)}`, { option: name })
+  return undefined
 }

@@ -63,8 +63,9 @@ export interface RateLimitConfig {
   /** Connection attempts retried before the first connection fails the call. An integer 0-20. @default 3 */
   redisRetries?: number
   /**
-   * Kept so that code written against the first implementation still compiles. Ignored with a
-   * warning: reconnects back off at `min(attempt * 100, 1000)` ms (MAX_RECONNECT_DELAY_MS).
+   * Kept so that code written against the first implementation still compiles. An integer
+   * 0-60000, ignored with a warning: reconnects back off at `min(attempt * 100, 1000)` ms
+   * (MAX_RECONNECT_DELAY_MS).
    * @deprecated
    */
   redisRetryDelay?: number

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis'
 
 import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { MAX_RECONNECT_DELAY_MS } from '../config/schema.js'
 import { consoleLogger, debug, type RateLimitLogger } from '../observability/logger.js'
 import { describeError } from '../observability/redact.js'
 import { CONNECTION_NAME, createRedisClient, MAX_RETRIES_PER_REQUEST, type RedisClient } from './client-factory.js'
@@ -27,11 +28,6 @@ export interface RedisConnectOptions {
   readonly persistent?: boolean
 }
 
-/**
- * The guide caps the back-off at 3 s; 1 s lets a fleet be back on the shared budget within 2 s of
- * Redis returning, for one connection attempt per second per process during an outage.
- */
-export const MAX_RECONNECT_DELAY_MS = 1000
 /** Retry lines are logged for the first attempts, then once a minute or so, not once a second for hours. */
 const LOGGED_ATTEMPTS = 10
 const LOG_EVERY_NTH_ATTEMPT = 60

@@ -1,0 +1,176 @@
+// Every option of RateLimitConfig, said once: what it accepts, its default, and the environment
+// variable that sets it. resolveConfig, rateLimitConfigFromEnv, DEFAULT_RATE_LIMIT_CONFIG and the
+// checks of the docs' tables (test/unit/option-docs.test.ts) all read this one table.
+import type { Request } from 'express'
+import type { Registry } from 'prom-client'
+
+import type { KeyGenerator } from '../limiter/keys.js'
+import type { RateLimitLogger } from '../observability/logger.js'
+import { parseRedisUrl } from '../redis/url.js'
+import { flagValue } from './env-values.js'
+import type { RateLimitConfig, RedisCommandClient, SkipFunction, StoreErrorPolicy } from './types.js'
+
+/** One option. */
+export interface OptionSpec<T> {
+  /** What a valid value is, as the error says it: `instances must be <allowed>, got 0`. */
+  readonly allowed: string
+  /** True for a value the option accepts. */
+  readonly accepts: (value: unknown) => value is T
+  /** The default, where it is plain data (DEFAULT_RATE_LIMIT_CONFIG shows it); else undefined. */
+  readonly default: T | undefined
+  /** The variable rateLimitConfigFromEnv reads, and how its text becomes a value to check. */
+  readonly env?: { readonly name: string; readonly read: (text: string) => unknown }
+  /** A check beyond the type, which throws an error of its own (a URL's, say). */
+  readonly verify?: (value: T) => void
+}
+
+/** An option whose default's type is known to the compiler: `undefined` for one without. */
+type Spec<T, D extends T | undefined> = OptionSpec<T> & { readonly default: D }
+
+export const STORE_ERROR_POLICIES: readonly StoreErrorPolicy[] = Object.freeze(['fallback', 'allow', 'deny'])
+export const MAX_INSTANCES = 10_000
+export const MAX_STORE_TIMEOUT_MS = 10_000
+export const MIN_WINDOW_MS = 1000
+/** The largest delay a Node timer takes; express-rate-limit's MemoryStore refuses more. */
+export const MAX_WINDOW_MS = 2 ** 31 - 1
+const MAX_REDIS_RETRIES = 20
+/**
+ * Reconnects back off by 100 ms an attempt, up to this (redis/connection.ts). The guide caps the
+ * back-off at 3 s; 1 s lets a fleet be back on the shared budget within 2 s of Redis returning, for
+ * one connection attempt per second per process during an outage.
+ */
+export const MAX_RECONNECT_DELAY_MS = 1000
+const MAX_RETRY_DELAY_MS = 60_000
+
+/** Digits only, as a variable must spell an integer (no sign, exponent, hex or fraction). */
+const integerText = (text: string): number => (/^\d+$/.test(text) ? Number(text) : Number.NaN)
+
+/** A flag's text as a boolean; any other text is left as it is, and refused. */
+const flagText = (text: string): unknown => flagValue(text) ?? text
+
+interface IntegerOptions {
+  readonly min: number
+  readonly max: number
+  readonly unit?: 'ms'
+  readonly env?: string
+}
+
+// Overloads, so that an option without a default says so in its type: inferred from `satisfies`
+// alone, a missing default would widen to `number | undefined` and look like one.
+function integer(options: IntegerOptions): Spec<number, undefined>
+function integer<D extends number>(options: IntegerOptions & { readonly default: D }): Spec<number, D>
+function integer(options: IntegerOptions & { readonly default?: number }): Spec<number, number | undefined> {
+  const { min, max, unit } = options
+  const range = min === 1 && max === Number.MAX_SAFE_INTEGER ? 'a positive integer' : `an integer from ${min} to ${max}`
+  return {
+    allowed: unit === undefined ? range : `${range} (${unit})`,
+    accepts: (value): value is number =>
+      Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max,
+    default: options.default,
+    env: options.env === undefined ? undefined : { name: options.env, read: integerText },
+  }
+}
+
+const positive = <D extends number>(defaultValue: D, variable: { env?: string } = {}): Spec<number, D> =>
+  integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: defaultValue, env: variable.env })
+
+const flag = <D extends boolean>(defaultValue: D, variable: { env?: string } = {}): Spec<boolean, D> => ({
+  allowed: 'true or false',
+  accepts: (value): value is boolean => typeof value === 'boolean',
+  default: defaultValue,
+  env: variable.env === undefined ? undefined : { name: variable.env, read: flagText },
+})
+
+function choice<T extends string, D extends T>(
+  values: readonly T[],
+  defaultValue: D,
+  variable: { env: string },
+): Spec<T, D> {
+  return {
+    allowed: `one of ${values.join(', ')}`,
+    accepts: (value): value is T => values.includes(value as T),
+    default: defaultValue,
+    env: { name: variable.env, read: (text) => text },
+  }
+}
+
+function text(allowed: string, pattern: RegExp): Spec<string, undefined>
+function text<D extends string>(allowed: string, pattern: RegExp, defaultValue: D): Spec<string, D>
+function text(allowed: string, pattern: RegExp, defaultValue?: string): Spec<string, string | undefined> {
+  return {
+    allowed,
+    accepts: (value): value is string => typeof value === 'string' && pattern.test(value),
+    default: defaultValue,
+  }
+}
+
+const fn = <T>(allowed: string): Spec<T, undefined> => ({
+  allowed,
+  accepts: (value): value is T => typeof value === 'function',
+  default: undefined,
+})
+
+/** An object with these methods. */
+const withMethods = <T>(allowed: string, methods: readonly string[]): Spec<T, undefined> => ({
+  allowed,
+  default: undefined,
+  accepts: (value): value is T =>
+    typeof value === 'object' &&
+    value !== null &&
+    methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function'),
+})
+
+/** The options, in the order the docs list them. The compiler holds this to RateLimitConfig's keys. */
+export const OPTIONS = {
+  windowMs: integer({
+    min: MIN_WINDOW_MS,
+    max: MAX_WINDOW_MS,
+    unit: 'ms',
+    default: 15 * 60 * 1000,
+    env: 'RATE_LIMIT_WINDOW_MS',
+  }),
+  maxRead: positive(100, { env: 'RATE_LIMIT_READ_MAX' }),
+  maxWrite: positive(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
+  maxCustom: positive(100),
+  keyPrefix: text(
+    '1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)',
+    /^[A-Za-z0-9._{}-]{1,64}$/,
+    'rate-limit',
+  ),
+  message: text('a non-empty string', /\S/, 'Too many requests, please try again later.'),
+  redisUrl: {
+    ...text('a redis:// or rediss:// URL', /\S/),
+    verify: (url: string) => void parseRedisUrl(url, 'redisUrl'),
+  },
+  redisClient: withMethods<RedisCommandClient>('a client with a call(command, ...args) method, such as ioredis', [
+    'call',
+  ]),
+  redisRetries: integer({ min: 0, max: MAX_REDIS_RETRIES, default: 3 }),
+  redisRetryDelay: integer({ min: 0, max: MAX_RETRY_DELAY_MS }),
+  legacyHeaders: flag(false),
+  logger: withMethods<RateLimitLogger>('an object with info, warn and error functions', ['info', 'warn', 'error']),
+  keyGenerator: fn<KeyGenerator>('a function (request) => string'),
+  onStoreError: choice(STORE_ERROR_POLICIES, 'fallback', { env: 'RATE_LIMIT_ON_STORE_ERROR' }),
+  instances: integer({ min: 1, max: MAX_INSTANCES, default: 1, env: 'RATE_LIMIT_INSTANCES' }),
+  requireRedis: flag(false, { env: 'RATE_LIMIT_REQUIRE_REDIS' }),
+  storeTimeoutMs: integer({
+    min: 1,
+    max: MAX_STORE_TIMEOUT_MS,
+    unit: 'ms',
+    default: 100,
+    env: 'RATE_LIMIT_STORE_TIMEOUT_MS',
+  }),
+  skip: fn<SkipFunction>('a function (request) => boolean'),
+  shadow: flag(false, { env: 'RATE_LIMIT_SHADOW' }),
+  auditLog: flag(true),
+  auditRoute: fn<(request: Request) => string>('a function (request) => string'),
+  metricsRegistry: withMethods<Registry>('a prom-client Registry', ['registerMetric', 'getSingleMetric', 'metrics']),
+  metricsNamespace: text('1-64 characters from A-Z a-z 0-9 . _ -', /^[A-Za-z0-9._-]{1,64}$/),
+} satisfies { readonly [K in keyof Required<RateLimitConfig>]: OptionSpec<Required<RateLimitConfig>[K]> }
+
+export type OptionName = keyof typeof OPTIONS
+
+/** The options with a plain default. */
+export type DefaultedOption = {
+  [K in OptionName]: (typeof OPTIONS)[K]['default'] extends undefined ? never : K
+}[OptionName]

@@ -1,66 +1,21 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
-import type { Request, RequestHandler } from 'express'
-import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler } from 'express-rate-limit'
+import type { Request } from 'express'
 
-import { fallbackMax, openBackend, type Backend } from './redis/backend.js'
-import { AuditLog } from './observability/audit.js'
-import { degradedHandler } from './resilience/degraded.js'
-import { instrument, keyFromFront } from './limiter/front.js'
-
-import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './limiter/keys.js'
-import { RateLimitHeaders } from './limiter/headers.js'
-import { debug, type RateLimitLogger } from './observability/logger.js'
 import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
-import { RateLimitMetrics } from './observability/metrics.js'
+import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, RateLimitType } from './config/types.js'
+import { BlockedKeys } from './limiter/blocked-keys.js'
+import { limiterFront } from './limiter/front.js'
+import { RateLimitHeaders } from './limiter/headers.js'
+import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './limiter/keys.js'
 import { claimPrefix } from './limiter/prefix-registry.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
-import { blockedAnswer, rateLimitExceededHandler } from './limiter/response.js'
-import { BlockedKeys } from './limiter/blocked-keys.js'
-import { GuardedRedisStore, StoreUnavailableError } from './stores/guarded-store.js'
-import { CompactMemoryStore } from './stores/memory-store.js'
-import { createRedisStore } from './stores/redis-store.js'
-import { LimiterStats, type StoreKind } from './observability/stats.js'
-import type {
-  RateLimitConfig,
-  RateLimiters,
-  RateLimitRequestHandler,
-  RateLimitStoreStatus,
-  RateLimitType,
-} from './config/types.js'
-
-/** What every express-rate-limit instance of one limiter shares. */
-interface LimiterParts {
-  readonly type: RateLimitType
-  readonly config: ResolvedRateLimitConfig
-  readonly stats: LimiterStats
-  readonly audit: AuditLog | undefined
-  readonly blocked: BlockedKeys | undefined
-  readonly headers: RateLimitHeaders
-}
-
-/** The options of one express-rate-limit instance of a limiter, counting in `store`. */
-function limiterOptions({ type, config, stats, audit, blocked, headers }: LimiterParts, store: StoreKind) {
-  return {
-    windowMs: config.windowMs,
-    // The headers are ours (limiter/headers.ts): the same draft-8 and legacy headers, written cheaper.
-    standardHeaders: false,
-    legacyHeaders: false,
-    identifier: type,
-    // The front layer has computed the key already (limiter/front.ts).
-    keyGenerator: keyFromFront,
-    handler: rateLimitExceededHandler({
-      message: config.message,
-      shadow: config.shadow,
-      stats,
-      audit,
-      store,
-      // A fallback's count is this process's alone, and starts afresh when Redis is back: not a block to keep.
-      blocked: store === 'fallback' ? undefined : blocked,
-      headers,
-    }),
-    logger: loggerFor(config.logger, type),
-  } satisfies Partial<Options>
-}
+import { blockedAnswer } from './limiter/response.js'
+import { exceededHandler, memoryLimiter, redisLimiter, type LimiterParts } from './limiter/variants.js'
+import { AuditLog } from './observability/audit.js'
+import { debug } from './observability/logger.js'
+import { RateLimitMetrics } from './observability/metrics.js'
+import { LimiterStats } from './observability/stats.js'
+import { openBackend, type Backend } from './redis/backend.js'
 
 /** The client key of a request: the key generator's answer, proxy-checked, and hashed when long. */
 function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
@@ -73,27 +28,20 @@ function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
   }
 }
 
-function buildLimiter(
-  type: RateLimitType,
-  config: ResolvedRateLimitConfig,
-  backend: Backend,
-  metrics: RateLimitMetrics | undefined,
-  release: () => void,
-): RateLimitRequestHandler {
+/** What every express-rate-limit instance of the `type` limiter shares; logs how it counts. */
+function limiterParts(type: RateLimitType, config: ResolvedRateLimitConfig, backend: Backend): LimiterParts {
   const max = maxFor(config, type)
-  config.logger.info(
+  const { logger } = config
+  logger.info(
     backend.kind === 'redis'
       ? `[RateLimit:${type}] Using Redis store (distributed mode)`
       : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
-  if (config.shadow) {
-    config.logger.warn(`[RateLimit:${type}] Shadow mode: requests over the limit are reported, never blocked`)
-  }
+  if (config.shadow) logger.warn(`[RateLimit:${type}] Shadow mode: requests over the limit are reported, never blocked`)
   debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
-  const stats = new LimiterStats()
   const audit = config.auditLog
     ? new AuditLog({
-        logger: config.logger,
+        logger,
         namespace: config.metricsNamespace,
         type,
         windowMs: config.windowMs,
@@ -101,127 +49,55 @@ function buildLimiter(
         ...(config.auditRoute === undefined ? {} : { route: config.auditRoute }),
       })
     : undefined
-  // Shadow mode never blocks, so it has no blocked clients to remember.
-  const blocked = config.shadow ? undefined : new BlockedKeys()
-  const headers = new RateLimitHeaders({ type, windowMs: config.windowMs, legacyHeaders: config.legacyHeaders })
-  const parts: LimiterParts = { type, config, stats, audit, blocked, headers }
-  const front = (decide: RequestHandler) =>
-    instrument({
-      decide,
-      stats,
-      skip: config.skip,
-      keyOf: clientKeys(type, config),
-      blocked,
-      answerBlocked: blockedAnswer(
-        limiterOptions(parts, backend.kind === 'redis' ? 'redis' : 'memory').handler,
-        config.windowMs,
-      ),
-      headers,
-    })
+  return {
+    type,
+    max,
+    windowMs: config.windowMs,
+    message: config.message,
+    shadow: config.shadow,
+    logger,
+    stats: new LimiterStats(),
+    audit,
+    // Shadow mode never blocks, so it has no blocked clients to remember.
+    blocked: config.shadow ? undefined : new BlockedKeys(),
+    headers: new RateLimitHeaders({ type, windowMs: config.windowMs, legacyHeaders: config.legacyHeaders }),
+  }
+}
+
+/** The `type` limiter on `backend`: its kind of limiter, behind the front middleware, with metrics. */
+function buildLimiter(
+  type: RateLimitType,
+  config: ResolvedRateLimitConfig,
+  backend: Backend,
+  metrics: RateLimitMetrics | undefined,
+  release: () => void,
+): RateLimitRequestHandler {
+  const parts = limiterParts(type, config, backend)
+  const core = backend.kind === 'memory' ? memoryLimiter(parts, backend.since) : redisLimiter(parts, backend, config)
   const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
   const leaveMetrics = metrics?.join(
-    { namespace: config.metricsNamespace, type, stats, policy: config.onStoreError, inFallback },
+    { namespace: config.metricsNamespace, type, stats: parts.stats, policy: config.onStoreError, inFallback },
     backend.kind === 'redis' ? backend.client : undefined,
   )
-
-  if (backend.kind === 'memory') {
-    const store = new CompactMemoryStore(stats, 'memory')
-    const handler = rateLimit({ ...limiterOptions(parts, 'memory'), limit: max, store })
-    return Object.assign(front(handler), {
-      resetKey(key: string): Promise<void> {
-        blocked?.delete(key)
-        handler.resetKey(key)
-        return Promise.resolve()
-      },
-      getKey: handler.getKey,
-      status: (): RateLimitStoreStatus => ({
-        store: 'memory',
-        ready: true,
-        state: 'memory',
-        since: backend.since.toISOString(),
-      }),
-      dispose(): void {
-        release()
-        leaveMetrics?.()
-        store.shutdown()
-      },
-    })
-  }
-
-  const { breakers } = backend
-  const store = new GuardedRedisStore(
-    createRedisStore(backend.client, config.keyPrefix, type, config.storeTimeoutMs),
-    backend.client,
-    breakers,
-    config.storeTimeoutMs,
-    stats,
-  )
-  backend.stores.push(store)
-  const primary = rateLimit({ ...limiterOptions(parts, 'redis'), limit: max, store })
-  let fallback: LimiterHandler | undefined
-  const fallbackStore = new CompactMemoryStore(stats, 'fallback')
-  // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
-  const stopResetting = breakers.onChange((healthy) => {
-    if (healthy) void fallbackStore.resetAll()
+  const front = limiterFront({
+    decide: core.decide,
+    stats: parts.stats,
+    skip: config.skip,
+    keyOf: clientKeys(type, config),
+    blocked: parts.blocked,
+    answerBlocked: blockedAnswer(exceededHandler(parts, backend.kind), config.windowMs),
+    headers: parts.headers,
   })
-  const policy = degradedHandler(config.onStoreError, config.shadow, () => {
-    fallback = rateLimit({
-      ...limiterOptions(parts, 'fallback'),
-      limit: fallbackMax(max, config.instances),
-      store: fallbackStore,
-    })
-    return fallback
-  })
-  const degraded: RequestHandler = (req, res, next) => {
-    stats.degraded++
-    return policy(req, res, next)
-  }
-
-  // Redis while it is healthy; the policy while the breaker is open, or when this call failed.
-  // (With one circuit per cluster master, the store fails fast for keys on a lost master only.)
-  const decide: RequestHandler = (req, res, next) => {
-    if (breakers.single && !breakers.healthy) return degraded(req, res, next)
-    void primary(req, res, (error?: unknown) => {
-      if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
-      next(error)
-    })
-  }
-  return Object.assign(front(decide), {
-    async resetKey(key: string): Promise<void> {
-      blocked?.delete(key)
-      fallback?.resetKey(key)
-      // express-rate-limit types this as void; our store returns a promise worth waiting for.
-      const reset: unknown = primary.resetKey(key)
-      await reset
-    },
-    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
-    status: (): RateLimitStoreStatus => {
-      const { healthy, since } = breakers
-      return {
-        store: 'redis',
-        topology: backend.topology,
-        ready: healthy,
-        state: healthy ? 'redis' : config.onStoreError,
-        since: since.toISOString(),
-      }
-    },
+  return Object.assign(front, {
+    resetKey: (key: string) => core.resetKey(key),
+    getKey: core.getKey,
+    status: () => core.status(),
     dispose(): void {
       release()
       leaveMetrics?.()
-      stopResetting()
-      fallbackStore.shutdown()
+      core.dispose()
     },
   })
-}
-
-/** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */
-function loggerFor(logger: RateLimitLogger, type: RateLimitType) {
-  const line = (error: unknown, message?: string): string =>
-    `[RateLimit:${type}] ${message ?? (error instanceof Error ? error.message : String(error))}`
-  return {
-    warn: (error: unknown, message?: string) => logger.warn(line(error, message), error),
-    error: (error: unknown, message?: string) => logger.error(line(error, message), error),
-  }
 }
 
 /**

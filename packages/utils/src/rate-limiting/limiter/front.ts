@@ -57,7 +57,7 @@ export interface FrontOptions {
  * known to be over its limit is answered 429 at once; the rest go to the limiter, and those it
  * allows with less than a fifth of their budget left are counted as near the limit.
  */
-export function instrument({
+export function limiterFront({
   decide,
   stats,
   skip,

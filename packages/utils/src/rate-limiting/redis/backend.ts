@@ -18,18 +18,19 @@ export const PROBE_INTERVAL_MS = 250
 /** The probe runs in the background, so it may wait longer than a request would. */
 const PROBE_TIMEOUT_MS = 1000
 
-export type Backend =
-  | { readonly kind: 'memory'; readonly since: Date }
-  | {
-      readonly kind: 'redis'
-      readonly client: RedisCommandClient
-      readonly topology: Topology
-      readonly breakers: Breakers
-      /** Filled as the limiters are built; the probe reloads their scripts. */
-      readonly stores: GuardedRedisStore[]
-      /** Stops watching the connection. */
-      readonly dispose: () => void
-    }
+/** A limiter set's Redis: the client, its breakers, and the stores the probe looks after. */
+export interface RedisBackend {
+  readonly kind: 'redis'
+  readonly client: RedisCommandClient
+  readonly topology: Topology
+  readonly breakers: Breakers
+  /** Filled as the limiters are built; the probe reloads their scripts. */
+  readonly stores: GuardedRedisStore[]
+  /** Stops watching the connection. */
+  readonly dispose: () => void
+}
+
+export type Backend = { readonly kind: 'memory'; readonly since: Date } | RedisBackend
 
 /** A failed first connect under requireRedis, saying why the limiters do not start without Redis. */
 function refusal(error: unknown): unknown {

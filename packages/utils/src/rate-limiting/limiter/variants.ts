@@ -1,0 +1,173 @@
+// The two kinds of limiter behind the front middleware: one that counts in memory, and one that
+// counts in Redis and turns to the onStoreError policy while Redis cannot be used.
+import type { RequestHandler } from 'express'
+import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler } from 'express-rate-limit'
+
+import type { RateLimitLogger } from '../observability/logger.js'
+import type { AuditLog } from '../observability/audit.js'
+import type { LimiterStats, StoreKind } from '../observability/stats.js'
+import type { RedisBackend } from '../redis/backend.js'
+import { fallbackMax } from '../redis/backend.js'
+import { degradedHandler } from '../resilience/degraded.js'
+import { GuardedRedisStore, StoreUnavailableError } from '../stores/guarded-store.js'
+import { CompactMemoryStore } from '../stores/memory-store.js'
+import { createRedisStore } from '../stores/redis-store.js'
+import type { RateLimitStoreStatus, RateLimitType, StoreErrorPolicy } from '../config/types.js'
+import type { BlockedKeys } from './blocked-keys.js'
+import { keyFromFront } from './front.js'
+import type { RateLimitHeaders } from './headers.js'
+import { rateLimitExceededHandler } from './response.js'
+
+/** What one limiter's express-rate-limit instances share, whatever they count in. */
+export interface LimiterParts {
+  readonly type: RateLimitType
+  readonly max: number
+  readonly windowMs: number
+  readonly message: string
+  readonly shadow: boolean
+  readonly logger: RateLimitLogger
+  readonly stats: LimiterStats
+  readonly audit: AuditLog | undefined
+  /** Clients known to be over their limit; undefined in shadow mode, which never blocks. */
+  readonly blocked: BlockedKeys | undefined
+  readonly headers: RateLimitHeaders
+}
+
+/** What a limiter's handle adds to its front middleware. */
+export interface LimiterCore {
+  readonly decide: RequestHandler
+  resetKey(key: string): Promise<void>
+  readonly getKey: LimiterHandler['getKey']
+  status(): RateLimitStoreStatus
+  /** Frees what this kind of limiter holds (its stores, its listeners). */
+  dispose(): void
+}
+
+/** The 429 answer of a request over the limit, counted in `store`. */
+export function exceededHandler(parts: LimiterParts, store: StoreKind) {
+  return rateLimitExceededHandler({
+    message: parts.message,
+    shadow: parts.shadow,
+    stats: parts.stats,
+    audit: parts.audit,
+    store,
+    // A fallback's count is this process's alone, and starts afresh when Redis is back: not a block to keep.
+    blocked: store === 'fallback' ? undefined : parts.blocked,
+    headers: parts.headers,
+  })
+}
+
+/** One express-rate-limit instance of the limiter, counting in `store` (a `kind` of store) up to `limit`. */
+function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Options['store'], limit = parts.max) {
+  return rateLimit({
+    windowMs: parts.windowMs,
+    limit,
+    store,
+    // The headers are ours (limiter/headers.ts): the same draft-8 and legacy headers, written cheaper.
+    standardHeaders: false,
+    legacyHeaders: false,
+    identifier: parts.type,
+    // The front layer has computed the key already (limiter/front.ts).
+    keyGenerator: keyFromFront,
+    handler: exceededHandler(parts, kind),
+    logger: loggerFor(parts.logger, parts.type),
+  })
+}
+
+/** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */
+function loggerFor(logger: RateLimitLogger, type: RateLimitType) {
+  const line = (error: unknown, message?: string): string =>
+    `[RateLimit:${type}] ${message ?? (error instanceof Error ? error.message : String(error))}`
+  return {
+    warn: (error: unknown, message?: string) => logger.warn(line(error, message), error),
+    error: (error: unknown, message?: string) => logger.error(line(error, message), error),
+  }
+}
+
+/** A limiter counting in this process's memory. */
+export function memoryLimiter(parts: LimiterParts, since: Date): LimiterCore {
+  const store = new CompactMemoryStore(parts.stats, 'memory')
+  const handler = expressLimiter(parts, 'memory', store)
+  return {
+    decide: handler,
+    resetKey(key: string): Promise<void> {
+      parts.blocked?.delete(key)
+      handler.resetKey(key)
+      return Promise.resolve()
+    },
+    getKey: handler.getKey,
+    status: () => ({ store: 'memory', ready: true, state: 'memory', since: since.toISOString() }),
+    dispose: () => store.shutdown(),
+  }
+}
+
+/** What a Redis limiter needs beyond its parts. */
+export interface RedisLimiterOptions {
+  readonly keyPrefix: string
+  readonly storeTimeoutMs: number
+  readonly onStoreError: StoreErrorPolicy
+  readonly instances: number
+}
+
+/**
+ * A limiter counting in Redis while it is healthy, and by the policy while the breaker is open or
+ * when a call fails. With one circuit per cluster master, the store fails fast for keys on a lost
+ * master only.
+ */
+export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options: RedisLimiterOptions): LimiterCore {
+  const { breakers } = backend
+  const store = new GuardedRedisStore(
+    createRedisStore(backend.client, options.keyPrefix, parts.type, options.storeTimeoutMs),
+    backend.client,
+    breakers,
+    options.storeTimeoutMs,
+    parts.stats,
+  )
+  backend.stores.push(store)
+  const primary = expressLimiter(parts, 'redis', store)
+  let fallback: LimiterHandler | undefined
+  const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
+  // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
+  const stopResetting = breakers.onChange((healthy) => {
+    if (healthy) void fallbackStore.resetAll()
+  })
+  const policy = degradedHandler(options.onStoreError, parts.shadow, () => {
+    fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
+    return fallback
+  })
+  const degraded: RequestHandler = (req, res, next) => {
+    parts.stats.degraded++
+    return policy(req, res, next)
+  }
+  return {
+    decide(req, res, next) {
+      if (breakers.single && !breakers.healthy) return degraded(req, res, next)
+      void primary(req, res, (error?: unknown) => {
+        if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
+        next(error)
+      })
+    },
+    async resetKey(key: string): Promise<void> {
+      parts.blocked?.delete(key)
+      fallback?.resetKey(key)
+      // express-rate-limit types this as void; our store returns a promise worth waiting for.
+      const reset: unknown = primary.resetKey(key)
+      await reset
+    },
+    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    status: (): RateLimitStoreStatus => {
+      const { healthy, since } = breakers
+      return {
+        store: 'redis',
+        topology: backend.topology,
+        ready: healthy,
+        state: healthy ? 'redis' : options.onStoreError,
+        since: since.toISOString(),
+      }
+    },
+    dispose(): void {
+      stopResetting()
+      fallbackStore.shutdown()
+    },
+  }
+}

@@ -93,7 +93,7 @@ describe('loadConfig', () => {
     ['TRUST_PROXY', '11', 'got "11"'],
     ['TRUST_PROXY', 'loopback', 'got "loopback"'],
     ['AUTH_REQUIRED', 'yes', 'AUTH_REQUIRED must be true or false, got "yes"'],
-    ['RATE_LIMIT_WINDOW_MS', '10', 'RATE_LIMIT_WINDOW_MS must be an integer from 1000 to 2147483647 (ms), got "10"'],
+    ['RATE_LIMIT_WINDOW_MS', '10', 'RATE_LIMIT_WINDOW_MS must be an integer from 1000 to 2147483647, got "10"'],
     ['RATE_LIMIT_READ_MAX', '0', 'RATE_LIMIT_READ_MAX must be a positive integer, got "0"'],
     ['RATE_LIMIT_WRITE_MAX', 'many', 'RATE_LIMIT_WRITE_MAX must be a positive integer, got "many"'],
     ['REDIS_URL', 'localhost:6379', 'REDIS_URL has unsupported scheme "localhost:"'],

@@ -65,7 +65,7 @@ export function rateLimitConfigFromEnv(env: Env = process.env): RateLimitEnvConf
     if (!spec.accepts(value)) {
       throw new RateLimitError(
         ERROR_CODES.INVALID_ENV,
-        `${spec.env.name} must be ${spec.allowed}, got ${shownValue(raw)}`,
+        `${spec.env.name} must be ${spec.env.allowed ?? spec.allowed}, got ${shownValue(raw)}`,
         { option: spec.env.name },
       )
     }

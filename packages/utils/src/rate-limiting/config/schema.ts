@@ -18,8 +18,11 @@ export interface OptionSpec<T> {
   readonly accepts: (value: unknown) => value is T
   /** The default, where it is plain data (DEFAULT_RATE_LIMIT_CONFIG shows it); else undefined. */
   readonly default: T | undefined
-  /** The variable rateLimitConfigFromEnv reads, and how its text becomes a value to check. */
-  readonly env?: { readonly name: string; readonly read: (text: string) => unknown }
+  /**
+   * The variable rateLimitConfigFromEnv reads, how its text becomes a value to check, and what its
+   * error says is allowed where that differs from `allowed`.
+   */
+  readonly env?: { readonly name: string; readonly read: (text: string) => unknown; readonly allowed?: string }
   /** A check beyond the type, which throws an error of its own (a URL's, say). */
   readonly verify?: (value: T) => void
 }
@@ -67,7 +70,8 @@ function integer(options: IntegerOptions & { readonly default?: number }): Spec<
     accepts: (value): value is number =>
       Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max,
     default: options.default,
-    env: options.env === undefined ? undefined : { name: options.env, read: integerText },
+    // A variable's error has always given the range alone.
+    env: options.env === undefined ? undefined : { name: options.env, read: integerText, allowed: range },
   }
 }
 

@@ -4,67 +4,18 @@ import type { Registry } from 'prom-client'
 
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { LimiterStats, type StoreKind } from './stats.js'
-import type { StoreErrorPolicy } from '../config/types.js'
+import {
+  COUNTED,
+  RATE_LIMIT_METRICS,
+  registerFamilies,
+  type MeteredLimiter,
+  type PoolSource,
+  type Totals,
+} from './metric-families.js'
+import { TimeHistogram, type StoreTimes } from './store-duration.js'
 import type { RateLimitType } from '../config/types.js'
 
-/** Every metric the limiters export, by name. Label values are bounded: no key, IP, user or path. */
-export const RATE_LIMIT_METRICS = Object.freeze({
-  requests: 'rate_limit_requests_total',
-  rejections: 'rate_limit_rejections_total',
-  shadowRejections: 'rate_limit_shadow_rejections_total',
-  skipped: 'rate_limit_skipped_total',
-  nearLimit: 'rate_limit_near_limit_total',
-  degraded: 'rate_limit_degraded_requests_total',
-  storeErrors: 'rate_limit_store_errors_total',
-  lateAnswers: 'rate_limit_store_late_answers_total',
-  storeDuration: 'rate_limit_store_duration_seconds',
-  fallback: 'rate_limit_fallback_active',
-  poolSize: 'redis_connection_pool_size',
-  poolActive: 'redis_connection_pool_active',
-} as const)
-
-/** Store latency buckets, in seconds: 50 µs to 10 s (storeTimeoutMs goes up to 10 s). */
-export const STORE_DURATION_BUCKETS = Object.freeze([
-  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-])
-
-/** One limiter as the metrics see it. */
-export interface MeteredLimiter {
-  readonly namespace: string
-  readonly type: RateLimitType
-  readonly stats: LimiterStats
-  /** The onStoreError policy that decides requests while the store cannot be used. */
-  readonly policy: StoreErrorPolicy
-  /** True while the limiter cannot use the store it was made for. */
-  inFallback(): boolean
-}
-
-/** Something that holds Redis connections: an ioredis Redis or Cluster, or any other client. */
-interface PoolSource {
-  readonly status?: unknown
-  nodes?(role: 'all'): { status?: unknown }[]
-}
-
 type LeaveFn = () => void
-
-/** Counter totals of one label set, kept when its limiters are disposed so that counters never go down. */
-interface Totals {
-  readonly namespace: string
-  readonly type: RateLimitType
-  readonly policy: StoreErrorPolicy
-  readonly stats: LimiterStats
-}
-
-/** The counters' running totals, by the name of the field in LimiterStats. */
-const COUNTED = [
-  'requests',
-  'rejections',
-  'shadowRejections',
-  'skipped',
-  'nearLimit',
-  'degraded',
-  'lateAnswers',
-] as const
 
 /** The limiters' metrics on one registry. Limiters join when created and leave when disposed. */
 export class RateLimitMetrics {
@@ -74,10 +25,7 @@ export class RateLimitMetrics {
   /** Redis clients in use, with how many limiters use each: one connection is counted once. */
   readonly #pools = new Map<PoolSource, number>()
   /** Store times by label set; only the stores that were used are reported. */
-  readonly #times = new Map<
-    string,
-    { namespace: string; type: RateLimitType; byStore: Record<StoreKind, TimeHistogram> }
-  >()
+  readonly #times: StoreTimes = new Map()
   /** The first metric registered, to tell whether the registry still holds ours (after registry.clear()). */
   #marker: unknown
 
@@ -165,166 +113,12 @@ export class RateLimitMetrics {
         )
       }
     }
-    const { Counter, Gauge } = await loadPromClient()
-    const registers = [registry]
-    const limiters = this.#limiters
-    const everyone = () => this.#everyone()
-    const labelNames = ['namespace', 'type'] as const
-
-    /** A counter whose values are the limiters' running totals, read at scrape time. */
-    const total = (name: string, help: string, read: (stats: LimiterStats) => number) =>
-      new Counter({
-        name,
-        help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset()
-          for (const { namespace, type, stats } of everyone()) this.inc({ namespace, type }, read(stats))
-        },
-      })
-    this.#marker = total(
-      RATE_LIMIT_METRICS.requests,
-      'Requests counted by a rate limiter (skipped ones excluded).',
-      (s) => s.requests,
-    )
-    total(RATE_LIMIT_METRICS.rejections, 'Requests answered 429 by a rate limiter.', (s) => s.rejections)
-    total(
-      RATE_LIMIT_METRICS.shadowRejections,
-      'Requests over the limit that shadow mode let through.',
-      (s) => s.shadowRejections,
-    )
-    total(RATE_LIMIT_METRICS.skipped, 'Requests the skip option let through uncounted.', (s) => s.skipped)
-    total(RATE_LIMIT_METRICS.nearLimit, 'Requests allowed with less than 20% of the budget left.', (s) => s.nearLimit)
-    total(
-      RATE_LIMIT_METRICS.lateAnswers,
-      'Redis calls that timed out and were answered afterwards: the onStoreError policy decided while Redis was reachable.',
-      (s) => s.lateAnswers,
-    )
-
-    new Counter({
-      name: RATE_LIMIT_METRICS.degraded,
-      help: 'Requests decided by the onStoreError policy while Redis could not be used.',
-      labelNames: [...labelNames, 'policy'],
-      registers,
-      collect() {
-        this.reset()
-        for (const { namespace, type, policy, stats } of everyone())
-          this.inc({ namespace, type, policy }, stats.degraded)
-      },
+    this.#marker = registerFamilies(await loadPromClient(), registry, {
+      everyone: () => this.#everyone(),
+      limiters: this.#limiters,
+      pools: this.#pools,
+      times: this.#times,
     })
-    new Counter({
-      name: RATE_LIMIT_METRICS.storeErrors,
-      help: 'Redis calls of a rate limiter that failed: kind is error (Redis answered an error or the connection dropped) or timeout.',
-      labelNames: [...labelNames, 'kind'],
-      registers,
-      collect() {
-        this.reset()
-        for (const { namespace, type, stats } of everyone()) {
-          this.inc({ namespace, type, kind: 'error' }, stats.storeErrors.error)
-          this.inc({ namespace, type, kind: 'timeout' }, stats.storeErrors.timeout)
-        }
-      },
-    })
-    // The histogram is kept in plain arrays (one bucket increment per request) and read here at
-    // scrape time: prom-client's own Histogram hashes its labels on every observe.
-    const times = this.#times
-    const described = {
-      name: RATE_LIMIT_METRICS.storeDuration,
-      help: 'Time a rate limiter waited for its store to count a request, in seconds.',
-      type: 'histogram',
-      aggregator: 'sum',
-    } as const
-    const storeDuration = {
-      ...described,
-      get: () => ({
-        ...described,
-        values: [...times.values()].flatMap(({ namespace, type, byStore }) =>
-          (Object.entries(byStore) as [StoreKind, TimeHistogram][])
-            .filter(([, histogram]) => histogram.count > 0)
-            .flatMap(([store, histogram]) =>
-              histogram.samples(RATE_LIMIT_METRICS.storeDuration, { namespace, type, store }),
-            ),
-        ),
-      }),
-      reset: () => {
-        for (const { byStore } of times.values()) for (const histogram of Object.values(byStore)) histogram.reset()
-      },
-    }
-    registry.registerMetric(storeDuration as unknown as Parameters<Registry['registerMetric']>[0])
-    new Gauge({
-      name: RATE_LIMIT_METRICS.fallback,
-      help: '1 while a rate limiter cannot use Redis and runs on its onStoreError policy, else 0.',
-      labelNames,
-      registers,
-      collect() {
-        this.reset()
-        // Two limiters may share labels (one namespace, two key prefixes): either in fallback shows 1.
-        const values = new Map<string, { labels: { namespace: string; type: string }; value: number }>()
-        for (const limiter of limiters) {
-          const id = `${limiter.namespace}\0${limiter.type}`
-          const value = limiter.inFallback() ? 1 : 0
-          const held = values.get(id)
-          if (held === undefined)
-            values.set(id, { labels: { namespace: limiter.namespace, type: limiter.type }, value })
-          else held.value = Math.max(held.value, value)
-        }
-        for (const { labels, value } of values.values()) this.set(labels, value)
-      },
-    })
-    const pools = this.#pools
-    new Gauge({
-      name: RATE_LIMIT_METRICS.poolSize,
-      help: 'Redis connections the rate limiters hold in this process.',
-      registers,
-      collect() {
-        this.set(sum(pools.keys(), (pool) => connections(pool).length))
-      },
-    })
-    new Gauge({
-      name: RATE_LIMIT_METRICS.poolActive,
-      help: 'Redis connections of the rate limiters that are ready for commands.',
-      registers,
-      collect() {
-        this.set(sum(pools.keys(), (pool) => connections(pool).filter(ready).length))
-      },
-    })
-  }
-}
-
-/** A fixed-bucket histogram in plain numbers: observing is a short scan and three additions. */
-export class TimeHistogram {
-  /** Observations per bucket (not cumulative); the last one is +Inf. */
-  readonly #counts = new Float64Array(STORE_DURATION_BUCKETS.length + 1)
-  #sum = 0
-  count = 0
-
-  observe(seconds: number): void {
-    let bucket = 0
-    while (bucket < STORE_DURATION_BUCKETS.length && seconds > STORE_DURATION_BUCKETS[bucket]!) bucket++
-    this.#counts[bucket]!++
-    this.#sum += seconds
-    this.count++
-  }
-
-  reset(): void {
-    this.#counts.fill(0)
-    this.#sum = 0
-    this.count = 0
-  }
-
-  /** The samples of the Prometheus histogram: cumulative _bucket per `le`, then _sum and _count. */
-  samples(name: string, labels: Record<string, string>) {
-    let cumulative = 0
-    const buckets = [...STORE_DURATION_BUCKETS, '+Inf' as const].map((le, index) => {
-      cumulative += this.#counts[index]!
-      return { labels: { le, ...labels }, value: cumulative, metricName: `${name}_bucket` }
-    })
-    return [
-      ...buckets,
-      { labels, value: this.#sum, metricName: `${name}_sum` },
-      { labels, value: this.count, metricName: `${name}_count` },
-    ]
   }
 }
 
@@ -340,24 +134,4 @@ async function loadPromClient(): Promise<typeof PromClient> {
       { option: 'metricsRegistry', cause: error },
     )
   }
-}
-
-/**
- * The connections a client holds: a Cluster's nodes, or the client itself. A node ioredis created
- * lazily and never connected (`wait`, a replica with reads on masters), or one closed for good
- * (`end`), holds none.
- */
-function connections(pool: PoolSource): { status?: unknown }[] {
-  const all = typeof pool.nodes === 'function' ? pool.nodes('all') : [pool]
-  return all.filter((connection) => connection.status !== 'wait' && connection.status !== 'end')
-}
-
-/** ioredis says `ready`; a client without a status (a test adapter) is taken as ready. */
-const ready = (connection: { status?: unknown }): boolean =>
-  connection.status === undefined || connection.status === 'ready'
-
-function sum<T>(items: Iterable<T>, count: (item: T) => number): number {
-  let total = 0
-  for (const item of items) total += count(item)
-  return total
 }

@@ -2,14 +2,14 @@
 import type { Redis } from 'ioredis'
 
 import { ERROR_CODES, RateLimitError } from '../errors.js'
-import { MAX_RECONNECT_DELAY_MS } from '../config/schema.js'
-import { consoleLogger, debug, type RateLimitLogger } from '../observability/logger.js'
-import { describeError } from '../observability/redact.js'
-import { CONNECTION_NAME, createRedisClient, MAX_RETRIES_PER_REQUEST, type RedisClient } from './client-factory.js'
+import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
+import { CONNECTION_NAME, MAX_RETRIES_PER_REQUEST, type RedisClient } from './client-factory.js'
+import { FirstConnect } from './first-connect.js'
 import { describeTarget, redisTargetFromEnv, type RedisTarget, type Topology } from './topology.js'
 import { checkInjected, whenReady } from './injected-client.js'
 
 export { CONNECTION_NAME, MAX_RETRIES_PER_REQUEST }
+export { reconnectDelay } from './first-connect.js'
 export type { RedisClient }
 
 /** How the first connection is made. Later reconnects never give up. */
@@ -28,19 +28,11 @@ export interface RedisConnectOptions {
   readonly persistent?: boolean
 }
 
-/** Retry lines are logged for the first attempts, then once a minute or so, not once a second for hours. */
-const LOGGED_ATTEMPTS = 10
-const LOG_EVERY_NTH_ATTEMPT = 60
 const QUIT_TIMEOUT_MS = 1000
 
 /** True when the environment names a Redis: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES. */
 export function redisConfiguredInEnv(): boolean {
   return ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].some((name) => (process.env[name] ?? '').trim() !== '')
-}
-
-/** The guide's back-off: 100, 200, 300 ... ms, capped (at 1 s, see MAX_RECONNECT_DELAY_MS). */
-export function reconnectDelay(attempt: number): number {
-  return Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS)
 }
 
 type Held =
@@ -172,119 +164,20 @@ export class RedisConnection {
 
   #connect(target: RedisTarget, source: string, options: RedisConnectOptions): Promise<RedisClient> {
     const logger = options.logger ?? consoleLogger
-    const connectRetries = options.connectRetries ?? 3
-    const timeoutMs = options.connectTimeoutMs ?? 10_000
     const persistent = options.persistent ?? false
-    let everReady = false
-    let gaveUp = (): void => {}
-    let lastError: string | undefined
-    let lastErrorObject: unknown
-
-    const where = describeTarget(target)
-    const password = target.kind === 'standalone' ? target.endpoint.password : target.password
-    const secrets = [password, target.kind === 'sentinel' ? target.sentinelPassword : undefined]
-    logger.info(`[Redis] Connecting (${target.kind}): ${where}`)
-    if (target.tls?.rejectUnauthorized === false) {
-      logger.warn('[Redis] REDIS_TLS_REJECT_UNAUTHORIZED=false: the Redis server certificate is not verified')
-    }
-    const client = createRedisClient(target, {
-      connectTimeoutMs: timeoutMs,
-      retryStrategy: (attempt: number) => {
-        // Before the first success a bounded number of tries keeps boot short; afterwards an
-        // outage never ends the client: it retries until Redis is back or the client is closed.
-        if (!everReady && attempt === connectRetries + 1) {
-          logger.error(
-            persistent
-              ? '[Redis] Max retry attempts reached: starting without Redis, still reconnecting'
-              : '[Redis] Max retry attempts reached',
-          )
-          gaveUp()
-        }
-        if (!everReady && attempt > connectRetries && !persistent) return null
-        const delay = reconnectDelay(attempt)
-        if (attempt <= LOGGED_ATTEMPTS || attempt % LOG_EVERY_NTH_ATTEMPT === 0) {
-          logger.warn(`[Redis] Retrying connection in ${delay}ms (attempt ${attempt})`)
-        }
-        return delay
+    const connect: FirstConnect = new FirstConnect({
+      target,
+      source,
+      logger,
+      connectRetries: options.connectRetries ?? 3,
+      timeoutMs: options.connectTimeoutMs ?? 10_000,
+      persistent,
+      dropped: () => {
+        if (this.#held?.client === connect.client) this.#held = undefined
       },
-      // A master demoted to replica during a failover answers READONLY: reconnect, which finds
-      // the new master. The failed command is not resent; its caller falls back.
-      reconnectOnError: (error: Error) => /^READONLY\b/.test(error.message),
     })
-
-    client.on('ready', () => {
-      everReady = true
-      lastError = undefined
-      logger.info('[Redis] Client connected successfully')
-    })
-    client.on('error', (error: unknown) => {
-      lastErrorObject = error
-      const message = describeError(error, secrets)
-      // ioredis reports a failed SELECT and then goes on in database 0: a wrong URL, not an outage.
-      if (!everReady && target.kind === 'standalone' && /DB index is out of range/i.test(message)) {
-        const { db, safeUrl } = target.endpoint
-        abort(
-          new RateLimitError(
-            ERROR_CODES.REDIS_URL_INVALID,
-            `${source} names database ${db}, which ${safeUrl.replace(/\/\d+$/, '')} does not have (${message})`,
-            { option: source, cause: error },
-          ),
-        )
-      }
-      debug('redis error: %s', message)
-      // One line per distinct failure until the next success, not one per reconnect attempt.
-      if (message !== lastError) {
-        lastError = message
-        logger.error(`[Redis] Connection error: ${message}`)
-      }
-    })
-
-    let abort: (error: RateLimitError) => void = () => {}
-    let settled = false
-    const ready = new Promise<RedisClient>((resolve, reject) => {
-      const timer = setTimeout(() => fail(`no connection to ${where} within ${timeoutMs} ms`), timeoutMs)
-      const onReady = (): void => {
-        settled = true
-        cleanup()
-        resolve(client)
-      }
-      const onEnd = (): void => fail(`gave up on ${where} after ${connectRetries} retries (${lastError ?? 'no reply'})`)
-      // A persistent client goes on reconnecting; only the wait for it ends here.
-      gaveUp = () => {
-        if (persistent) onEnd()
-      }
-      const cleanup = (): void => {
-        clearTimeout(timer)
-        client.off('ready', onReady)
-        client.off('end', onEnd)
-      }
-      const fail = (why: string): void =>
-        rejectWith(
-          new RateLimitError(ERROR_CODES.REDIS_CONNECT_TIMEOUT, `Redis connection timeout: ${why}`, {
-            option: source,
-            cause: lastErrorObject,
-          }),
-        )
-      const rejectWith = (error: RateLimitError): void => {
-        // Only a connect still in progress can fail; a closed, connected client is close()'s job.
-        if (settled) return
-        settled = true
-        cleanup()
-        // Never leave a failed client reconnecting in the background, unless it is meant to.
-        if (!persistent || error.code !== ERROR_CODES.REDIS_CONNECT_TIMEOUT) {
-          client.disconnect()
-          if (this.#held?.client === client) this.#held = undefined
-        }
-        reject(error)
-      }
-      abort = rejectWith
-      client.once('ready', onReady)
-      client.once('end', onEnd)
-    })
-    // Failures arrive through the events above; connect()'s own rejection carries nothing more.
-    client.connect().catch(() => {})
-    this.#held = { kind: 'owned', client, logger, target, ready, abort, persistent }
-    debug('connecting to %s', where)
+    const { client, ready } = connect
+    this.#held = { kind: 'owned', client, logger, target, ready, abort: (error) => connect.abort(error), persistent }
     return ready
   }
 }

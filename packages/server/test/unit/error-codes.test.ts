@@ -79,7 +79,7 @@ describe('docs/errors.md', () => {
   it('finds the codes wherever they are defined: ERROR_CODES, and the error classes of each package', () => {
     expect([...defined.keys()]).toEqual(expect.arrayContaining(Object.values(ERROR_CODES)))
     expect(Object.fromEntries(defined)).toMatchObject({
-      ERR_RATE_LIMIT_STORE_UNAVAILABLE: ['packages/utils/src/rate-limiting/stores/guarded-store.ts'],
+      ERR_RATE_LIMIT_STORE_UNAVAILABLE: ['packages/utils/src/rate-limiting/stores/deadlines.ts'],
       ERR_RATE_LIMITERS_NOT_INITIALIZED: ['packages/metaverses-srv/src/rate-limiters.ts'],
       ERR_DATA_SOURCE_FULL: ['packages/metaverses-srv/src/data-source.ts'],
       ERR_SERVER_INVALID_ENV: ['packages/server/src/config.ts'],

@@ -6,13 +6,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { singleBreaker } from '#src/resilience/breakers.js'
 import { LimiterStats } from '#src/observability/stats.js'
 import { CircuitBreaker } from '#src/resilience/circuit-breaker.js'
-import {
-  failEach,
-  GuardedRedisStore,
-  StoreTimeoutError,
-  StoreUnavailableError,
-  type PendingCall,
-} from '#src/stores/guarded-store.js'
+import { failEach, StoreTimeoutError, StoreUnavailableError, type PendingCall } from '#src/stores/deadlines.js'
+import { GuardedRedisStore } from '#src/stores/guarded-store.js'
 import { createRedisStore } from '#src/stores/redis-store.js'
 import type { RedisCommandClient } from '#src/config/types.js'
 import { recordingLogger } from '#test/support/logger.js'

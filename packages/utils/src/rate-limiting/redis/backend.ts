@@ -10,7 +10,8 @@ import { clusterOf } from '../stores/redis-store.js'
 import { whenReady, type ReadyClient } from './injected-client.js'
 import { clusterBreakers, singleBreaker, type Breakers } from '../resilience/breakers.js'
 import { CircuitBreaker } from '../resilience/circuit-breaker.js'
-import { withTimeout, type GuardedRedisStore } from '../stores/guarded-store.js'
+import { withTimeout } from '../stores/deadlines.js'
+import type { GuardedRedisStore } from '../stores/guarded-store.js'
 import type { RateLimitType, RedisCommandClient } from '../config/types.js'
 
 /** How often a degraded limiter set asks Redis whether it is back. */

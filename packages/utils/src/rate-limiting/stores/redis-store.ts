@@ -5,7 +5,7 @@ import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../config/types.js'
 import { batchedCalls, sendsThrough, Unanswered, watchesWrites } from './batched-calls.js'
-import { withTimeout } from './guarded-store.js'
+import { withTimeout } from './deadlines.js'
 
 /**
  * A store whose keys are `{keyPrefix}:{type}:{client key}`. rate-limit-redis's script sets the

@@ -1,0 +1,133 @@
+// One call to Redis under guard: it settles once, by its answer, its error, or its deadline, and
+// tells the breaker and the stats which. GuardedIncrement is the hot path's one object per request.
+import type { IncrementResponse } from 'express-rate-limit'
+
+import type { CircuitBreaker } from '../resilience/circuit-breaker.js'
+import type { QueuedCommand } from './batched-calls.js'
+import { StoreTimeoutError, StoreUnavailableError, type PendingCall, type PendingCalls } from './deadlines.js'
+
+/** One guarded call: its promise, and its entry among the pending calls. */
+export class GuardedCall<T> implements PendingCall {
+  readonly promise: Promise<T>
+  readonly deadline: number
+  readonly #generation: number
+  readonly #start = performance.now()
+  #done = false
+  #timedOut = false
+  #resolve!: (value: T) => void
+  #reject!: (error: unknown) => void
+
+  constructor(
+    private readonly pending: PendingCalls,
+    readonly health: CircuitBreaker,
+    private readonly timed: boolean,
+  ) {
+    this.#generation = health.generation
+    this.deadline = this.#start + pending.timeoutMs
+    this.promise = new Promise<T>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    pending.add(this)
+  }
+
+  succeed(value: T): void {
+    if (!this.#settle()) {
+      // Redis answered after all: the policy decided a request while Redis was reachable.
+      if (this.#timedOut) {
+        this.#timedOut = false
+        this.pending.stats.lateAnswers++
+      }
+      return
+    }
+    this.health.success(this.#generation)
+    if (this.timed) this.pending.stats.observeStore?.((performance.now() - this.#start) / 1000, 'redis')
+    this.#resolve(value)
+  }
+
+  fail(error: unknown): void {
+    if (!this.#settle()) return
+    const timeout = error instanceof StoreTimeoutError
+    this.#timedOut = timeout
+    const { stats } = this.pending
+    // A call abandoned because the circuit opened is the other failure's consequence, not one more.
+    if (timeout) stats.storeErrors.timeout++
+    else if (!(error instanceof StoreUnavailableError)) stats.storeErrors.error++
+    // The caller first: whatever the breaker's listeners do, this call is settled.
+    this.#reject(
+      error instanceof StoreUnavailableError
+        ? error
+        : new StoreUnavailableError('Redis command failed', { cause: error }),
+    )
+    this.health.failure(error, { generation: this.#generation, timeout })
+  }
+
+  get settled(): boolean {
+    return this.#done
+  }
+
+  #settle(): boolean {
+    if (this.#done) return false
+    this.#done = true
+    this.pending.delete(this)
+    return true
+  }
+}
+
+/**
+ * An increment on the hot path: one object that is the promise, the pending entry and the command
+ * the batched sender sends, which answers through `resolve` and `reject`. Its methods are on the
+ * prototype: every allowed request makes one, and nothing else.
+ */
+export class GuardedIncrement extends GuardedCall<IncrementResponse> implements QueuedCommand {
+  readonly command = 'EVALSHA'
+
+  constructor(
+    pending: PendingCalls,
+    health: CircuitBreaker,
+    readonly args: readonly string[],
+    private readonly key: string,
+    /** On NOSCRIPT: loads the script, and sends the call again through rate-limit-redis's increment. */
+    private readonly again: (key: string) => Promise<IncrementResponse>,
+  ) {
+    super(pending, health, true)
+  }
+
+  resolve(reply: unknown): void {
+    let value: IncrementResponse
+    try {
+      value = parseIncrement(reply)
+    } catch (error) {
+      return this.fail(error)
+    }
+    this.succeed(value)
+  }
+
+  reject(error: unknown): void {
+    if (!isNoScriptError(error)) return this.fail(error)
+    // Timed out or failed meanwhile: the policy has answered that request already.
+    if (this.settled) return
+    this.again(this.key).then(
+      (value) => this.succeed(value),
+      (caught: unknown) => this.fail(caught),
+    )
+  }
+}
+
+/** rate-limit-redis's test for a script Redis does not have (after SCRIPT FLUSH or a restart). */
+const isNoScriptError = (error: unknown): boolean => error instanceof Error && /^NOSCRIPT(?:\s|$)/.test(error.message)
+
+/**
+ * rate-limit-redis's reading of its increment script's reply, `[hits, ms to expiry]`: the same
+ * checks, the same answer.
+ */
+export function parseIncrement(reply: unknown): IncrementResponse {
+  if (!Array.isArray(reply)) throw new TypeError('Expected result to be array of values')
+  if (reply.length !== 2) throw new Error(`Expected 2 replies, got ${reply.length}`)
+  const [hits, ttl] = reply as [unknown, unknown]
+  return { totalHits: hits === false ? 0 : toInt(hits), resetTime: new Date(Date.now() + toInt(ttl)) }
+}
+
+/** rate-limit-redis's reading of a number in a reply, whatever the client gave. */
+const toInt = (input: unknown): number =>
+  typeof input === 'number' ? input : Number.parseInt(((input ?? '') as { toString(): string }).toString(), 10)

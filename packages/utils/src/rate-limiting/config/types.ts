@@ -137,8 +137,10 @@ export interface RateLimitConfig {
 }
 
 /**
- * An Express middleware that limits one type of request: express-rate-limit's handler, with
- * status and dispose, and a resetKey that says when it is done.
+ * An Express middleware that limits one type of request. It is our own front middleware
+ * (limiter/front.ts) in front of express-rate-limit, not express-rate-limit's handler itself: it
+ * has express-rate-limit's getKey, a resetKey that resolves once the store has reset the key,
+ * and status and dispose.
  */
 export type RateLimitRequestHandler = RequestHandler & {
   /**

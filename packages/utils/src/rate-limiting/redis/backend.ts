@@ -97,7 +97,7 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   const reload = (): Promise<unknown> => Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
   const write = (key: string): Promise<unknown> =>
     withTimeout(commands.call('SET', key, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
-  const makeHealth = (node: string, probeKey: () => string): CircuitBreaker =>
+  const makeBreaker = (node: string, probeKey: () => string): CircuitBreaker =>
     new CircuitBreaker({
       name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
       degradedLine: degradedLine(config, types),
@@ -122,7 +122,7 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
         await write(cluster === undefined ? `${config.keyPrefix}:probe` : probeKey())
       },
     })
-  const breakers = cluster === undefined ? singleBreaker(makeHealth) : clusterBreakers(cluster, makeHealth)
+  const breakers = cluster === undefined ? singleBreaker(makeBreaker) : clusterBreakers(cluster, makeBreaker)
 
   // An ioredis client says when its connection drops, so /ready is right even with no traffic.
   // (A cluster's masters fail one by one; their circuits learn it from the calls.)

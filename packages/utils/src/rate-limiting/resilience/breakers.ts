@@ -17,7 +17,7 @@ export interface Breakers {
   /** Called when the set as a whole turns healthy or not. Returns the unsubscribe. */
   onChange(listener: (healthy: boolean) => void): () => void
   /** Called when any one circuit opens or closes. Returns the unsubscribe. */
-  onEach(listener: (health: CircuitBreaker, healthy: boolean) => void): () => void
+  onEach(listener: (breaker: CircuitBreaker, healthy: boolean) => void): () => void
   dispose(): void
 }
 
@@ -41,9 +41,9 @@ export function probeKeyFor(key: string): string {
 const PROBE_KEYS = new Map<number, string>()
 
 class BreakerSet implements Breakers {
-  readonly #byNode = new Map<string, { health: CircuitBreaker; lastKey: string | undefined }>()
+  readonly #byNode = new Map<string, { breaker: CircuitBreaker; lastKey: string | undefined }>()
   readonly #overall = new Set<(healthy: boolean) => void>()
-  readonly #each = new Set<(health: CircuitBreaker, healthy: boolean) => void>()
+  readonly #each = new Set<(breaker: CircuitBreaker, healthy: boolean) => void>()
   #healthy = true
   #since = new Date()
 
@@ -65,16 +65,16 @@ class BreakerSet implements Breakers {
     const node = this.nodeOf(redisKey)
     let entry = this.#byNode.get(node)
     if (entry === undefined) {
-      const created: { health: CircuitBreaker; lastKey: string | undefined } = {
-        health: this.make(node, () => probeKeyFor(created.lastKey ?? node)),
+      const created: { breaker: CircuitBreaker; lastKey: string | undefined } = {
+        breaker: this.make(node, () => probeKeyFor(created.lastKey ?? node)),
         lastKey: redisKey,
       }
-      created.health.onChange((healthy) => this.#changed(created.health, healthy))
+      created.breaker.onChange((healthy) => this.#changed(created.breaker, healthy))
       this.#byNode.set(node, created)
       entry = created
     }
     if (redisKey !== undefined) entry.lastKey = redisKey
-    return entry.health
+    return entry.breaker
   }
 
   onChange(listener: (healthy: boolean) => void): () => void {
@@ -82,20 +82,20 @@ class BreakerSet implements Breakers {
     return () => this.#overall.delete(listener)
   }
 
-  onEach(listener: (health: CircuitBreaker, healthy: boolean) => void): () => void {
+  onEach(listener: (breaker: CircuitBreaker, healthy: boolean) => void): () => void {
     this.#each.add(listener)
     return () => this.#each.delete(listener)
   }
 
   dispose(): void {
-    for (const { health } of this.#byNode.values()) health.dispose()
+    for (const { breaker } of this.#byNode.values()) breaker.dispose()
     this.#overall.clear()
     this.#each.clear()
   }
 
-  #changed(health: CircuitBreaker, healthy: boolean): void {
-    for (const listener of this.#each) listener(health, healthy)
-    const all = [...this.#byNode.values()].every((entry) => entry.health.healthy)
+  #changed(breaker: CircuitBreaker, healthy: boolean): void {
+    for (const listener of this.#each) listener(breaker, healthy)
+    const all = [...this.#byNode.values()].every((entry) => entry.breaker.healthy)
     if (all === this.#healthy) return
     this.#healthy = all
     this.#since = new Date()

@@ -18,7 +18,7 @@ export class StoreTimeoutError extends StoreUnavailableError {}
 
 /** A call waiting on Redis: the circuit it went through, how to fail it, and when it times out. */
 export interface PendingCall {
-  readonly health: CircuitBreaker
+  readonly breaker: CircuitBreaker
   readonly fail: (error: unknown) => void
   /** performance.now() past which the call has timed out. */
   readonly deadline: number
@@ -84,9 +84,9 @@ export class PendingCalls {
     }
   }
 
-  /** The calls that went through `health`. */
-  through(health: CircuitBreaker): PendingCall[] {
-    return [...this.#calls].filter((call) => call.health === health)
+  /** The calls that went through `breaker`. */
+  through(breaker: CircuitBreaker): PendingCall[] {
+    return [...this.#calls].filter((call) => call.breaker === breaker)
   }
 
   /** Sets the one timer for `at` (performance.now() time). */

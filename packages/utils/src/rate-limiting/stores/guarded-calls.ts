@@ -19,10 +19,10 @@ export class GuardedCall<T> implements PendingCall {
 
   constructor(
     private readonly pending: PendingCalls,
-    readonly health: CircuitBreaker,
+    readonly breaker: CircuitBreaker,
     private readonly timed: boolean,
   ) {
-    this.#generation = health.generation
+    this.#generation = breaker.generation
     this.deadline = this.#start + pending.timeoutMs
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve
@@ -40,7 +40,7 @@ export class GuardedCall<T> implements PendingCall {
       }
       return
     }
-    this.health.success(this.#generation)
+    this.breaker.success(this.#generation)
     if (this.timed) this.pending.stats.observeStore?.((performance.now() - this.#start) / 1000, 'redis')
     this.#resolve(value)
   }
@@ -59,7 +59,7 @@ export class GuardedCall<T> implements PendingCall {
         ? error
         : new StoreUnavailableError('Redis command failed', { cause: error }),
     )
-    this.health.failure(error, { generation: this.#generation, timeout })
+    this.breaker.failure(error, { generation: this.#generation, timeout })
   }
 
   get settled(): boolean {
@@ -84,13 +84,13 @@ export class GuardedIncrement extends GuardedCall<IncrementResponse> implements 
 
   constructor(
     pending: PendingCalls,
-    health: CircuitBreaker,
+    breaker: CircuitBreaker,
     readonly args: readonly string[],
     private readonly key: string,
     /** On NOSCRIPT: loads the script, and sends the call again through rate-limit-redis's increment. */
     private readonly again: (key: string) => Promise<IncrementResponse>,
   ) {
-    super(pending, health, true)
+    super(pending, breaker, true)
   }
 
   resolve(reply: unknown): void {

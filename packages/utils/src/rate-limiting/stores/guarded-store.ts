@@ -53,11 +53,11 @@ export class GuardedRedisStore implements Store {
       this.inner.incrementScriptSha = this.inner.loadIncrementScript(this.inner.prefixKey(key))
       return this.inner.increment(key)
     }
-    this.#unsubscribe = breakers.onEach((health, healthy) => {
+    this.#unsubscribe = breakers.onEach((breaker, healthy) => {
       if (healthy) return
       // A pipeline in flight when the connection dropped is never answered (batched-calls.ts).
       writes?.forgetUnanswered()
-      failEach(this.#pending.through(health), () => new StoreUnavailableError('Redis became unavailable'))
+      failEach(this.#pending.through(breaker), () => new StoreUnavailableError('Redis became unavailable'))
     })
   }
 
@@ -111,10 +111,10 @@ export class GuardedRedisStore implements Store {
       return this.#guard(key, () => this.inner.increment(key), true)
     }
     const redisKey = this.inner.prefixKey(key)
-    const health = this.breakers.for(redisKey)
-    if (!health.healthy) return circuitOpen()
+    const breaker = this.breakers.for(redisKey)
+    if (!breaker.healthy) return circuitOpen()
     const args = [sha, '1', redisKey, this.#windowArg]
-    const call = new GuardedIncrement(this.#pending, health, args, key, this.#incrementAgain)
+    const call = new GuardedIncrement(this.#pending, breaker, args, key, this.#incrementAgain)
     this.#send.enqueue(call)
     return call.promise
   }
@@ -140,9 +140,9 @@ export class GuardedRedisStore implements Store {
    * when a connection closed and are not to be resent).
    */
   #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
-    const health = this.breakers.for(this.inner.prefixKey(key))
-    if (!health.healthy) return circuitOpen()
-    const guarded = new GuardedCall<T>(this.#pending, health, timed)
+    const breaker = this.breakers.for(this.inner.prefixKey(key))
+    if (!breaker.healthy) return circuitOpen()
+    const guarded = new GuardedCall<T>(this.#pending, breaker, timed)
     let pending: Promise<T>
     try {
       pending = call()

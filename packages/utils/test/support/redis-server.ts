@@ -1,11 +1,12 @@
 // Starts a real redis-server on a free loopback port for one test file, and stops it by pid.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { Redis } from 'ioredis'
 
+import { launchRedis } from './launch-redis.mjs'
 import { freePort } from './ports.js'
 
 export const INSTALL_HINT =
@@ -55,12 +56,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   if (options.configFile === undefined) args.push('--save', '', '--appendonly', 'no')
   else args.unshift(options.configFile)
   if (options.password !== undefined) args.push('--requirepass', options.password)
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()))
-
-  await waitUntilReady(child, () => output)
+  const { child, output } = await launchRedis({ args })
   const auth = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`
   const admin = new Redis({
     host: '127.0.0.1',
@@ -77,7 +73,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     pid: child.pid!,
     url: `redis://${auth}127.0.0.1:${port}`,
     admin,
-    output: () => output,
+    output,
     async stop() {
       admin.disconnect()
       if (child.signalCode === null && child.exitCode === null) child.kill('SIGCONT')
@@ -96,27 +92,6 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       child.kill(signal)
     },
   }
-}
-
-function waitUntilReady(child: ChildProcess, output: () => string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`redis-server did not start within 10 s:\n${output()}`))
-    }, 10_000)
-    const check = (): void => {
-      if (output().includes('Ready to accept connections')) {
-        clearTimeout(timer)
-        child.stdout?.off('data', check)
-        resolve()
-      }
-    }
-    child.stdout?.on('data', check)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited with ${code} before it was ready:\n${output()}`))
-    })
-  })
 }
 
 /** Ends our own child by pid: SIGTERM, then SIGKILL after 5 s. */

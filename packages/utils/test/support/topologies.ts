@@ -1,7 +1,7 @@
 // Real Redis topologies for the scale-out tests: a 3-master cluster, a master + replica + three
 // sentinels, and a TLS-only server with certificates made by openssl. All on free loopback ports,
 // all started and stopped (by pid) here.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { Redis } from 'ioredis'
 
 import { waitFor } from './http.js'
+import { launchRedis } from './launch-redis.mjs'
 import { freePort } from './ports.js'
 import { stopProcess } from './redis-server.js'
 
@@ -19,33 +20,10 @@ export interface RedisProcess {
   output(): string
 }
 
-function run(args: string[], dir: string, ready: string): Promise<RedisProcess> {
-  const child = spawn('redis-server', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const onData = (chunk: Buffer): void => {
-    output += chunk.toString()
-  }
-  child.stdout?.on('data', onData)
-  child.stderr?.on('data', onData)
+async function run(args: string[], dir: string, ready: string): Promise<RedisProcess> {
+  const { child, output } = await launchRedis({ args, cwd: dir, ready })
   const port = Number(args[args.indexOf('--port') + 1] ?? 0) || Number(args[args.indexOf('--tls-port') + 1] ?? 0)
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`redis-server ${args.join(' ')} did not start:\n${output}`))
-    }, 10_000)
-    const check = (): void => {
-      if (output.includes(ready)) {
-        clearTimeout(timer)
-        child.stdout?.off('data', check)
-        resolve({ port, child, output: () => output })
-      }
-    }
-    child.stdout?.on('data', check)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`redis-server exited with ${code}:\n${output}`))
-    })
-  })
+  return { port, child, output }
 }
 
 /** Arguments every test server gets: loopback only, nothing written to disk. */

@@ -18,6 +18,10 @@ import type { RateLimitType, RedisCommandClient } from '../config/types.js'
 export const PROBE_INTERVAL_MS = 250
 /** The probe runs in the background, so it may wait longer than a request would. */
 const PROBE_TIMEOUT_MS = 1000
+/** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
+const STALL_FACTOR = 3
+/** How long a handed-in client that is still connecting is waited for. */
+const CONNECT_WAIT_MS = 10_000
 
 /** A limiter set's Redis: the client, its breakers, and the stores the probe looks after. */
 export interface RedisBackend {
@@ -70,33 +74,13 @@ function degradedLine(config: ResolvedRateLimitConfig, types: readonly RateLimit
  * unless requireRedis is set: the set starts degraded and switches to Redis when it appears.
  */
 export async function openBackend(config: ResolvedRateLimitConfig, types: readonly RateLimitType[]): Promise<Backend> {
-  let client: RedisCommandClient | undefined = config.redisClient
-  if (client === undefined) {
-    const named = config.redisUrl !== undefined || redisConfiguredInEnv() || sharedConnection.holdsClient()
-    if (!named) return { kind: 'memory', since: new Date() }
-    const options = { logger: config.logger, connectRetries: config.redisRetries }
-    client = config.requireRedis
-      ? await sharedConnection.get(config.redisUrl, options).catch((error: unknown) => {
-          throw refusal(error)
-        })
-      : await sharedConnection.attach(config.redisUrl, options)
-  } else {
-    // A handed-in client that is still connecting is waited for, so the set does not start degraded.
-    const status = (client as IoredisLike).status
-    if (status === 'connecting' || status === 'connect') {
-      await whenReady(client as unknown as ReadyClient, CONNECT_WAIT_MS).catch(() => undefined)
-    }
-  }
-  const commands = client
-  const ioredis = client as IoredisLike
+  const client = await redisClientFor(config)
+  if (client === undefined) return { kind: 'memory', since: new Date() }
   // Only a client made elsewhere can have the offline queue on: ours never do.
-  if (config.redisClient !== undefined || sharedConnection.holdsInjected()) warnAboutReplays(ioredis, config)
-
+  if (config.redisClient !== undefined || sharedConnection.holdsInjected()) warnAboutReplays(client, config)
   const stores: GuardedRedisStore[] = []
   const cluster = clusterOf(client)
-  const reload = (): Promise<unknown> => Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
-  const write = (key: string): Promise<unknown> =>
-    withTimeout(commands.call('SET', key, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
+  const probe = probeOf(client, cluster, config, stores)
   const makeBreaker = (node: string, probeKey: () => string): CircuitBreaker =>
     new CircuitBreaker({
       name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
@@ -104,53 +88,91 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
       probeIntervalMs: PROBE_INTERVAL_MS,
       stallMs: STALL_FACTOR * config.storeTimeoutMs,
       logger: config.logger,
-      probe: async () => {
-        const started = performance.now()
-        await withTimeout(commands.call('PING'), PROBE_TIMEOUT_MS)
-        const ms = performance.now() - started
-        if (ms > config.storeTimeoutMs) {
-          throw new Error(
-            `Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${config.storeTimeoutMs} ms)`,
-          )
-        }
-        // A cluster may have moved the slots to a promoted replica: learn the new map first, or
-        // every probe would go on asking the dead master.
-        if (cluster !== undefined) await refreshSlots(cluster)
-        await reload()
-        // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is
-        // not back. On a cluster the key is in a slot of the master this circuit stands for.
-        await write(cluster === undefined ? `${config.keyPrefix}:probe` : probeKey())
-      },
+      probe: () => probe(probeKey),
     })
   const breakers = cluster === undefined ? singleBreaker(makeBreaker) : clusterBreakers(cluster, makeBreaker)
+  const unwatch = watchConnection(client, breakers)
+  return {
+    kind: 'redis',
+    client,
+    topology:
+      config.redisClient === undefined
+        ? (sharedConnection.topology() ?? 'standalone')
+        : cluster
+          ? 'cluster'
+          : 'standalone',
+    breakers,
+    stores,
+    dispose: () => {
+      unwatch()
+      for (const store of stores) store.dispose()
+      breakers.dispose()
+    },
+  }
+}
 
-  // An ioredis client says when its connection drops, so /ready is right even with no traffic.
-  // (A cluster's masters fail one by one; their circuits learn it from the calls.)
-  // A cluster's masters fail one by one, and their circuits learn it from the calls; the cluster
-  // as a whole (all masters gone, or never reached) is the set's keyless circuit, so /ready tells.
+/** The client the set counts through: the one handed in, or the process's shared connection; undefined for memory. */
+async function redisClientFor(config: ResolvedRateLimitConfig): Promise<RedisCommandClient | undefined> {
+  const handedIn = config.redisClient
+  if (handedIn !== undefined) {
+    // A handed-in client that is still connecting is waited for, so the set does not start degraded.
+    const status = (handedIn as IoredisLike).status
+    if (status === 'connecting' || status === 'connect') {
+      await whenReady(handedIn as unknown as ReadyClient, CONNECT_WAIT_MS).catch(() => undefined)
+    }
+    return handedIn
+  }
+  const named = config.redisUrl !== undefined || redisConfiguredInEnv() || sharedConnection.holdsClient()
+  if (!named) return undefined
+  const options = { logger: config.logger, connectRetries: config.redisRetries }
+  if (!config.requireRedis) return sharedConnection.attach(config.redisUrl, options)
+  return sharedConnection.get(config.redisUrl, options).catch((error: unknown) => {
+    throw refusal(error)
+  })
+}
+
+/**
+ * What a breaker asks before it closes again: Redis answers a PING within storeTimeoutMs, has the
+ * scripts (loaded again), and takes a write. On a cluster `probeKey` names a key in a slot of the
+ * master the breaker stands for.
+ */
+function probeOf(
+  client: RedisCommandClient,
+  cluster: Cluster | undefined,
+  { keyPrefix, storeTimeoutMs }: ResolvedRateLimitConfig,
+  stores: readonly GuardedRedisStore[],
+) {
+  return async (probeKey: () => string): Promise<void> => {
+    const started = performance.now()
+    await withTimeout(client.call('PING'), PROBE_TIMEOUT_MS)
+    const ms = performance.now() - started
+    if (ms > storeTimeoutMs) {
+      throw new Error(`Redis answers, but in ${Math.round(ms)} ms, slower than storeTimeoutMs (${storeTimeoutMs} ms)`)
+    }
+    // A cluster may have moved the slots to a promoted replica: learn the new map first, or
+    // every probe would go on asking the dead master.
+    if (cluster !== undefined) await refreshSlots(cluster)
+    await Promise.all(stores.map((store) => store.reloadScripts(PROBE_TIMEOUT_MS)))
+    // A write, with a TTL: a Redis that answers but refuses writes (OOM, READONLY, MISCONF) is not back.
+    const key = cluster === undefined ? `${keyPrefix}:probe` : probeKey()
+    await withTimeout(client.call('SET', key, '1', 'PX', '10000'), PROBE_TIMEOUT_MS)
+  }
+}
+
+/**
+ * Opens the set's keyless circuit when an ioredis client says its connection dropped (or is not
+ * up yet), so /ready is right even with no traffic. A cluster's masters fail one by one and their
+ * circuits learn it from the calls; the keyless one stands for the cluster as a whole. Returns
+ * the function that stops watching.
+ */
+function watchConnection(client: RedisCommandClient, breakers: Breakers): () => void {
+  const ioredis = client as IoredisLike
   const onClose = (): void => breakers.for().failure(new Error('connection closed'))
   ioredis.on?.('close', onClose)
   if (typeof ioredis.status === 'string' && ioredis.status !== 'ready') {
     breakers.for().failure(new Error(`not connected (${ioredis.status})`))
   }
-  const topology =
-    config.redisClient === undefined
-      ? (sharedConnection.topology() ?? 'standalone')
-      : clusterOf(client)
-        ? 'cluster'
-        : 'standalone'
-  return {
-    kind: 'redis',
-    client,
-    topology,
-    breakers,
-    stores,
-    dispose: () => {
-      ioredis.off?.('close', onClose)
-      for (const store of stores) store.dispose()
-      breakers.dispose()
-    },
-  }
+  return () => ioredis.off?.('close', onClose)
 }
 
 /** The parts of an ioredis client the backend looks at, when the client is one. */
@@ -160,17 +182,12 @@ type IoredisLike = Partial<Pick<Redis, 'on' | 'off' | 'once' | 'status'>> & {
   options?: ReplayOptions & { redisOptions?: ReplayOptions }
 }
 
-/** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
-const STALL_FACTOR = 3
-
-const CONNECT_WAIT_MS = 10_000
-
 /**
  * A client made elsewhere may queue commands while disconnected and resend those in flight after
  * a reconnect: a late INCR then lands in a new window, after the fallback already decided. Say so.
  */
-function warnAboutReplays(client: IoredisLike, config: ResolvedRateLimitConfig): void {
-  const options = client.options
+function warnAboutReplays(client: RedisCommandClient, config: ResolvedRateLimitConfig): void {
+  const options = (client as IoredisLike).options
   if (options === undefined) return
   const nodes = options.redisOptions ?? options
   const on = [

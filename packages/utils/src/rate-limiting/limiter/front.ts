@@ -108,8 +108,19 @@ export function limiterFront({
     if (typeof key === 'string') withKey(req, res, next, key, ip)
     else key.then((resolved) => withKey(req, res, next, resolved, ip), next)
   }
-  if (skip === undefined) return counted
+  return skip === undefined ? counted : behindSkip(skip, stats, counted)
+}
 
+/** `counted` behind `skip`: a request it skips goes on uncounted, counted in `stats.skipped`. */
+function behindSkip(
+  skip: SkipFunction,
+  stats: LimiterStats,
+  counted: (req: Request, res: Response, next: NextFunction) => void,
+): RequestHandler {
+  const skipRequest = (next: NextFunction): void => {
+    stats.skipped++
+    next()
+  }
   return (req, res, next) => {
     let verdict: ReturnType<SkipFunction>
     try {
@@ -124,10 +135,5 @@ export function limiterFront({
     } else {
       counted(req, res, next)
     }
-  }
-
-  function skipRequest(next: NextFunction): void {
-    stats.skipped++
-    next()
   }
 }

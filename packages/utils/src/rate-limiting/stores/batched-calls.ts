@@ -82,32 +82,7 @@ export class Unanswered {
  */
 export function batchedCalls(client: RedisCommandClient, timeoutMs: number, holdBackMs = HOLD_BACK_MS): BatchedSend {
   const unanswered = new Unanswered()
-  const oldestUnanswered = (): number | undefined => unanswered.oldest()
-  const forgetUnanswered = (): void => unanswered.forget()
-  if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') {
-    const callNow = (command: string, args: readonly string[]): Promise<unknown> => {
-      const reply = client.call(command, ...args)
-      const answered = unanswered.written()
-      reply.then(answered, answered)
-      return reply
-    }
-    return Object.assign(async (command: string, ...args: string[]) => callNow(command, args), {
-      enqueue(queued: QueuedCommand): void {
-        let reply: Promise<unknown>
-        try {
-          reply = callNow(queued.command, queued.args)
-        } catch (error) {
-          return queued.reject(error)
-        }
-        reply.then(
-          (value) => queued.resolve(value),
-          (error: unknown) => queued.reject(error),
-        )
-      },
-      oldestUnanswered,
-      forgetUnanswered,
-    })
-  }
+  if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') return oneByOne(client, unanswered)
   const pipelined = client as PipelineClient
   let queue: QueuedCommand[] = []
   let inFlight = false
@@ -168,8 +143,39 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
   return Object.assign(
     (command: string, ...args: string[]) =>
       new Promise((resolve, reject) => enqueue({ command, args, resolve, reject })),
-    { enqueue, oldestUnanswered, forgetUnanswered },
+    { enqueue, ...writeWatch(unanswered) },
   )
+}
+
+/** What a sender tells of its writes (BatchedSend's oldestUnanswered and forgetUnanswered). */
+const writeWatch = (unanswered: Unanswered): WriteWatch => ({
+  oldestUnanswered: () => unanswered.oldest(),
+  forgetUnanswered: () => unanswered.forget(),
+})
+
+/** A sender for a client without pipeline(): each command is its own write. */
+function oneByOne(client: RedisCommandClient, unanswered: Unanswered): BatchedSend {
+  const callNow = (command: string, args: readonly string[]): Promise<unknown> => {
+    const reply = client.call(command, ...args)
+    const answered = unanswered.written()
+    reply.then(answered, answered)
+    return reply
+  }
+  return Object.assign(async (command: string, ...args: string[]) => callNow(command, args), {
+    enqueue(queued: QueuedCommand): void {
+      let reply: Promise<unknown>
+      try {
+        reply = callNow(queued.command, queued.args)
+      } catch (error) {
+        return queued.reject(error)
+      }
+      reply.then(
+        (value) => queued.resolve(value),
+        (error: unknown) => queued.reject(error),
+      )
+    },
+    ...writeWatch(unanswered),
+  })
 }
 
 /** The sender under each store that sends through one, for the guard's hot path (guarded-store.ts). */

@@ -1,32 +1,14 @@
 // SIGTERM and SIGINT on the built server, with a request in flight and a real Redis behind it.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
-import {
-  redisServerAvailable,
-  startRedisServer,
-  type TestRedisServer,
-} from '../../../utils/test/support/redis-server.js'
+import { redisServerAvailable } from '../../../utils/test/support/redis-server.js'
+import { oneRedis } from './support/fleet.js'
 import { startSlowPost, waitUntilWriteCounted } from './support/slow-request.js'
 import { startServer, type ServerProcess } from './support/server-process.js'
 
 describe.runIf(redisServerAvailable())('graceful shutdown', () => {
-  let redis: TestRedisServer
-  const running: ServerProcess[] = []
-  beforeAll(async () => {
-    redis = await startRedisServer()
-  })
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((server) => server.stop()))
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-
-  async function start(): Promise<ServerProcess> {
-    const server = await startServer({ REDIS_URL: redis.url })
-    running.push(server)
-    return server
-  }
+  const fleet = oneRedis()
+  const start = (): Promise<ServerProcess> => fleet.start()
 
   it.each(['SIGTERM', 'SIGINT'] as const)(
     'on %s stops accepting, finishes the request in flight, closes Redis and exits 0',

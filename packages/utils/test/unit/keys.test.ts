@@ -1,13 +1,14 @@
 import express, { type RequestHandler } from 'express'
 import RedisMock from 'ioredis-mock'
 import request from 'supertest'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
 import { createRateLimiters, defaultKeyGenerator, MAX_CLIENT_KEY_BYTES, type RateLimiters } from '#src/index.js'
 import { boundedKey } from '#src/limiter/keys.js'
 import { createIoredisMockAdapter } from '#src/testing/index.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { recordingLogger } from '#test/support/logger.js'
+import { mockLimiters } from '#test/support/mock-limiters.js'
 
 const fakeRequest = (ip: string | undefined, user?: unknown) =>
   ({ ip, user, socket: { remoteAddress: undefined } }) as unknown as express.Request
@@ -38,10 +39,7 @@ describe('boundedKey', () => {
 const mock = new RedisMock()
 
 describe('keys in Redis', () => {
-  const made: RateLimiters[] = []
-  afterEach(() => {
-    for (const m of made.splice(0)) m.dispose()
-  })
+  const sets = mockLimiters(mock)
 
   const appWith = (limiters: RateLimiters, identify: RequestHandler) => {
     const app = express()
@@ -51,14 +49,8 @@ describe('keys in Redis', () => {
   }
 
   it('gives two users behind one IP separate budgets', async () => {
-    const keyPrefix = uniquePrefix('users')
-    const limiters = await createRateLimiters({
-      keyPrefix,
-      maxRead: 1,
-      redisClient: createIoredisMockAdapter(mock),
-      logger: recordingLogger(),
-    })
-    made.push(limiters)
+    const limiters = await sets.create('users', { maxRead: 1 })
+    const { keyPrefix } = limiters
     const app = appWith(limiters, (req, _res, next) => {
       const user = req.get('x-test-user')
       if (user) Object.assign(req, { user: { id: user } })
@@ -74,14 +66,8 @@ describe('keys in Redis', () => {
   })
 
   it('stores a client key longer than 128 bytes as its hash, so a hostile header cannot inflate Redis', async () => {
-    const keyPrefix = uniquePrefix('long')
-    const limiters = await createRateLimiters({
-      keyPrefix,
-      redisClient: createIoredisMockAdapter(mock),
-      keyGenerator: (req) => req.get('x-client') ?? 'none',
-      logger: recordingLogger(),
-    })
-    made.push(limiters)
+    const limiters = await sets.create('long', { keyGenerator: (req) => req.get('x-client') ?? 'none' })
+    const { keyPrefix } = limiters
     const app = appWith(limiters, (_req, _res, next) => next())
     await request(app).get('/items').set('x-client', 'x'.repeat(4000)).expect(200)
     await request(app).get('/items').set('x-client', 'short').expect(200)

@@ -1,12 +1,11 @@
 import RedisMock from 'ioredis-mock'
 import request from 'supertest'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
-import { createRateLimiters, type RateLimiters } from '#src/index.js'
 import { createIoredisMockAdapter } from '#src/testing/index.js'
 import { createApp } from '#test/support/app.js'
-import { describeLimiterContract, uniquePrefix } from '#test/support/limiter-contract.js'
-import { recordingLogger } from '#test/support/logger.js'
+import { describeLimiterContract } from '#test/support/limiter-contract.js'
+import { mockLimiters } from '#test/support/mock-limiters.js'
 
 // ioredis-mock instances share one dataset per host and port, and each one adds a listener to a
 // shared emitter, so the file uses one instance and each test reads only its own prefix.
@@ -18,20 +17,11 @@ describeLimiterContract('rate-limit-redis over ioredis-mock', {
 })
 
 describe('Redis keys (ioredis-mock)', () => {
-  const made: RateLimiters[] = []
-  afterEach(() => {
-    for (const m of made.splice(0)) m.dispose()
-  })
+  const sets = mockLimiters(mock)
 
   it('are {keyPrefix}:{type}:{client key}, each with the window as TTL', async () => {
-    const keyPrefix = uniquePrefix('keys')
-    const limiters = await createRateLimiters({
-      keyPrefix,
-      windowMs: 60_000,
-      redisClient: createIoredisMockAdapter(mock),
-      logger: recordingLogger(),
-    })
-    made.push(limiters)
+    const limiters = await sets.create('keys', { windowMs: 60_000 })
+    const { keyPrefix } = limiters
     const app = createApp(limiters)
     await request(app).get('/items').set('X-Forwarded-For', '198.51.100.7').expect(200)
     await request(app).post('/items').set('X-Forwarded-For', '198.51.100.7').expect(201)
@@ -47,14 +37,8 @@ describe('Redis keys (ioredis-mock)', () => {
   })
 
   it('groups an IPv6 client by its /56, so rotating addresses inside it shares one budget', async () => {
-    const keyPrefix = uniquePrefix('v6')
-    const limiters = await createRateLimiters({
-      keyPrefix,
-      maxRead: 1,
-      redisClient: createIoredisMockAdapter(mock),
-      logger: recordingLogger(),
-    })
-    made.push(limiters)
+    const limiters = await sets.create('v6', { maxRead: 1 })
+    const { keyPrefix } = limiters
     const app = createApp(limiters)
     await request(app).get('/items').set('X-Forwarded-For', '2001:db8:abcd:12ff::1').expect(200)
     await request(app).get('/items').set('X-Forwarded-For', '2001:db8:abcd:1200::99').expect(429)
@@ -63,13 +47,7 @@ describe('Redis keys (ioredis-mock)', () => {
 
   it('keeps counting after the scripts are flushed (NOSCRIPT is retried, never shown)', async () => {
     const adapter = createIoredisMockAdapter(mock)
-    const limiters = await createRateLimiters({
-      keyPrefix: uniquePrefix(),
-      maxRead: 3,
-      redisClient: adapter,
-      logger: recordingLogger(),
-    })
-    made.push(limiters)
+    const limiters = await sets.create('noscript', { maxRead: 3, redisClient: adapter })
     const app = createApp(limiters)
     await request(app).get('/items').expect(200)
     adapter.flushScripts()

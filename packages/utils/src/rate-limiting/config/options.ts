@@ -6,8 +6,6 @@ import { redactCredentials } from '../observability/redact.js'
 import { MAX_RECONNECT_DELAY_MS, OPTIONS, type DefaultedOption, type OptionName, type OptionSpec } from './schema.js'
 import type { RateLimitConfig, RateLimitType } from './types.js'
 
-export { MAX_INSTANCES, MAX_STORE_TIMEOUT_MS, MAX_WINDOW_MS, MIN_WINDOW_MS, STORE_ERROR_POLICIES } from './schema.js'
-
 /** The defaults of the options that have plain ones (schema.ts). */
 export const DEFAULT_RATE_LIMIT_CONFIG: Readonly<Required<Pick<RateLimitConfig, DefaultedOption>>> = Object.freeze(
   Object.fromEntries(

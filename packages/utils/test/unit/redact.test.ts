@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 
-import { redactCredentials } from '#src/index.js'
-import { redactUrl } from '#src/observability/redact.js'
+import { resolveConfig } from '#src/config/options.js'
+import { rateLimitConfigFromEnv, redactCredentials } from '#src/index.js'
+import { redactUrl, SHOWN_VALUE_CHARS, shownValue } from '#src/observability/redact.js'
 
 describe('redactCredentials', () => {
   it.each([
@@ -40,5 +41,50 @@ describe('redactUrl', () => {
     ['rediss://host', 'rediss://host'],
   ])('shows %s as %s', (input, expected) => {
     expect(redactUrl(input)).toBe(expected)
+  })
+})
+
+describe('shownValue: the one way an error quotes a bad value', () => {
+  it.each([
+    ['a short string', 'abc', '"abc"'],
+    ['a number', 0, '0'],
+    ['NaN', Number.NaN, 'NaN'],
+    ['a boolean', false, 'false'],
+    ['null', null, 'null'],
+    ['a bigint', 10n, '10n'],
+    ['a function', () => 1, 'a function'],
+    ['an array', [1, 2], 'an array'],
+    ['an object', { password: 'hunter2' }, 'an object'],
+    ['a URL with a password', 'redis://u:hunter2@h:6379', '"redis://u:***@h:6379"'],
+  ])('%s', (_name, value, expected) => {
+    expect(shownValue(value)).toBe(expected)
+  })
+
+  it(`cuts a long string to ${SHOWN_VALUE_CHARS} characters, quotes included, after removing credentials`, () => {
+    const shown = shownValue(`redis://u:hunter2@${'h'.repeat(200)}`)
+    expect(shown).toHaveLength(SHOWN_VALUE_CHARS)
+    expect(shown).toMatch(/^"redis:\/\/u:\*\*\*@h+\.\.\."$/)
+    expect(shownValue('x'.repeat(SHOWN_VALUE_CHARS - 2))).toBe(`"${'x'.repeat(SHOWN_VALUE_CHARS - 2)}"`)
+  })
+
+  it('is what an option, a variable and a node list show', () => {
+    const long = `pass:hunter2@${'y'.repeat(100)}`
+    const messages = [
+      () => resolveConfig({ keyPrefix: long }),
+      () => rateLimitConfigFromEnv({ RATE_LIMIT_SHADOW: long }),
+      () => rateLimitConfigFromEnv({ RATE_LIMIT_WINDOW_MS: long }),
+      () => rateLimitConfigFromEnv({ REDIS_CLUSTER_NODES: long }),
+    ].map((call) => {
+      try {
+        call()
+      } catch (error) {
+        return (error as Error).message
+      }
+      throw new Error('no error')
+    })
+    for (const message of messages) {
+      expect(message).toContain(shownValue(long))
+      expect(message).not.toContain('hunter2')
+    }
   })
 })

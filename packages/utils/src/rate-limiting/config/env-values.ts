@@ -1,5 +1,6 @@
 // Reading one environment variable: trimmed, blank as unset, and true/false flags read one way.
 import { RateLimitError, type RateLimitErrorCode } from '../errors.js'
+import { shownValue } from '../observability/redact.js'
 
 export type Env = Readonly<Record<string, string | undefined>>
 
@@ -8,10 +9,6 @@ export function envValue(env: Env, name: string): string | undefined {
   const raw = env[name]
   return raw === undefined || raw.trim() === '' ? undefined : raw.trim()
 }
-
-/** A value as an error may show it: quoted and cut to `max` characters. */
-export const shownValue = (raw: string, max = 40): string =>
-  JSON.stringify(raw.length > max ? `${raw.slice(0, max - 3)}...` : raw)
 
 /**
  * A true/false variable (`true`, `false`, `1`, `0`, any case); undefined when unset. Anything else

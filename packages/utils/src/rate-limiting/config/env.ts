@@ -1,5 +1,6 @@
 // Reads the rate-limit settings from the environment, with errors that name the variable.
-import { envValue, shownValue, type Env } from './env-values.js'
+import { shownValue } from '../observability/redact.js'
+import { envValue, type Env } from './env-values.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { redisTargetFromEnv } from '../redis/topology.js'
 import { OPTIONS, type OptionSpec } from './schema.js'

@@ -2,7 +2,7 @@
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
 import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
-import { redactCredentials } from '../observability/redact.js'
+import { shownValue } from '../observability/redact.js'
 import { MAX_RECONNECT_DELAY_MS, OPTIONS, type DefaultedOption, type OptionName, type OptionSpec } from './schema.js'
 import type { RateLimitConfig, RateLimitType } from './types.js'
 
@@ -30,19 +30,7 @@ type Fallback = 'keyGenerator' | 'logger' | 'metricsNamespace'
 export const RATE_LIMIT_TYPES: readonly RateLimitType[] = Object.freeze(['read', 'write', 'custom'])
 
 function invalid(option: string, allowed: string, value: unknown): RateLimitError {
-  return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${show(value)}`, { option })
-}
-
-/** A bad value as the operator typed it, short and with credentials removed. */
-function show(value: unknown): string {
-  if (typeof value === 'string') {
-    const text = JSON.stringify(redactCredentials(value))
-    return text.length > 80 ? `${text.slice(0, 77)}..."` : text
-  }
-  if (typeof value === 'function') return 'a function'
-  if (typeof value === 'bigint') return `${value}n`
-  if (value === null || typeof value !== 'object') return String(value)
-  return Array.isArray(value) ? 'an array' : 'an object'
+  return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${shownValue(value)}`, { option })
 }
 
 /** Checks the limiter type (a runtime check for JavaScript callers). */
@@ -50,7 +38,7 @@ export function checkType(type: unknown): RateLimitType {
   if (!RATE_LIMIT_TYPES.includes(type as RateLimitType)) {
     throw new RateLimitError(
       ERROR_CODES.INVALID_TYPE,
-      `type must be one of ${RATE_LIMIT_TYPES.join(', ')}, got ${show(type)}`,
+      `type must be one of ${RATE_LIMIT_TYPES.join(', ')}, got ${shownValue(type)}`,
       { option: 'type' },
     )
   }

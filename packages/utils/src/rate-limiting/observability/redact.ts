@@ -75,6 +75,25 @@ export function redactSecrets(text: string, secrets: readonly (string | undefine
   return out
 }
 
+/** How many characters of a bad value an error quotes, quotes included. */
+export const SHOWN_VALUE_CHARS = 60
+
+/**
+ * A bad value as an error message shows it. A string is quoted, with credentials removed, and cut
+ * to SHOWN_VALUE_CHARS; anything else is named by its kind (a function, an object) or shown plain
+ * (a number, a boolean), so no error ever prints a whole object or a long secret.
+ */
+export function shownValue(value: unknown): string {
+  if (typeof value === 'string') {
+    const text = JSON.stringify(redactCredentials(value))
+    return text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS - 4)}..."` : text
+  }
+  if (typeof value === 'function') return 'a function'
+  if (typeof value === 'bigint') return `${value}n`
+  if (value === null || typeof value !== 'object') return String(value)
+  return Array.isArray(value) ? 'an array' : 'an object'
+}
+
 /** The message of an unknown thrown value, with credentials removed. */
 export function describeError(error: unknown, secrets: readonly (string | undefined)[] = []): string {
   const message = error instanceof Error ? error.message : String(error)

@@ -1,9 +1,9 @@
 // Which Redis to use, from the environment: one server (REDIS_URL), Sentinel, or Cluster, with TLS.
 import { readFileSync } from 'node:fs'
 
-import { envFlag, envValue, shownValue, type Env } from '../config/env-values.js'
+import { envFlag, envValue, type Env } from '../config/env-values.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
-import { redactCredentials } from '../observability/redact.js'
+import { shownValue } from '../observability/redact.js'
 import { parseRedisUrl, type RedisEndpoint } from './url.js'
 
 export interface HostPort {
@@ -53,7 +53,7 @@ export function parseNodeList(raw: string, variable: string): HostPort[] {
       throw configError(
         ERROR_CODES.REDIS_NODES_INVALID,
         variable,
-        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${shownValue(redactCredentials(entry), 60)}; ` +
+        `${variable} entry ${index + 1} must be host:port (port 1-65535), got ${shownValue(entry)}; ` +
           `expected a comma-separated list such as 10.0.0.1:26379,10.0.0.2:26379`,
       )
     }

@@ -16,6 +16,7 @@ import { debug } from './observability/logger.js'
 import { RateLimitMetrics } from './observability/metrics.js'
 import { LimiterStats } from './observability/stats.js'
 import { openBackend, type Backend } from './redis/backend.js'
+import { degradedLine } from './resilience/degraded.js'
 
 /** The client key of a request: the key generator's answer, proxy-checked, and hashed when long. */
 function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
@@ -73,7 +74,11 @@ function buildLimiter(
   release: () => void,
 ): RateLimitRequestHandler {
   const parts = limiterParts(type, config, backend)
-  const core = backend.kind === 'memory' ? memoryLimiter(parts, backend.since) : redisLimiter(parts, backend, config)
+  const { keyPrefix, storeTimeoutMs, onStoreError, instances } = config
+  const core =
+    backend.kind === 'memory'
+      ? memoryLimiter(parts, backend.since)
+      : redisLimiter(parts, backend, { keyPrefix, storeTimeoutMs, onStoreError, instances })
   const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
   const leaveMetrics = metrics?.join(
     { namespace: config.metricsNamespace, type, stats: parts.stats, policy: config.onStoreError, inFallback },
@@ -109,7 +114,18 @@ async function createLimiters(types: readonly RateLimitType[], config: ResolvedR
   try {
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
     const metrics = config.metricsRegistry === undefined ? undefined : await RateLimitMetrics.on(config.metricsRegistry)
-    const backend = await openBackend(config, types)
+    const { redisClient, redisUrl, requireRedis, redisRetries, keyPrefix, storeTimeoutMs, logger } = config
+    const limits = types.map((type) => ({ type, max: maxFor(config, type) }))
+    const backend = await openBackend({
+      redisClient,
+      redisUrl,
+      requireRedis,
+      redisRetries,
+      keyPrefix,
+      storeTimeoutMs,
+      logger,
+      degradedLine: degradedLine(config, limits),
+    })
     let open = types.length
     return types.map((type, index) =>
       buildLimiter(type, config, backend, metrics, () => {

@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
 import { CircuitBreaker } from '#src/resilience/circuit-breaker.js'
-import { fallbackMax } from '#src/redis/backend.js'
+import { fallbackMax } from '#src/resilience/degraded.js'
 import { recordingLogger } from '#test/support/logger.js'
 
 beforeEach(() => {

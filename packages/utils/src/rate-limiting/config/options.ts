@@ -30,7 +30,9 @@ type Fallback = 'keyGenerator' | 'logger' | 'metricsNamespace'
 export const RATE_LIMIT_TYPES: readonly RateLimitType[] = Object.freeze(['read', 'write', 'custom'])
 
 function invalid(option: string, allowed: string, value: unknown): RateLimitError {
-  return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${shownValue(value)}`, { option })
+  return new RateLimitError(ERROR_CODES.INVALID_OPTION, `${option} must be ${allowed}, got ${shownValue(value)}`, {
+    option,
+  })
 }
 
 /** Checks the limiter type (a runtime check for JavaScript callers). */

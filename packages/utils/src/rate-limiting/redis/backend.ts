@@ -2,7 +2,6 @@
 import type { Cluster, Redis } from 'ioredis'
 
 import { ERROR_CODES, RateLimitError } from '../errors.js'
-import { maxFor, type ResolvedRateLimitConfig } from '../config/options.js'
 import { sharedConnection } from './client-manager.js'
 import { redisConfiguredInEnv } from './connection.js'
 import type { Topology } from './topology.js'
@@ -12,7 +11,8 @@ import { clusterBreakers, singleBreaker, type Breakers } from '../resilience/bre
 import { CircuitBreaker } from '../resilience/circuit-breaker.js'
 import { withTimeout } from '../stores/deadlines.js'
 import type { GuardedRedisStore } from '../stores/guarded-store.js'
-import type { RateLimitType, RedisCommandClient } from '../config/types.js'
+import type { RateLimitConfig, RedisCommandClient } from '../config/types.js'
+import type { RateLimitLogger } from '../observability/logger.js'
 
 /** How often a degraded limiter set asks Redis whether it is back. */
 export const PROBE_INTERVAL_MS = 250
@@ -37,6 +37,17 @@ export interface RedisBackend {
 
 export type Backend = { readonly kind: 'memory'; readonly since: Date } | RedisBackend
 
+/** What opening a backend needs: where Redis is, how hard to try, and what to log when it fails. */
+export type BackendOptions = Pick<RateLimitConfig, 'redisClient' | 'redisUrl'> & {
+  readonly requireRedis: boolean
+  readonly redisRetries: number
+  readonly keyPrefix: string
+  readonly storeTimeoutMs: number
+  readonly logger: RateLimitLogger
+  /** What a breaker logs as it opens (resilience/degraded.ts). */
+  readonly degradedLine: string
+}
+
 /** A failed first connect under requireRedis, saying why the limiters do not start without Redis. */
 function refusal(error: unknown): unknown {
   if (!(error instanceof RateLimitError) || error.code !== ERROR_CODES.REDIS_CONNECT_TIMEOUT) return error
@@ -47,33 +58,12 @@ function refusal(error: unknown): unknown {
   )
 }
 
-/** The per-instance limit during a fallback: the shared limit split across the fleet, at least 1. */
-export const fallbackMax = (max: number, instances: number): number => Math.max(1, Math.floor(max / instances))
-
-function degradedLine(config: ResolvedRateLimitConfig, types: readonly RateLimitType[]): string {
-  switch (config.onStoreError) {
-    case 'allow':
-      return 'failing open (onStoreError allow): requests pass without a limit until Redis is back'
-    case 'deny':
-      return config.shadow
-        ? 'onStoreError deny, not enforced in shadow mode: requests pass without a limit until Redis is back'
-        : 'failing closed (onStoreError deny): requests get 503 until Redis is back'
-    case 'fallback': {
-      const limits = types.map((type) => {
-        const max = maxFor(config, type)
-        return `${type} ${max} -> ${fallbackMax(max, config.instances)}`
-      })
-      return `fallback on: in-memory limits per instance, ${limits.join(', ')} (instances ${config.instances})`
-    }
-  }
-}
-
 /**
  * Redis when a client, a URL or REDIS_URL is configured (or a client was handed to
  * RedisClientManager); memory otherwise. A Redis that is not there at first is not an error
  * unless requireRedis is set: the set starts degraded and switches to Redis when it appears.
  */
-export async function openBackend(config: ResolvedRateLimitConfig, types: readonly RateLimitType[]): Promise<Backend> {
+export async function openBackend(config: BackendOptions): Promise<Backend> {
   const client = await redisClientFor(config)
   if (client === undefined) return { kind: 'memory', since: new Date() }
   // Only a client made elsewhere can have the offline queue on: ours never do.
@@ -84,7 +74,7 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
   const makeBreaker = (node: string, probeKey: () => string): CircuitBreaker =>
     new CircuitBreaker({
       name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
-      degradedLine: degradedLine(config, types),
+      degradedLine: config.degradedLine,
       probeIntervalMs: PROBE_INTERVAL_MS,
       stallMs: STALL_FACTOR * config.storeTimeoutMs,
       logger: config.logger,
@@ -112,7 +102,7 @@ export async function openBackend(config: ResolvedRateLimitConfig, types: readon
 }
 
 /** The client the set counts through: the one handed in, or the process's shared connection; undefined for memory. */
-async function redisClientFor(config: ResolvedRateLimitConfig): Promise<RedisCommandClient | undefined> {
+async function redisClientFor(config: BackendOptions): Promise<RedisCommandClient | undefined> {
   const handedIn = config.redisClient
   if (handedIn !== undefined) {
     // A handed-in client that is still connecting is waited for, so the set does not start degraded.
@@ -139,7 +129,7 @@ async function redisClientFor(config: ResolvedRateLimitConfig): Promise<RedisCom
 function probeOf(
   client: RedisCommandClient,
   cluster: Cluster | undefined,
-  { keyPrefix, storeTimeoutMs }: ResolvedRateLimitConfig,
+  { keyPrefix, storeTimeoutMs }: BackendOptions,
   stores: readonly GuardedRedisStore[],
 ) {
   return async (probeKey: () => string): Promise<void> => {
@@ -186,7 +176,7 @@ type IoredisLike = Partial<Pick<Redis, 'on' | 'off' | 'once' | 'status'>> & {
  * A client made elsewhere may queue commands while disconnected and resend those in flight after
  * a reconnect: a late INCR then lands in a new window, after the fallback already decided. Say so.
  */
-function warnAboutReplays(client: RedisCommandClient, config: ResolvedRateLimitConfig): void {
+function warnAboutReplays(client: RedisCommandClient, { logger, keyPrefix }: BackendOptions): void {
   const options = (client as IoredisLike).options
   if (options === undefined) return
   const nodes = options.redisOptions ?? options
@@ -195,8 +185,8 @@ function warnAboutReplays(client: RedisCommandClient, config: ResolvedRateLimitC
     ...(nodes.autoResendUnfulfilledCommands !== false ? ['autoResendUnfulfilledCommands'] : []),
   ]
   if (on.length === 0) return
-  config.logger.warn(
-    `[RateLimit] ${config.keyPrefix}: the handed-in Redis client has ${on.join(' and ')} on, so during an outage ` +
+  logger.warn(
+    `[RateLimit] ${keyPrefix}: the handed-in Redis client has ${on.join(' and ')} on, so during an outage ` +
       'commands may wait, or land late in a new window; create it with ' +
       '{ enableOfflineQueue: false, autoResendUnfulfilledCommands: false }',
   )

@@ -1,10 +1,39 @@
 // What a limiter does while Redis cannot be used: the onStoreError policy as a middleware.
 import type { RequestHandler } from 'express'
 
-import type { StoreErrorPolicy } from '../config/types.js'
+import type { RateLimitType, StoreErrorPolicy } from '../config/types.js'
 
 /** The code of a 503 answered under onStoreError 'deny'. */
 export const RATE_LIMIT_UNAVAILABLE = 'RATE_LIMIT_UNAVAILABLE'
+
+/** The per-instance limit during a fallback: the shared limit split across the fleet, at least 1. */
+export const fallbackMax = (max: number, instances: number): number => Math.max(1, Math.floor(max / instances))
+
+/** What a limiter set does while Redis cannot be used. */
+export interface DegradedPolicy {
+  readonly onStoreError: StoreErrorPolicy
+  readonly shadow: boolean
+  readonly instances: number
+}
+
+/** The warning a breaker logs as it opens: what requests get until Redis is back. */
+export function degradedLine(
+  { onStoreError, shadow, instances }: DegradedPolicy,
+  limits: readonly { readonly type: RateLimitType; readonly max: number }[],
+): string {
+  switch (onStoreError) {
+    case 'allow':
+      return 'failing open (onStoreError allow): requests pass without a limit until Redis is back'
+    case 'deny':
+      return shadow
+        ? 'onStoreError deny, not enforced in shadow mode: requests pass without a limit until Redis is back'
+        : 'failing closed (onStoreError deny): requests get 503 until Redis is back'
+    case 'fallback': {
+      const shown = limits.map(({ type, max }) => `${type} ${max} -> ${fallbackMax(max, instances)}`)
+      return `fallback on: in-memory limits per instance, ${shown.join(', ')} (instances ${instances})`
+    }
+  }
+}
 
 /** Seconds a denied client is asked to wait: 1-5, spread so that clients do not all come back at once. */
 const retryAfterSeconds = (): number => 1 + Math.floor(Math.random() * 5)

@@ -4,6 +4,7 @@ import request from 'supertest'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 
 import { createRateLimiters, ERROR_CODES, RedisClientManager } from '#src/index.js'
+import { MAX_RECONNECT_DELAY_MS } from '#src/config/schema.js'
 import { CONNECTION_NAME, RedisConnection } from '#src/redis/connection.js'
 import { createApp } from '#test/support/app.js'
 import { waitFor } from '#test/support/http.js'
@@ -18,6 +19,26 @@ import {
 } from '#test/support/redis-server.js'
 
 const ours = (server: TestRedisServer): Promise<string[]> => libraryConnections(server.admin, CONNECTION_NAME)
+
+/**
+ * Resolves once every reconnect that was pending when `server` came up has had its turn: a client
+ * left retrying would have a timer of at most MAX_RECONNECT_DELAY_MS set before then, and timers
+ * fire in order, so once a timer of that length set now has fired and a canary client it starts
+ * has finished its handshake, a leaked client's connect (begun earlier) is in CLIENT LIST too.
+ * Proving that nothing connects takes a bound; this one is the back-off's, not a guess.
+ */
+async function afterEveryPendingReconnect(server: TestRedisServer): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, MAX_RECONNECT_DELAY_MS))
+  const canary = new Redis(server.port, '127.0.0.1', { connectionName: 'canary' })
+  try {
+    await waitFor(
+      'the canary in CLIENT LIST',
+      async () => (await libraryConnections(server.admin, 'canary')).length === 1,
+    )
+  } finally {
+    canary.disconnect()
+  }
+}
 
 describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-server', () => {
   let server: TestRedisServer
@@ -150,9 +171,7 @@ describe.runIf(redisServerAvailable())('RedisClientManager on a real redis-serve
     })
     const late = await startRedisServer({ port })
     try {
-      // Time is the condition: nothing may connect, and a leaked client would be back within its
-      // next back-off step (at most 300 ms here), so a second with none shows there is none.
-      await new Promise((r) => setTimeout(r, 1000))
+      await afterEveryPendingReconnect(late)
       expect(await libraryConnections(late.admin, CONNECTION_NAME)).toEqual([])
     } finally {
       await late.stop()
@@ -238,8 +257,7 @@ describe.runIf(redisServerAvailable())('close() during an outage', () => {
     expect(logger.messages().slice(-2)).toEqual(['[Redis] Closing connection...', '[Redis] Connection closed'])
     const back = await startRedisServer({ port })
     try {
-      // Time is the condition: nothing may reconnect, and a retry left scheduled (300 ms apart here) would within this second.
-      await new Promise((r) => setTimeout(r, 1000))
+      await afterEveryPendingReconnect(back)
       expect(await libraryConnections(back.admin, CONNECTION_NAME)).toEqual([])
     } finally {
       await back.stop()

@@ -77,6 +77,20 @@ export function registerFamilies(prom: typeof PromClient, registry: Registry, so
   return first
 }
 
+/** The counters that sum one field of the limiters' stats, with no label of their own: name, help, field. */
+const PLAIN_COUNTERS: readonly (readonly [string, string, (typeof COUNTED)[number]])[] = [
+  [RATE_LIMIT_METRICS.requests, 'Requests counted by a rate limiter (skipped ones excluded).', 'requests'],
+  [RATE_LIMIT_METRICS.rejections, 'Requests answered 429 by a rate limiter.', 'rejections'],
+  [RATE_LIMIT_METRICS.shadowRejections, 'Requests over the limit that shadow mode let through.', 'shadowRejections'],
+  [RATE_LIMIT_METRICS.skipped, 'Requests the skip option let through uncounted.', 'skipped'],
+  [RATE_LIMIT_METRICS.nearLimit, 'Requests allowed with less than 20% of the budget left.', 'nearLimit'],
+  [
+    RATE_LIMIT_METRICS.lateAnswers,
+    'Redis calls that timed out and were answered afterwards: the onStoreError policy decided while Redis was reachable.',
+    'lateAnswers',
+  ],
+]
+
 /** The counters, each summing the limiters' running totals at scrape time; returns the first. */
 function registerCounters(
   { Counter }: typeof PromClient,
@@ -103,26 +117,8 @@ function registerCounters(
         }
       },
     })
-  const plain = (name: string, help: string, field: (typeof COUNTED)[number]) =>
-    summed(name, help, [], ({ stats }) => [[{}, stats[field]]])
-
-  const first = plain(
-    RATE_LIMIT_METRICS.requests,
-    'Requests counted by a rate limiter (skipped ones excluded).',
-    'requests',
-  )
-  plain(RATE_LIMIT_METRICS.rejections, 'Requests answered 429 by a rate limiter.', 'rejections')
-  plain(
-    RATE_LIMIT_METRICS.shadowRejections,
-    'Requests over the limit that shadow mode let through.',
-    'shadowRejections',
-  )
-  plain(RATE_LIMIT_METRICS.skipped, 'Requests the skip option let through uncounted.', 'skipped')
-  plain(RATE_LIMIT_METRICS.nearLimit, 'Requests allowed with less than 20% of the budget left.', 'nearLimit')
-  plain(
-    RATE_LIMIT_METRICS.lateAnswers,
-    'Redis calls that timed out and were answered afterwards: the onStoreError policy decided while Redis was reachable.',
-    'lateAnswers',
+  const [first] = PLAIN_COUNTERS.map(([name, help, field]) =>
+    summed(name, help, [], ({ stats }) => [[{}, stats[field]]]),
   )
   summed(
     RATE_LIMIT_METRICS.degraded,

@@ -113,6 +113,26 @@ export function tlsFromEnv(env: Env, wanted: boolean): TlsSettings | undefined {
 }
 
 /**
+ * One server at `redisUrl`, named by `source` (REDIS_URL, or the redisUrl option). Settings that
+ * only Sentinel and Cluster read would be silently ignored with it: they are refused.
+ */
+function standaloneTarget(env: Env, redisUrl: string, source: 'REDIS_URL' | 'redisUrl'): RedisTarget {
+  const endpoint = parseRedisUrl(redisUrl, source)
+  for (const [name, fix] of [
+    ['REDIS_USERNAME', `put the user in ${source}: redis://user:password@host:port`],
+    ['REDIS_PASSWORD', `put the password in ${source}: redis://:password@host:port`],
+    ['REDIS_TLS', `use a rediss:// ${source} for TLS`],
+    ['REDIS_SENTINEL_MASTER', 'it belongs with REDIS_SENTINELS'],
+    ['REDIS_SENTINEL_PASSWORD', 'it belongs with REDIS_SENTINELS'],
+  ] as const) {
+    if (envValue(env, name) !== undefined) {
+      throw configError(ERROR_CODES.REDIS_TOPOLOGY_CONFLICT, name, `${name} is not read with ${source}; ${fix}`)
+    }
+  }
+  return { kind: 'standalone', endpoint, tls: tlsFromEnv(env, endpoint.tls) }
+}
+
+/**
  * The Redis the environment names, or undefined for none (count in memory). Exactly one of
  * REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES may be set. `url` (the redisUrl option), when
  * given, takes the place of REDIS_URL.
@@ -136,23 +156,7 @@ export function redisTargetFromEnv(env: Env = process.env, url?: string): RedisT
   }
   const username = envValue(env, 'REDIS_USERNAME')
   const password = env.REDIS_PASSWORD === undefined || env.REDIS_PASSWORD === '' ? undefined : env.REDIS_PASSWORD
-  if (redisUrl !== undefined) {
-    const source = url === undefined ? 'REDIS_URL' : 'redisUrl'
-    const endpoint = parseRedisUrl(redisUrl, source)
-    // Settings that only Sentinel and Cluster read would be silently ignored here: refuse them.
-    for (const [name, fix] of [
-      ['REDIS_USERNAME', `put the user in ${source}: redis://user:password@host:port`],
-      ['REDIS_PASSWORD', `put the password in ${source}: redis://:password@host:port`],
-      ['REDIS_TLS', `use a rediss:// ${source} for TLS`],
-      ['REDIS_SENTINEL_MASTER', 'it belongs with REDIS_SENTINELS'],
-      ['REDIS_SENTINEL_PASSWORD', 'it belongs with REDIS_SENTINELS'],
-    ] as const) {
-      if (envValue(env, name) !== undefined) {
-        throw configError(ERROR_CODES.REDIS_TOPOLOGY_CONFLICT, name, `${name} is not read with ${source}; ${fix}`)
-      }
-    }
-    return { kind: 'standalone', endpoint, tls: tlsFromEnv(env, endpoint.tls) }
-  }
+  if (redisUrl !== undefined) return standaloneTarget(env, redisUrl, url === undefined ? 'REDIS_URL' : 'redisUrl')
   const tls = tlsFromEnv(env, envFlag(env, 'REDIS_TLS', ERROR_CODES.REDIS_TLS_INVALID) ?? false)
   if (sentinels !== undefined) {
     const masterName = envValue(env, 'REDIS_SENTINEL_MASTER')

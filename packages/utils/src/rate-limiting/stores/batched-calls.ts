@@ -103,36 +103,10 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
     const timer = setTimeout(release, Math.min(timeoutMs, holdBackMs))
     // Written now: from here on, the wait is Redis's (and the network's), not our queue's.
     const answered = unanswered.written()
-    const failAll = (error: unknown): void => {
+    write(client, pipelined, batch, () => {
       answered()
       release()
-      settleEach(batch, (queued) => queued.reject(error))
-    }
-    // A client may throw instead of answering (not connected, say): the batch fails at once.
-    try {
-      if (batch.length === 1) {
-        const [only] = batch as [QueuedCommand]
-        client.call(only.command, ...only.args).then((value) => {
-          answered()
-          release()
-          only.resolve(value)
-        }, failAll)
-        return
-      }
-      const pipeline = pipelined.pipeline()
-      for (const { command, args } of batch) pipeline.call(command, ...args)
-      pipeline.exec().then((results) => {
-        answered()
-        release()
-        settleEach(batch, (queued, index) => {
-          const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
-          if (error) queued.reject(error)
-          else queued.resolve(value)
-        })
-      }, failAll)
-    } catch (error) {
-      failAll(error)
-    }
+    })
   }
 
   const enqueue = (queued: QueuedCommand): void => {
@@ -145,6 +119,45 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
       new Promise((resolve, reject) => enqueue({ command, args, resolve, reject })),
     { enqueue, ...writeWatch(unanswered) },
   )
+}
+
+/**
+ * Writes `batch` to Redis: one command as itself, more as one pipeline. `settled` runs first, once,
+ * when Redis answers or the write fails; then each command's caller gets its answer. A client may
+ * throw instead of answering (not connected, say): the batch fails at once.
+ */
+function write(
+  client: RedisCommandClient,
+  pipelined: PipelineClient,
+  batch: readonly QueuedCommand[],
+  settled: () => void,
+): void {
+  const failAll = (error: unknown): void => {
+    settled()
+    settleEach(batch, (queued) => queued.reject(error))
+  }
+  try {
+    if (batch.length === 1) {
+      const [only] = batch as [QueuedCommand]
+      client.call(only.command, ...only.args).then((value) => {
+        settled()
+        only.resolve(value)
+      }, failAll)
+      return
+    }
+    const pipeline = pipelined.pipeline()
+    for (const { command, args } of batch) pipeline.call(command, ...args)
+    pipeline.exec().then((results) => {
+      settled()
+      settleEach(batch, (queued, index) => {
+        const [error, value] = results?.[index] ?? [new Error('Redis pipeline gave no answer'), undefined]
+        if (error) queued.reject(error)
+        else queued.resolve(value)
+      })
+    }, failAll)
+  } catch (error) {
+    failAll(error)
+  }
 }
 
 /** What a sender tells of its writes (BatchedSend's oldestUnanswered and forgetUnanswered). */

@@ -154,6 +154,12 @@ describe('RateLimitConfig’s JSDoc (config/types.ts)', () => {
     expect([...docs.keys()].sort()).toEqual(specs.map(([name]) => name).sort())
   })
 
+  it.each(specs)('opens the doc of %s with the schema’s doc line', (name, spec) => {
+    expect(spec.doc).toMatch(/^[A-Z].*\.$/)
+    const text = docs.get(name)!.text.replace(/\s+/g, ' ')
+    expect(text.slice(0, spec.doc.length)).toBe(spec.doc)
+  })
+
   it.each(specs)('says the default and the bounds of %s', (name, spec) => {
     const doc = docs.get(name)!
     if (spec.default !== undefined) {

@@ -1,6 +1,6 @@
-// Every option of RateLimitConfig, said once: what it accepts, its default, and the environment
-// variable that sets it. resolveConfig, rateLimitConfigFromEnv, DEFAULT_RATE_LIMIT_CONFIG and the
-// checks of the docs' tables (test/unit/option-docs.test.ts) all read this one table.
+// Every option of RateLimitConfig, said once: what it is for, what it accepts, its default, and the
+// environment variable that sets it. resolveConfig, rateLimitConfigFromEnv, DEFAULT_RATE_LIMIT_CONFIG
+// and the checks of the docs' tables and JSDoc (test/unit/option-docs.test.ts) all read this table.
 import type { Request } from 'express'
 import type { Registry } from 'prom-client'
 
@@ -12,6 +12,8 @@ import type { RateLimitConfig, RedisCommandClient, SkipFunction, StoreErrorPolic
 
 /** One option. */
 export interface OptionSpec<T> {
+  /** What it is for, in one sentence: RateLimitConfig's JSDoc of it opens with this. */
+  readonly doc: string
   /** What a valid value is, as the error says it: `instances must be <allowed>, got 0`. */
   readonly allowed: string
   /** True for a value the option accepts. */
@@ -27,8 +29,14 @@ export interface OptionSpec<T> {
   readonly verify?: (value: T) => void
 }
 
-/** An option whose default's type is known to the compiler: `undefined` for one without. */
-type Spec<T, D extends T | undefined> = OptionSpec<T> & { readonly default: D }
+/** An option whose default's type is known to the compiler (`undefined` for one without), before its doc line. */
+type Spec<T, D extends T | undefined> = Omit<OptionSpec<T>, 'doc'> & { readonly default: D }
+
+/** The option `spec`, with its doc line. */
+const documented = <S extends { readonly allowed: string }>(doc: string, spec: S): S & { readonly doc: string } => ({
+  doc,
+  ...spec,
+})
 
 export const STORE_ERROR_POLICIES: readonly StoreErrorPolicy[] = Object.freeze(['fallback', 'allow', 'deny'])
 export const MAX_INSTANCES = 10_000
@@ -126,50 +134,104 @@ const withMethods = <T>(allowed: string, methods: readonly string[]): Spec<T, un
 
 /** The options, in the order the docs list them. The compiler holds this to RateLimitConfig's keys. */
 export const OPTIONS = {
-  windowMs: integer({
-    min: MIN_WINDOW_MS,
-    max: MAX_WINDOW_MS,
-    unit: 'ms',
-    default: 15 * 60 * 1000,
-    env: 'RATE_LIMIT_WINDOW_MS',
-  }),
-  maxRead: positive(100, { env: 'RATE_LIMIT_READ_MAX' }),
-  maxWrite: positive(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
-  maxCustom: positive(100),
-  keyPrefix: text(
-    '1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)',
-    /^[A-Za-z0-9._{}-]{1,64}$/,
-    'rate-limit',
+  windowMs: documented(
+    'Length of one window, in ms.',
+    integer({
+      min: MIN_WINDOW_MS,
+      max: MAX_WINDOW_MS,
+      unit: 'ms',
+      default: 15 * 60 * 1000,
+      env: 'RATE_LIMIT_WINDOW_MS',
+    }),
   ),
-  message: text('a non-empty string', /\S/, 'Too many requests, please try again later.'),
-  redisUrl: {
+  maxRead: documented(
+    'Requests per window and client for the read limiter.',
+    positive(100, { env: 'RATE_LIMIT_READ_MAX' }),
+  ),
+  maxWrite: documented(
+    'Requests per window and client for the write limiter.',
+    positive(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
+  ),
+  maxCustom: documented('Requests per window and client for a custom limiter.', positive(100)),
+  keyPrefix: documented(
+    "Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.",
+    text('1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)', /^[A-Za-z0-9._{}-]{1,64}$/, 'rate-limit'),
+  ),
+  message: documented(
+    'The `error` text of the 429 body.',
+    text('a non-empty string', /\S/, 'Too many requests, please try again later.'),
+  ),
+  redisUrl: documented('Redis to share the budget through.', {
     ...text('a redis:// or rediss:// URL', /\S/),
     verify: (url: string) => void parseRedisUrl(url, 'redisUrl'),
-  },
-  redisClient: withMethods<RedisCommandClient>('a client with a call(command, ...args) method, such as ioredis', [
-    'call',
-  ]),
-  redisRetries: integer({ min: 0, max: MAX_REDIS_RETRIES, default: 3 }),
-  redisRetryDelay: integer({ min: 0, max: MAX_RETRY_DELAY_MS }),
-  legacyHeaders: flag(false),
-  logger: withMethods<RateLimitLogger>('an object with info, warn and error functions', ['info', 'warn', 'error']),
-  keyGenerator: fn<KeyGenerator>('a function (request) => string'),
-  onStoreError: choice(STORE_ERROR_POLICIES, 'fallback', { env: 'RATE_LIMIT_ON_STORE_ERROR' }),
-  instances: integer({ min: 1, max: MAX_INSTANCES, default: 1, env: 'RATE_LIMIT_INSTANCES' }),
-  requireRedis: flag(false, { env: 'RATE_LIMIT_REQUIRE_REDIS' }),
-  storeTimeoutMs: integer({
-    min: 1,
-    max: MAX_STORE_TIMEOUT_MS,
-    unit: 'ms',
-    default: 100,
-    env: 'RATE_LIMIT_STORE_TIMEOUT_MS',
   }),
-  skip: fn<SkipFunction>('a function (request) => boolean'),
-  shadow: flag(false, { env: 'RATE_LIMIT_SHADOW' }),
-  auditLog: flag(true),
-  auditRoute: fn<(request: Request) => string>('a function (request) => string'),
-  metricsRegistry: withMethods<Registry>('a prom-client Registry', ['registerMetric', 'getSingleMetric', 'metrics']),
-  metricsNamespace: text('1-64 characters from A-Z a-z 0-9 . _ -', /^[A-Za-z0-9._-]{1,64}$/),
+  redisClient: documented(
+    "A client to use instead of the process's shared connection (tests, custom set-ups).",
+    withMethods<RedisCommandClient>('a client with a call(command, ...args) method, such as ioredis', ['call']),
+  ),
+  redisRetries: documented(
+    'Connection attempts retried before the first connection fails the call.',
+    integer({ min: 0, max: MAX_REDIS_RETRIES, default: 3 }),
+  ),
+  redisRetryDelay: documented(
+    'Kept so that code written against the first implementation still compiles.',
+    integer({ min: 0, max: MAX_RETRY_DELAY_MS }),
+  ),
+  legacyHeaders: documented('Also send the legacy `X-RateLimit-*` headers.', flag(false)),
+  logger: documented(
+    'Where operator lines go.',
+    withMethods<RateLimitLogger>('an object with info, warn and error functions', ['info', 'warn', 'error']),
+  ),
+  keyGenerator: documented(
+    'The client key a request is counted under.',
+    fn<KeyGenerator>('a function (request) => string'),
+  ),
+  onStoreError: documented(
+    'What the limiters do while Redis cannot be used (down, hung, or failing over).',
+    choice(STORE_ERROR_POLICIES, 'fallback', { env: 'RATE_LIMIT_ON_STORE_ERROR' }),
+  ),
+  instances: documented(
+    'How many processes share the Redis budget.',
+    integer({ min: 1, max: MAX_INSTANCES, default: 1, env: 'RATE_LIMIT_INSTANCES' }),
+  ),
+  requireRedis: documented(
+    'Refuse to create the limiters when Redis cannot be reached at first, instead of starting in the onStoreError policy and switching to Redis when it appears.',
+    flag(false, { env: 'RATE_LIMIT_REQUIRE_REDIS' }),
+  ),
+  storeTimeoutMs: documented(
+    "How long (ms) Redis may leave a call's write unanswered before the request is decided by the policy.",
+    integer({
+      min: 1,
+      max: MAX_STORE_TIMEOUT_MS,
+      unit: 'ms',
+      default: 100,
+      env: 'RATE_LIMIT_STORE_TIMEOUT_MS',
+    }),
+  ),
+  skip: documented(
+    "Requests to let through without counting them, such as admins'.",
+    fn<SkipFunction>('a function (request) => boolean'),
+  ),
+  shadow: documented(
+    'Shadow mode: count, send the RateLimit headers, report metrics and write the audit log, but never block.',
+    flag(false, { env: 'RATE_LIMIT_SHADOW' }),
+  ),
+  auditLog: documented(
+    'Write `[RateLimit:<type>] Rate limit exceeded` with a RateLimitAuditRecord through `logger.warn`, once per client key and window.',
+    flag(true),
+  ),
+  auditRoute: documented(
+    "How the audit log names a request's route.",
+    fn<(request: Request) => string>('a function (request) => string'),
+  ),
+  metricsRegistry: documented(
+    "A prom-client Registry to report the limiters' metrics on (see docs/observability.md).",
+    withMethods<Registry>('a prom-client Registry', ['registerMetric', 'getSingleMetric', 'metrics']),
+  ),
+  metricsNamespace: documented(
+    'The `namespace` label of the metrics and audit records, usually the service name.',
+    text('1-64 characters from A-Z a-z 0-9 . _ -', /^[A-Za-z0-9._-]{1,64}$/),
+  ),
 } satisfies { readonly [K in keyof Required<RateLimitConfig>]: OptionSpec<Required<RateLimitConfig>[K]> }
 
 export type OptionName = keyof typeof OPTIONS

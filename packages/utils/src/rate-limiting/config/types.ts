@@ -80,7 +80,7 @@ export interface RateLimitConfig {
   /** Where operator lines go. @default console */
   logger?: RateLimitLogger
   /**
-   * What the limiters do while Redis cannot be used (down, hung, or failing over):
+   * What the limiters do while Redis cannot be used (down, hung, or failing over).
    * `fallback` counts in process memory with `max / instances` per client; `allow` lets requests
    * through unlimited; `deny` answers 503 with Retry-After. @default 'fallback'
    */
@@ -98,7 +98,7 @@ export interface RateLimitConfig {
   requireRedis?: boolean
   /**
    * How long (ms) Redis may leave a call's write unanswered before the request is decided by the
-   * policy; timeouts that keep coming for three times this open the circuit. Time a call spends in
+   * policy. Timeouts that keep coming for three times this open the circuit. Time a call spends in
    * our own process does not count (redis-failures.md, Deadlines). An integer 1-10000. @default 100
    */
   storeTimeoutMs?: number

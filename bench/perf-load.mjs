@@ -1,5 +1,7 @@
 // The load of one benchmark run, in its own process: autocannon, 50 connections, pipelining 1.
 // argv: url, shape (allowed | blocked), seconds[, rate]. Prints one JSON line with the results.
+// KEYING (env) says how a client names itself, as perf-app.mjs reads it: `ip` sends X-Forwarded-For,
+// `header` an X-Api-Key.
 // With a rate, it is an open-loop latency probe instead: `rate` requests per second, spread over
 // 50 keep-alive connections, each timed to the microsecond (autocannon reports whole milliseconds).
 import http from 'node:http'
@@ -10,21 +12,26 @@ import autocannon from 'autocannon'
 const [url, shape, seconds, rate] = process.argv.slice(2)
 const CLIENTS = 10_000
 
-/** 10,000 distinct IPv4 clients, in turn: 10.0.x.y. */
+const KEYING = process.env.KEYING ?? 'ip'
+const HEADER = KEYING === 'header' ? 'x-api-key' : 'x-forwarded-for'
+
+/** 10,000 distinct clients, in turn: IPv4 addresses 10.0.x.y, or API keys. */
 let next = 0
-const clientIp = () => {
+const client = () => {
   const n = next++ % CLIENTS
-  return `10.0.${n >> 8}.${n & 255}`
+  return KEYING === 'header' ? `ak_${n.toString(36).padStart(12, '0')}` : `10.0.${n >> 8}.${n & 255}`
 }
+/** The one client of the blocked shape. */
+const BLOCKED = KEYING === 'header' ? 'ak_blocked' : '10.9.9.9'
 
 const request =
   shape === 'allowed'
     ? {
         method: 'GET',
         path: '/r',
-        setupRequest: (req) => ({ ...req, headers: { ...req.headers, 'x-forwarded-for': clientIp() } }),
+        setupRequest: (req) => ({ ...req, headers: { ...req.headers, [HEADER]: client() } }),
       }
-    : { method: 'GET', path: '/r', headers: { 'x-forwarded-for': '10.9.9.9' } }
+    : { method: 'GET', path: '/r', headers: { [HEADER]: BLOCKED } }
 
 if (rate !== undefined) {
   console.log(JSON.stringify(await latencyProbe(Number(rate))))
@@ -61,7 +68,7 @@ async function latencyProbe(perSecond) {
   const send = () =>
     new Promise((resolve) => {
       const start = process.hrtime.bigint()
-      const headers = { 'x-forwarded-for': shape === 'allowed' ? clientIp() : '10.9.9.9' }
+      const headers = { [HEADER]: shape === 'allowed' ? client() : BLOCKED }
       const req = http.get(target, { agent, headers }, (res) => {
         res.resume()
         res.on('end', () => {

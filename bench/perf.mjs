@@ -1,5 +1,6 @@
 // The performance benchmark (`pnpm bench`): bare Express against ours and the anchors, interleaved
-// in rounds, on a 'allowed' (10,000 clients) and a 'blocked' (one client, >99% 429) traffic shape.
+// in rounds, on a 'allowed' (10,000 clients) and a 'blocked' (one client, >99% 429) traffic shape,
+// in each setup users run (SETUPS): clients by IP or by API key, Redis on loopback or a hop away.
 // Reports req/s, p50/p99, server CPU per request, Redis commands per request and the ratio to bare
 // in the same round; writes the medians to docs/benchmarks/performance.{json,svg} and the table
 // into docs/performance.md. `--quick` runs everything briefly (a smoke test, under a minute).
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 
 import { renderChart } from './perf-chart.mjs'
-import { freePort, startRedis } from './support.mjs'
+import { freePort, startDelayProxy, startRedis } from './support.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..')
@@ -39,8 +40,35 @@ export const SCENARIOS = [
   'erl-redis',
   'ours-redis',
   'rlf-redis',
+  'rlf-redis-headers',
   'rlf-redis-block',
 ]
+/**
+ * Who a client is, and how far Redis is. A hop setup runs only the Redis scenarios (and bare, the
+ * baseline): the others do not talk to Redis.
+ */
+export const SETUPS = {
+  'ip-proxy': { keying: 'ip', roundTripMs: 0, about: 'clients by IP behind one trusted proxy; Redis on loopback' },
+  'user-key': {
+    keying: 'header',
+    roundTripMs: 0,
+    about: 'clients by API key through keyGenerator, no proxy; Redis on loopback',
+  },
+  'hop-0.5ms': {
+    keying: 'ip',
+    roundTripMs: 0.5,
+    about: 'clients by IP; Redis behind a proxy adding 0.5 ms of round trip',
+  },
+  'hop-2ms': { keying: 'ip', roundTripMs: 2, about: 'clients by IP; Redis behind a proxy adding 2 ms of round trip' },
+}
+const ONLY_SETUPS = option('--setups', undefined)?.split(',')
+for (const name of ONLY_SETUPS ?? []) {
+  if (!(name in SETUPS)) throw new Error(`--setups: ${name} is not a setup; allowed: ${Object.keys(SETUPS).join(', ')}`)
+}
+const setups = ONLY_SETUPS ?? Object.keys(SETUPS)
+/** The scenarios of a setup: all of them on loopback, the Redis ones (and bare) a hop away. */
+const scenariosOf = (setup) =>
+  SETUPS[setup].roundTripMs === 0 ? scenarios : scenarios.filter((s) => s === 'bare' || s.includes('redis'))
 const PROBES = ['noop-sync', 'noop-async', 'probe-ip4', 'probe-headers']
 const ONLY = option('--scenarios', undefined)?.split(',')
 for (const name of ONLY ?? []) {
@@ -90,13 +118,14 @@ function withoutRedisUrl(env) {
   return rest
 }
 
-function startServer(scenario, shape, port, redisUrl) {
+function startServer(scenario, shape, port, redisUrl, keying) {
   const [command, commandArgs] = pinned(0, process.execPath, [join(HERE, 'servers', 'perf-app.mjs')])
   const child = spawn(command, commandArgs, {
     // Only Redis scenarios get REDIS_URL: ours would otherwise pick it up from the environment.
     env: {
       ...withoutRedisUrl(process.env),
       SCENARIO: scenario,
+      KEYING: keying,
       LIMIT: String(SHAPES[shape]),
       PORT: String(port),
       // Every setup times a PING to Redis during the latency probe (perf-app.mjs), for reference.
@@ -113,7 +142,7 @@ function startServer(scenario, shape, port, redisUrl) {
   })
 }
 
-function runLoad(url, shape, seconds, rate) {
+function runLoad(url, shape, keying, seconds, rate) {
   const loadArgs = [
     join(HERE, 'perf-load.mjs'),
     url,
@@ -122,7 +151,7 @@ function runLoad(url, shape, seconds, rate) {
     ...(rate === undefined ? [] : [String(rate)]),
   ]
   const [command, commandArgs] = pinned(1, process.execPath, loadArgs)
-  const result = spawnSync(command, commandArgs, { encoding: 'utf8' })
+  const result = spawnSync(command, commandArgs, { encoding: 'utf8', env: { ...process.env, KEYING: keying } })
   if (result.status !== 0) throw new Error(`load failed: ${result.stderr}`)
   return JSON.parse(result.stdout.trim().split('\n').at(-1))
 }
@@ -134,19 +163,21 @@ async function stop(child) {
   await exited
 }
 
-async function measure(scenario, shape, redisUrl, admin) {
+/** One run: `scenario`'s server in `setup`, reaching Redis at `redisUrl` (a delay proxy's, a hop away). */
+async function measure(scenario, shape, setup, redisUrl, admin) {
+  const { keying } = SETUPS[setup]
   const port = await freePort()
   await admin.flushall()
-  const server = await startServer(scenario, shape, port, redisUrl)
+  const server = await startServer(scenario, shape, port, redisUrl, keying)
   try {
     const url = `http://127.0.0.1:${port}`
-    runLoad(url, shape, WARMUP_SECONDS)
+    runLoad(url, shape, keying, WARMUP_SECONDS)
     const cpuBefore = cpuMicros(server.pid)
     const callsBefore = await redisCalls(admin)
-    const load = runLoad(url, shape, SECONDS)
+    const load = runLoad(url, shape, keying, SECONDS)
     const cpu = cpuMicros(server.pid) - cpuBefore
     const callsAfter = await redisCalls(admin)
-    const latency = runLoad(url, shape, LATENCY_SECONDS, LATENCY_RATE)
+    const latency = runLoad(url, shape, keying, LATENCY_SECONDS, LATENCY_RATE)
     const hold = await (await fetch(`${url}/hold/stop`)).json()
     // Every probe request, and nothing else, was timed in the server (bare has no limiter to time).
     if (scenario !== 'bare' && hold.count !== latency.requests) {
@@ -156,6 +187,7 @@ async function measure(scenario, shape, redisUrl, admin) {
     }
     const limited = load.statuses['429'] ?? 0
     return {
+      setup,
       scenario,
       shape,
       rps: load.requests / load.seconds,
@@ -198,76 +230,96 @@ async function main() {
   const redis = await startRedis(redisPort, PIN ? { cpu: 1 } : {})
   const redisUrl = `redis://127.0.0.1:${redisPort}`
   const admin = new Redis(redisUrl)
+  // One delay proxy per hop setup, beside Redis on CPU 1; the loopback setups use Redis itself.
+  const proxies = []
+  const urls = {}
   const runs = []
   try {
+    for (const setup of setups) {
+      const { roundTripMs } = SETUPS[setup]
+      if (roundTripMs === 0) {
+        urls[setup] = redisUrl
+        continue
+      }
+      const proxy = await startDelayProxy(redisPort, roundTripMs, PIN ? { cpu: 1 } : {})
+      proxies.push(proxy)
+      urls[setup] = `redis://127.0.0.1:${proxy.port}`
+    }
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const shape of Object.keys(SHAPES)) {
-        // Each round starts the scenarios at another place, so no one always runs first or last.
-        const order = scenarios.map((_, i) => scenarios[(i + round - 1) % scenarios.length])
-        const byScenario = {}
-        for (const scenario of order) {
-          const run = await measure(scenario, shape, redisUrl, admin)
-          byScenario[scenario] = run
-          process.stderr.write(
-            `round ${round} ${shape.padEnd(7)} ${scenario.padEnd(16)} ${run.rps.toFixed(0).padStart(6)} req/s  ` +
-              `p50 ${run.p50} ms  p99 ${run.p99} ms  ${run.cpuPerRequest.toFixed(1)} µs CPU/req  ` +
-              `${run.redisPerRequest.toFixed(2)} Redis cmd/req (${run.roundTripsPerRequest.toFixed(2)} round trips)  ` +
-              `latency p50 ${run.p50us.toFixed(0)} µs p99 ${run.p99us.toFixed(0)} µs  ` +
-              `held p50 ${run.holdP50us.toFixed(0)} µs p99 ${run.holdP99us.toFixed(0)} µs ` +
-              `(${run.holdP99OutsideGcUs.toFixed(0)} µs outside GC; ${run.gcPauses} GC pauses, max ${run.gcMaxMs.toFixed(1)} ms)  ` +
-              `${(run.limitedShare * 100).toFixed(1)}% 429\n`,
-          )
-        }
-        for (const run of Object.values(byScenario)) {
-          runs.push({
-            round,
-            ...run,
-            ratio: run.rps / byScenario.bare.rps,
-            cpuOverBare: run.cpuPerRequest - byScenario.bare.cpuPerRequest,
-            p99usOverBare: run.p99us - byScenario.bare.p99us,
-          })
+      for (const setup of setups) {
+        for (const shape of Object.keys(SHAPES)) {
+          // Each round starts the scenarios at another place, so no one always runs first or last.
+          const mine = scenariosOf(setup)
+          const order = mine.map((_, i) => mine[(i + round - 1) % mine.length])
+          const byScenario = {}
+          for (const scenario of order) {
+            const run = await measure(scenario, shape, setup, urls[setup], admin)
+            byScenario[scenario] = run
+            process.stderr.write(
+              `round ${round} ${setup.padEnd(9)} ${shape.padEnd(7)} ${scenario.padEnd(17)} ${run.rps.toFixed(0).padStart(6)} req/s  ` +
+                `p50 ${run.p50} ms  p99 ${run.p99} ms  ${run.cpuPerRequest.toFixed(1)} µs CPU/req  ` +
+                `${run.redisPerRequest.toFixed(2)} Redis cmd/req (${run.roundTripsPerRequest.toFixed(2)} round trips)  ` +
+                `latency p50 ${run.p50us.toFixed(0)} µs p99 ${run.p99us.toFixed(0)} µs  ` +
+                `held p50 ${run.holdP50us.toFixed(0)} µs p99 ${run.holdP99us.toFixed(0)} µs ` +
+                `(${run.holdP99OutsideGcUs.toFixed(0)} µs outside GC; ${run.gcPauses} GC pauses, max ${run.gcMaxMs.toFixed(1)} ms)  ` +
+                `PING p50 ${run.pingP50us.toFixed(0)} µs  ${(run.limitedShare * 100).toFixed(1)}% 429\n`,
+            )
+          }
+          for (const run of Object.values(byScenario)) {
+            runs.push({
+              round,
+              ...run,
+              ratio: run.rps / byScenario.bare.rps,
+              cpuOverBare: run.cpuPerRequest - byScenario.bare.cpuPerRequest,
+              p99usOverBare: run.p99us - byScenario.bare.p99us,
+            })
+          }
         }
       }
     }
   } finally {
     admin.disconnect()
+    for (const proxy of proxies) proxy.kill('SIGTERM')
     redis.kill('SIGTERM')
   }
 
   const summary = []
-  for (const shape of Object.keys(SHAPES)) {
-    for (const scenario of scenarios) {
-      const mine = runs.filter((r) => r.shape === shape && r.scenario === scenario)
-      const pick = (field) => median(mine.map((r) => r[field]))
-      summary.push({
-        shape,
-        scenario,
-        rps: pick('rps'),
-        ratio: pick('ratio'),
-        p50: pick('p50'),
-        p99: pick('p99'),
-        cpuPerRequest: pick('cpuPerRequest'),
-        cpuOverBare: pick('cpuOverBare'),
-        redisPerRequest: pick('redisPerRequest'),
-        roundTripsPerRequest: pick('roundTripsPerRequest'),
-        limitedShare: pick('limitedShare'),
-        p50us: pick('p50us'),
-        p99us: pick('p99us'),
-        p99usOverBare: pick('p99usOverBare'),
-        holdP50us: pick('holdP50us'),
-        holdP99us: pick('holdP99us'),
-        holdP99OutsideGcUs: pick('holdP99OutsideGcUs'),
-        heldOverOneMs: pick('heldOverOneMs'),
-        heldOverOneMsWithGc: pick('heldOverOneMsWithGc'),
-        gcPauses: pick('gcPauses'),
-        gcP50Ms: pick('gcP50Ms'),
-        gcMaxMs: pick('gcMaxMs'),
-        gcTotalMs: pick('gcTotalMs'),
-        pingP50us: pick('pingP50us'),
-        pingP99us: pick('pingP99us'),
-        pingsOverOneMs: pick('pingsOverOneMs'),
-        errors: mine.reduce((sum, r) => sum + r.errors, 0),
-      })
+  for (const setup of setups) {
+    for (const shape of Object.keys(SHAPES)) {
+      for (const scenario of scenariosOf(setup)) {
+        const mine = runs.filter((r) => r.setup === setup && r.shape === shape && r.scenario === scenario)
+        const pick = (field) => median(mine.map((r) => r[field]))
+        summary.push({
+          setup,
+          shape,
+          scenario,
+          rps: pick('rps'),
+          ratio: pick('ratio'),
+          p50: pick('p50'),
+          p99: pick('p99'),
+          cpuPerRequest: pick('cpuPerRequest'),
+          cpuOverBare: pick('cpuOverBare'),
+          redisPerRequest: pick('redisPerRequest'),
+          roundTripsPerRequest: pick('roundTripsPerRequest'),
+          limitedShare: pick('limitedShare'),
+          p50us: pick('p50us'),
+          p99us: pick('p99us'),
+          p99usOverBare: pick('p99usOverBare'),
+          holdP50us: pick('holdP50us'),
+          holdP99us: pick('holdP99us'),
+          holdP99OutsideGcUs: pick('holdP99OutsideGcUs'),
+          heldOverOneMs: pick('heldOverOneMs'),
+          heldOverOneMsWithGc: pick('heldOverOneMsWithGc'),
+          gcPauses: pick('gcPauses'),
+          gcP50Ms: pick('gcP50Ms'),
+          gcMaxMs: pick('gcMaxMs'),
+          gcTotalMs: pick('gcTotalMs'),
+          pingP50us: pick('pingP50us'),
+          pingP99us: pick('pingP99us'),
+          pingsOverOneMs: pick('pingsOverOneMs'),
+          errors: mine.reduce((sum, r) => sum + r.errors, 0),
+        })
+      }
     }
   }
   const machine = {
@@ -307,10 +359,10 @@ async function main() {
       `memory (${run.setup}): ${run.clients} clients, RSS ${run.rssAfterMiB.toFixed(0)} MiB, ${run.bytesPerClient.toFixed(0)} B per client\n`,
     )
   }
-  const report = { date: new Date().toISOString(), machine, settings, summary, memory, runs }
+  const report = { date: new Date().toISOString(), machine, settings, setups, summary, memory, runs }
   mkdirSync(OUT, { recursive: true })
   writeFileSync(join(OUT, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`)
-  writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, scenarios))
+  writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, setups, scenariosOf))
   const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}`
   process.stdout.write(`${table}\n`)
   if (WRITE_DOCS) writeDocs(report, table)
@@ -324,17 +376,18 @@ const NAMES = {
   'erl-redis': 'express-rate-limit + rate-limit-redis (the original)',
   'ours-redis': '**ours, Redis**',
   'rlf-redis': 'rate-limiter-flexible, Redis',
+  'rlf-redis-headers': 'rate-limiter-flexible, Redis + RateLimit headers',
   'rlf-redis-block': 'rate-limiter-flexible, Redis + in-memory block + insurance',
 }
 
 function markdownTable(summary) {
   const rows = [
-    `| shape | setup | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | 429 |`,
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| setup | shape | limiter | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | 429 |`,
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     rows.push(
-      `| ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.rps.toFixed(0)} | ${s.ratio.toFixed(2)} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} | ` +
+      `| ${s.setup} | ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.rps.toFixed(0)} | ${s.ratio.toFixed(2)} | ${s.p50.toFixed(0)} / ${s.p99.toFixed(0)} | ` +
         `${s.p50us.toFixed(0)} / ${s.p99us.toFixed(0)} (${s.scenario === 'bare' ? '-' : `${s.p99usOverBare >= 0 ? '+' : ''}${s.p99usOverBare.toFixed(0)}`}) | ` +
         `${s.scenario === 'bare' ? '-' : `${s.holdP50us.toFixed(0)} / ${s.holdP99us.toFixed(0)}`} | ` +
         `${s.cpuPerRequest.toFixed(1)} (${s.scenario === 'bare' ? '-' : `${s.cpuOverBare >= 0 ? '+' : ''}${s.cpuOverBare.toFixed(1)}`}) | ` +
@@ -352,13 +405,13 @@ function pauseTable(summary) {
   const rows = [
     `During the latency probe (${LATENCY_RATE} req/s): the server's garbage-collector pauses; a PING to Redis every 5 ms from the server, on a connection of its own; and the time held by the limiter, with and without the requests a GC pause fell inside.`,
     '',
-    '| shape | setup | GC pauses (median / longest ms) | PING p50 / p99 µs (over 1 ms) | held p99 µs | held p99 µs, outside GC pauses | held over 1 ms | of those, with a GC pause inside |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| setup | shape | limiter | GC pauses (median / longest ms) | PING p50 / p99 µs (over 1 ms) | held p99 µs | held p99 µs, outside GC pauses | held over 1 ms | of those, with a GC pause inside |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     const limiter = s.scenario !== 'bare'
     rows.push(
-      `| ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.gcPauses.toFixed(0)} (${s.gcP50Ms.toFixed(1)} / ${s.gcMaxMs.toFixed(1)}) | ` +
+      `| ${s.setup} | ${s.shape} | ${NAMES[s.scenario] ?? s.scenario} | ${s.gcPauses.toFixed(0)} (${s.gcP50Ms.toFixed(1)} / ${s.gcMaxMs.toFixed(1)}) | ` +
         `${s.pingP50us.toFixed(0)} / ${s.pingP99us.toFixed(0)} (${(s.pingsOverOneMs * 100).toFixed(1)}%) | ` +
         `${limiter ? s.holdP99us.toFixed(0) : '-'} | ${limiter ? s.holdP99OutsideGcUs.toFixed(0) : '-'} | ` +
         `${limiter ? `${(s.heldOverOneMs * 100).toFixed(2)}%` : '-'} | ${limiter && s.heldOverOneMs > 0 ? `${(s.heldOverOneMsWithGc * 100).toFixed(0)}%` : '-'} |`,
@@ -392,6 +445,10 @@ function writeDocs(report, table) {
       `${settings.connections} connections, pipelining ${settings.pipelining}; then ${settings.latencySeconds} s of an open-loop ` +
       `latency probe at ${settings.latencyRate} req/s over 50 connections; medians over the rounds. ` +
       `Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, ${machine.redis.split(' ').slice(0, 3).join(' ')}; ${machine.pinned}.`,
+    '',
+    'Setups:',
+    '',
+    ...report.setups.map((setup) => `- \`${setup}\`: ${SETUPS[setup].about}.`),
     '',
     table,
     '',

@@ -1,4 +1,5 @@
-// What the benchmarks share: free loopback ports and a throwaway redis-server.
+// What the benchmarks share: free loopback ports, a throwaway redis-server, and a delay proxy.
+import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -27,5 +28,27 @@ export async function startRedis(port, { cpu } = {}) {
     throw error
   })
   child.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  return child
+}
+
+/**
+ * bench/delay-proxy.mjs in front of the Redis on `targetPort`, adding `roundTripMs` to each round
+ * trip. Resolves once it accepts, with the child process and its port. With `cpu`, it is pinned.
+ */
+export async function startDelayProxy(targetPort, roundTripMs, { cpu } = {}) {
+  const port = await freePort()
+  const script = join(import.meta.dirname, 'delay-proxy.mjs')
+  const args = [script, String(port), String(targetPort), String(roundTripMs)]
+  const child =
+    cpu === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`delay-proxy exited with ${code} before listening`)))
+    child.stdout.on('data', (chunk) => {
+      if (chunk.toString().includes('listening')) resolve()
+    })
+  })
+  child.port = port
   return child
 }

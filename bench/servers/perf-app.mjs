@@ -1,5 +1,8 @@
 // One small JSON route behind the limiter named by SCENARIO, set up as a user of that library would.
-// Every scenario trusts one proxy hop, so the client is the X-Forwarded-For address the load sends.
+// KEYING says who a client is, the same for every scenario:
+// - `ip` (the default): the app trusts one proxy hop, so the client is the X-Forwarded-For address;
+// - `header`: no proxy is trusted, and a keyGenerator reads the client's API key from X-Api-Key, as
+//   a service keys authenticated users (the metaverses server keys `user:<id>`).
 import { PerformanceObserver } from 'node:perf_hooks'
 
 import express from 'express'
@@ -11,7 +14,12 @@ import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible'
 
 import { createRateLimiter, RedisClientManager } from '@universo/utils/rate-limiting'
 
-const { SCENARIO, PORT, REDIS_URL } = process.env
+const { SCENARIO, PORT, REDIS_URL, KEYING = 'ip' } = process.env
+if (KEYING !== 'ip' && KEYING !== 'header') throw new Error(`KEYING must be ip or header, got ${KEYING}`)
+/** The client key of a request under KEYING=header, for every library's keyGenerator. */
+const apiKey = (req) => `key:${req.get('x-api-key')}`
+/** A keyGenerator option for the header setup; none (the library's IP default) for the IP one. */
+const keyed = KEYING === 'header' ? { keyGenerator: apiKey } : {}
 const LIMIT = Number(process.env.LIMIT)
 const WINDOW_MS = 15 * 60 * 1000
 const silent = { info() {}, warn() {}, error() {} }
@@ -44,6 +52,7 @@ const scenarios = {
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       store: new MemoryStore(),
+      ...keyed,
     }),
   // The original's stack: express-rate-limit + rate-limit-redis over one ioredis client.
   'erl-redis': async () => {
@@ -54,6 +63,7 @@ const scenarios = {
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       store: new RedisStore({ prefix: 'erl:', sendCommand: (command, ...args) => client.call(command, ...args) }),
+      ...keyed,
     })
   },
   // Ours as the server runs it: metrics on a registry, audit log on, default keys.
@@ -63,6 +73,7 @@ const scenarios = {
       maxRead: LIMIT,
       logger: silent,
       metricsRegistry: new Registry(),
+      ...keyed,
     }),
   'ours-redis': async () =>
     createRateLimiter('read', {
@@ -71,6 +82,7 @@ const scenarios = {
       redisUrl: REDIS_URL,
       logger: silent,
       metricsRegistry: new Registry(),
+      ...keyed,
     }),
   // rate-limiter-flexible as its README's Express example sets it up.
   'rlf-redis': async () =>
@@ -81,6 +93,17 @@ const scenarios = {
         duration: WINDOW_MS / 1000,
         keyPrefix: 'rlf',
       }),
+    ),
+  // ... with a middleware that writes the draft-8 RateLimit headers ours sends, from its answer.
+  'rlf-redis-headers': async () =>
+    flexible(
+      new RateLimiterRedis({
+        storeClient: new Redis(REDIS_URL),
+        points: LIMIT,
+        duration: WINDOW_MS / 1000,
+        keyPrefix: 'rlfh',
+      }),
+      { headers: true },
     ),
   // ... with the in-memory block for keys over their limit, and an in-memory insurance limiter.
   'rlf-redis-block': async () =>
@@ -96,11 +119,30 @@ const scenarios = {
     ),
 }
 
-function flexible(limiter) {
+/**
+ * rate-limiter-flexible's Express middleware, as its README writes it. With `headers`, it also
+ * writes the draft-8 `RateLimit` and `RateLimit-Policy` headers that ours sends, and Retry-After.
+ */
+function flexible(limiter, { headers = false } = {}) {
+  const policy = `"read"; q=${LIMIT}; w=${WINDOW_MS / 1000}`
+  const write = (res, answer) => {
+    const reset = Math.ceil(answer.msBeforeNext / 1000)
+    res.setHeader('RateLimit-Policy', policy)
+    res.setHeader('RateLimit', `"read"; r=${answer.remainingPoints}; t=${reset}`)
+    return reset
+  }
+  const keyOf = KEYING === 'header' ? apiKey : (req) => req.ip
   return (req, res, next) => {
-    limiter.consume(req.ip).then(
-      () => next(),
-      () => res.status(429).send('Too Many Requests'),
+    limiter.consume(keyOf(req)).then(
+      (answer) => {
+        if (headers) write(res, answer)
+        next()
+      },
+      (answer) => {
+        if (headers && answer instanceof Error) return next(answer)
+        if (headers) res.setHeader('Retry-After', String(write(res, answer)))
+        res.status(429).send('Too Many Requests')
+      },
     )
   }
 }
@@ -157,7 +199,7 @@ function held(middleware) {
 }
 
 const app = express()
-app.set('trust proxy', 1)
+if (KEYING === 'ip') app.set('trust proxy', 1)
 const handlers = limiter === undefined ? [] : [held(limiter)]
 app.get('/r', ...handlers, (_req, res) => {
   res.json({ ok: true })

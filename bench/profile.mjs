@@ -1,6 +1,7 @@
-// CPU profile of one benchmark server under load: `node bench/profile.mjs <scenario> [allowed|blocked] [seconds]`.
+// CPU profile of one benchmark server under load: `[KEYING=header] node bench/profile.mjs <scenario> [allowed|blocked] [seconds]`.
 // Runs the server with --cpu-prof, loads it, and prints where its CPU went: by package, then the
 // functions with the most self time.
+// KEYING=header profiles the user-key setup (perf-app.mjs): clients by X-Api-Key, no trusted proxy.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

@@ -1,7 +1,7 @@
 // Commands queued while one pipeline is in flight go out together; a pipeline that never answers holds nothing back.
 import { describe, expect, it } from 'vitest'
 
-import { batchedCalls } from '#src/stores/batched-calls.js'
+import { batchedCalls, HOLD_BACK_WITHIN_MS, RoundTrips } from '#src/stores/batched-calls.js'
 import { waitFor } from '#test/support/http.js'
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void }
@@ -148,6 +148,29 @@ describe('batchedCalls', () => {
     expect(await slow).toBe('first')
   })
 
+  it('holds nothing back once a block of round trips has all taken longer than HOLD_BACK_WITHIN_MS', async () => {
+    const client = fakeClient()
+    const send = batchedCalls(client, 60_000, 60_000)
+    // A block of far round trips: each answered once a millisecond has passed since it went out.
+    for (let i = 0; i < RoundTrips.BLOCK; i++) {
+      const answer = send('EVALSHA', String(i))
+      await tick()
+      const wentOut = performance.now()
+      while (performance.now() - wentOut < 4 * HOLD_BACK_WITHIN_MS) await tick()
+      client.calls.at(-1)!.answer.resolve(i)
+      expect(await answer).toBe(i)
+    }
+    // Now a command in flight holds the next one back no longer: each goes out in its own tick.
+    const first = send('EVALSHA', 'first')
+    await tick()
+    const second = send('EVALSHA', 'second')
+    await tick()
+    expect(client.calls.slice(RoundTrips.BLOCK).map((c) => c.args)).toEqual([['first'], ['second']])
+    client.calls.at(-1)!.answer.resolve('b')
+    client.calls.at(-2)!.answer.resolve('a')
+    expect([await first, await second]).toEqual(['a', 'b'])
+  })
+
   it("answers every command of a pipeline even when one answer's code throws, then rethrows that error", async () => {
     const client = fakeClient()
     const send = batchedCalls(client, 1000, 60_000)
@@ -237,5 +260,22 @@ describe('batchedCalls', () => {
     ])
     expect(await b).toBe(2)
     expect(answers).toEqual(['a=1', 'c!NOSCRIPT No matching script'])
+  })
+})
+
+describe('RoundTrips', () => {
+  it('is 0 until a block is full, so a new client holds back; then the shortest of the last blocks', () => {
+    const trips = new RoundTrips()
+    for (let i = 0; i < RoundTrips.BLOCK - 1; i++) trips.record(5)
+    expect(trips.shortest()).toBe(0)
+    trips.record(2)
+    expect(trips.shortest()).toBe(2)
+    // A shorter sample counts at once; a longer block takes over only once it is full.
+    trips.record(0.1)
+    expect(trips.shortest()).toBe(0.1)
+    for (let i = 1; i < RoundTrips.BLOCK; i++) trips.record(3)
+    expect(trips.shortest()).toBe(0.1)
+    for (let i = 0; i < RoundTrips.BLOCK; i++) trips.record(3)
+    expect(trips.shortest()).toBe(3)
   })
 })

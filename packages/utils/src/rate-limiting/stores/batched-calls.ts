@@ -26,6 +26,37 @@ export interface QueuedCommand {
  */
 export const HOLD_BACK_MS = 1
 
+/**
+ * A batch in flight holds the next one back only while Redis answers within this: on the same host.
+ * Past it, every tick's batch goes out at once, as many in flight as the traffic makes, since a
+ * request queued behind a round trip of a millisecond or more would wait that much longer.
+ */
+export const HOLD_BACK_WITHIN_MS = 0.25
+
+/**
+ * The shortest of the recent round trips, from a write to its answer: Redis's distance. Our own
+ * event loop's delays only lengthen a sample, so the shortest of a few dozen is the network's.
+ */
+export class RoundTrips {
+  static readonly BLOCK = 32
+  /** The shortest of the last full block; 0 until there is one, so a new client holds back. */
+  #previous = 0
+  #current = Number.POSITIVE_INFINITY
+  #count = 0
+
+  record(ms: number): void {
+    if (ms < this.#current) this.#current = ms
+    if (++this.#count < RoundTrips.BLOCK) return
+    this.#previous = this.#current
+    this.#current = Number.POSITIVE_INFINITY
+    this.#count = 0
+  }
+
+  shortest(): number {
+    return Math.min(this.#previous, this.#current)
+  }
+}
+
 /** Sends a command and answers with its reply; `enqueue` sends one that answers through its own methods. */
 export interface BatchedSend {
   (command: string, ...args: string[]): Promise<unknown>
@@ -79,32 +110,43 @@ export class Unanswered {
  * `holdBackMs` (or `timeoutMs`, storeTimeoutMs, if shorter) stops holding the next one back: a
  * slow round trip delays the requests queued behind it by at most that much, and a lost one does
  * not hold them until their callers fail.
+ *
+ * Holding back pays only while Redis is near. Once a block of round trips (RoundTrips) has all
+ * taken HOLD_BACK_WITHIN_MS or more, Redis is a network hop away, and each tick's commands go out
+ * at once, however many pipelines are in flight: one round trip per request still, and no request
+ * waits for another's.
  */
 export function batchedCalls(client: RedisCommandClient, timeoutMs: number, holdBackMs = HOLD_BACK_MS): BatchedSend {
   const unanswered = new Unanswered()
   if (typeof (client as Partial<PipelineClient>).pipeline !== 'function') return oneByOne(client, unanswered)
   const pipelined = client as PipelineClient
+  const roundTrips = new RoundTrips()
   let queue: QueuedCommand[] = []
-  let inFlight = false
+  /** A batch in flight is holding the next one back. */
+  let holding = false
 
   const send = (): void => {
-    if (inFlight || queue.length === 0) return
+    if (holding || queue.length === 0) return
     const batch = queue
     queue = []
-    inFlight = true
-    let released = false
+    // Redis a hop away: holding back would add up to a round trip to every request behind it.
+    const holds = roundTrips.shortest() < HOLD_BACK_WITHIN_MS
+    holding = holds
+    let released = !holds
     const release = (): void => {
       if (released) return
       released = true
       clearTimeout(timer)
-      inFlight = false
+      holding = false
       send()
     }
-    const timer = setTimeout(release, Math.min(timeoutMs, holdBackMs))
+    const timer = holds ? setTimeout(release, Math.min(timeoutMs, holdBackMs)) : undefined
     // Written now: from here on, the wait is Redis's (and the network's), not our queue's.
     const answered = unanswered.written()
+    const writtenAt = performance.now()
     write(client, pipelined, batch, () => {
       answered()
+      roundTrips.record(performance.now() - writtenAt)
       release()
     })
   }
@@ -112,7 +154,7 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
   const enqueue = (queued: QueuedCommand): void => {
     queue.push(queued)
     // The first command of an idle client waits one tick, so the others of this tick join it.
-    if (!inFlight && queue.length === 1) process.nextTick(send)
+    if (!holding && queue.length === 1) process.nextTick(send)
   }
   return Object.assign(
     (command: string, ...args: string[]) =>

@@ -1,7 +1,8 @@
 // Commands queued while one pipeline is in flight go out together; a pipeline that never answers holds nothing back.
 import { describe, expect, it } from 'vitest'
 
-import { batchedCalls, HOLD_BACK_WITHIN_MS, RoundTrips } from '#src/stores/batched-calls.js'
+import { batchedCalls, HOLD_BACK_WITHIN_MS } from '#src/stores/batched-calls.js'
+import { RoundTrips } from '#src/stores/round-trips.js'
 import { waitFor } from '#test/support/http.js'
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void }

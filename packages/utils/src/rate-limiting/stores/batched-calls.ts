@@ -1,5 +1,6 @@
 // Redis calls made in the same tick, sent as one pipeline: one write carries many requests' EVALSHA.
 import type { RedisCommandClient } from '../config/types.js'
+import { RoundTrips, Unanswered } from './round-trips.js'
 
 /** What a client needs for batching: ioredis's pipeline(). */
 interface PipelineClient extends RedisCommandClient {
@@ -33,30 +34,6 @@ export const HOLD_BACK_MS = 1
  */
 export const HOLD_BACK_WITHIN_MS = 0.25
 
-/**
- * The shortest of the recent round trips, from a write to its answer: Redis's distance. Our own
- * event loop's delays only lengthen a sample, so the shortest of a few dozen is the network's.
- */
-export class RoundTrips {
-  static readonly BLOCK = 32
-  /** The shortest of the last full block; 0 until there is one, so a new client holds back. */
-  #previous = 0
-  #current = Number.POSITIVE_INFINITY
-  #count = 0
-
-  record(ms: number): void {
-    if (ms < this.#current) this.#current = ms
-    if (++this.#count < RoundTrips.BLOCK) return
-    this.#previous = this.#current
-    this.#current = Number.POSITIVE_INFINITY
-    this.#count = 0
-  }
-
-  shortest(): number {
-    return Math.min(this.#previous, this.#current)
-  }
-}
-
 /** Sends a command and answers with its reply; `enqueue` sends one that answers through its own methods. */
 export interface BatchedSend {
   (command: string, ...args: string[]): Promise<unknown>
@@ -74,27 +51,6 @@ export interface BatchedSend {
    * look slow once it is back.
    */
   forgetUnanswered(): void
-}
-
-/** The writes a sender has handed to the client and not yet had answered, oldest first. */
-export class Unanswered {
-  readonly #writes = new Set<{ readonly at: number }>()
-
-  /** Records a write made now; the returned function says it has its answer (once is enough). */
-  written(): () => void {
-    const write = { at: performance.now() }
-    this.#writes.add(write)
-    return () => this.#writes.delete(write)
-  }
-
-  oldest(): number | undefined {
-    for (const write of this.#writes) return write.at
-    return undefined
-  }
-
-  forget(): void {
-    this.#writes.clear()
-  }
 }
 
 /**

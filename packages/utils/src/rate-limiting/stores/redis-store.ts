@@ -4,7 +4,8 @@ import { Cluster } from 'ioredis'
 import { RedisStore, type RedisReply } from 'rate-limit-redis'
 
 import type { RedisCommandClient } from '../config/types.js'
-import { batchedCalls, sendsThrough, Unanswered, watchesWrites } from './batched-calls.js'
+import { batchedCalls, sendsThrough, watchesWrites } from './batched-calls.js'
+import { Unanswered } from './round-trips.js'
 import { withTimeout } from './deadlines.js'
 
 /**

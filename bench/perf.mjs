@@ -99,17 +99,26 @@ function cpuMicros(pid) {
  */
 const ROUND_TRIPS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro', 'exec'])
 
-/** Calls of every Redis command so far (INFO itself left out), and of the round-trip ones. */
+/**
+ * Calls of every Redis command so far (INFO itself left out), and of the round-trip ones; the µs
+ * Redis spent running them (commandstats), and its process CPU in all (used_cpu_user + sys: its
+ * network I/O and parsing too), in µs.
+ */
 async function redisCalls(admin) {
   const info = await admin.info('commandstats')
   let commands = 0
   let roundTrips = 0
-  for (const [, name, count] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+)/gm)) {
+  let commandMicros = 0
+  for (const [, name, count, usec] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/gm)) {
     if (name === 'info') continue
     commands += Number(count)
+    commandMicros += Number(usec)
     if (ROUND_TRIPS.has(name)) roundTrips += Number(count)
   }
-  return { commands, roundTrips }
+  const cpu = await admin.info('cpu')
+  const seconds = (field) => Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0)
+  const processMicros = (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6
+  return { commands, roundTrips, commandMicros, processMicros }
 }
 
 function withoutRedisUrl(env) {
@@ -196,6 +205,8 @@ async function measure(scenario, shape, setup, redisUrl, admin) {
       cpuPerRequest: cpu / load.requests,
       redisPerRequest: (callsAfter.commands - callsBefore.commands) / load.requests,
       roundTripsPerRequest: (callsAfter.roundTrips - callsBefore.roundTrips) / load.requests,
+      redisCommandUsPerRequest: (callsAfter.commandMicros - callsBefore.commandMicros) / load.requests,
+      redisCpuUsPerRequest: (callsAfter.processMicros - callsBefore.processMicros) / load.requests,
       limitedShare: limited / load.requests,
       p50us: latency.p50us,
       p99us: latency.p99us,
@@ -301,6 +312,8 @@ async function main() {
           cpuOverBare: pick('cpuOverBare'),
           redisPerRequest: pick('redisPerRequest'),
           roundTripsPerRequest: pick('roundTripsPerRequest'),
+          redisCommandUsPerRequest: pick('redisCommandUsPerRequest'),
+          redisCpuUsPerRequest: pick('redisCpuUsPerRequest'),
           limitedShare: pick('limitedShare'),
           p50us: pick('p50us'),
           p99us: pick('p99us'),
@@ -382,8 +395,8 @@ const NAMES = {
 
 function markdownTable(summary) {
   const rows = [
-    `| setup | shape | limiter | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | 429 |`,
-    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| setup | shape | limiter | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | Redis CPU µs/req: commands / process | 429 |`,
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     rows.push(
@@ -391,7 +404,8 @@ function markdownTable(summary) {
         `${s.p50us.toFixed(0)} / ${s.p99us.toFixed(0)} (${s.scenario === 'bare' ? '-' : `${s.p99usOverBare >= 0 ? '+' : ''}${s.p99usOverBare.toFixed(0)}`}) | ` +
         `${s.scenario === 'bare' ? '-' : `${s.holdP50us.toFixed(0)} / ${s.holdP99us.toFixed(0)}`} | ` +
         `${s.cpuPerRequest.toFixed(1)} (${s.scenario === 'bare' ? '-' : `${s.cpuOverBare >= 0 ? '+' : ''}${s.cpuOverBare.toFixed(1)}`}) | ` +
-        `${s.redisPerRequest.toFixed(2)} (${s.roundTripsPerRequest.toFixed(2)}) | ${(s.limitedShare * 100).toFixed(1)}% |`,
+        `${s.redisPerRequest.toFixed(2)} (${s.roundTripsPerRequest.toFixed(2)}) | ` +
+        `${s.redisCommandUsPerRequest.toFixed(1)} / ${s.redisCpuUsPerRequest.toFixed(1)} | ${(s.limitedShare * 100).toFixed(1)}% |`,
     )
   }
   return rows.join('\n')

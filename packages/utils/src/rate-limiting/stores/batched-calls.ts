@@ -99,10 +99,8 @@ export function batchedCalls(client: RedisCommandClient, timeoutMs: number, hold
     const timer = holds ? setTimeout(release, Math.min(timeoutMs, holdBackMs)) : undefined
     // Written now: from here on, the wait is Redis's (and the network's), not our queue's.
     const answered = unanswered.written()
-    const writtenAt = performance.now()
     write(client, pipelined, batch, () => {
-      answered()
-      roundTrips.record(performance.now() - writtenAt)
+      roundTrips.record(answered())
       release()
     })
   }

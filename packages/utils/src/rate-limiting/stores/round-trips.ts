@@ -4,11 +4,17 @@
 export class Unanswered {
   readonly #writes = new Set<{ readonly at: number }>()
 
-  /** Records a write made now; the returned function says it has its answer (once is enough). */
-  written(): () => void {
+  /**
+   * Records a write made now. The returned function says it has its answer (once is enough) and
+   * gives the ms since the write: its round trip.
+   */
+  written(): () => number {
     const write = { at: performance.now() }
     this.#writes.add(write)
-    return () => this.#writes.delete(write)
+    return () => {
+      this.#writes.delete(write)
+      return performance.now() - write.at
+    }
   }
 
   oldest(): number | undefined {

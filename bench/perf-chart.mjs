@@ -1,27 +1,17 @@
 // The benchmark's chart: ratio to bare Express per limiter and setup, one bar per traffic shape, as an SVG.
 
-const LABELS = {
-  bare: 'bare Express',
-  'erl-memory': 'express-rate-limit, memory',
-  'ours-memory': 'ours, memory',
-  'erl-redis': 'express-rate-limit + rate-limit-redis',
-  'ours-redis': 'ours, Redis',
-  'rlf-redis': 'rate-limiter-flexible, Redis',
-  'rlf-redis-headers': 'rate-limiter-flexible + headers',
-  'rlf-redis-block': 'rate-limiter-flexible + in-memory block',
-}
 const COLORS = { allowed: '#3b82f6', blocked: '#f59e0b' }
 
 /**
  * Horizontal grouped bars: for each setup (a heading) and each of its limiters (`scenariosOf`), the
- * allowed and blocked ratio to bare in that setup (1.0 marked).
+ * allowed and blocked ratio to bare in that setup (1.0 marked). `names` names each scenario's limiter.
  */
-export function renderChart(summary, setups, scenariosOf) {
+export function renderChart(summary, setups, scenariosOf, names) {
   const rows = setups.flatMap((setup) => [{ setup }, ...scenariosOf(setup).map((scenario) => ({ setup, scenario }))])
   const shapes = ['allowed', 'blocked']
   const max = Math.max(1.2, ...summary.map((s) => s.ratio)) * 1.05
-  const left = 300
-  const width = 900
+  const left = 400
+  const width = 1000
   const plot = width - left - 60
   const rowHeight = 46
   const top = 50
@@ -47,7 +37,7 @@ export function renderChart(summary, setups, scenariosOf) {
       y += headingHeight
       continue
     }
-    parts.push(`<text x="${left - 10}" y="${y + 30}" text-anchor="end">${LABELS[scenario] ?? scenario}</text>`)
+    parts.push(`<text x="${left - 10}" y="${y + 30}" text-anchor="end">${names[scenario] ?? scenario}</text>`)
     shapes.forEach((shape, i) => {
       const entry = summary.find((s) => s.setup === setup && s.scenario === scenario && s.shape === shape)
       if (entry === undefined) return

@@ -3,6 +3,7 @@
 // - `ip` (the default): the app trusts one proxy hop, so the client is the X-Forwarded-For address;
 // - `header`: no proxy is trusted, and a keyGenerator reads the client's API key from X-Api-Key, as
 //   a service keys authenticated users (the metaverses server keys `user:<id>`).
+import { Session } from 'node:inspector/promises'
 import { PerformanceObserver } from 'node:perf_hooks'
 
 import express from 'express'
@@ -138,9 +139,10 @@ function flexible(limiter, { headers = false } = {}) {
         if (headers) write(res, answer)
         next()
       },
+      // A Redis error rejects too, with no answer to write headers from: a 429 all the same, as
+      // the README's example answers every rejection.
       (answer) => {
-        if (headers && answer instanceof Error) return next(answer)
-        if (headers) res.setHeader('Retry-After', String(write(res, answer)))
+        if (headers && !(answer instanceof Error)) res.setHeader('Retry-After', String(write(res, answer)))
         res.status(429).send('Too Many Requests')
       },
     )
@@ -237,6 +239,27 @@ app.get('/hold/stop', (_req, res) => {
     pingP99us: percentile(pings, 0.99) * 1000,
     pingsOverOneMs: pings.filter((ms) => ms > 1).length,
   })
+})
+
+/**
+ * An allocation profile, for bench/profile.mjs: V8's sampling heap profiler between /heap/start and
+ * /heap/stop, keeping the objects the collector has already freed, so that it tells what each
+ * request allocates, not what stays. /heap/stop answers the profile.
+ */
+const inspector = new Session()
+app.get('/heap/start', async (_req, res) => {
+  inspector.connect()
+  await inspector.post('HeapProfiler.startSampling', {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  })
+  res.json({ ok: true })
+})
+app.get('/heap/stop', async (_req, res) => {
+  const { profile } = await inspector.post('HeapProfiler.stopSampling')
+  inspector.disconnect()
+  res.json(profile)
 })
 
 function percentile(values, q) {

@@ -6,7 +6,7 @@ import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, RateLimitT
 import { BlockedKeys } from './limiter/blocked-keys.js'
 import { limiterFront } from './limiter/front.js'
 import { RateLimitHeaders } from './limiter/headers.js'
-import { boundedKey, defaultKeyFor, defaultKeyGenerator } from './limiter/keys.js'
+import { boundedKey, defaultKeyGenerator } from './limiter/keys.js'
 import { claimPrefix } from './limiter/prefix-registry.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
 import { blockedAnswer } from './limiter/response.js'
@@ -22,9 +22,9 @@ import { degradedLine } from './resilience/degraded.js'
 function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
   const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
   const { keyGenerator } = config
-  return (request: Request, ip: () => string | undefined): string | Promise<string> => {
+  return (request: Request): string | Promise<string> => {
     checkProxy(request)
-    const key = keyGenerator === defaultKeyGenerator ? defaultKeyFor(request, ip) : keyGenerator(request)
+    const key = keyGenerator(request)
     return typeof key === 'string' ? boundedKey(key) : Promise.resolve(key).then((k) => boundedKey(String(k)))
   }
 }

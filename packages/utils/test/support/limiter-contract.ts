@@ -107,6 +107,30 @@ export function describeLimiterContract(storeName: string, store: ContractStore)
       ])
     })
 
+    it("builds req.rateLimit as express-rate-limit does, on the limiter's first request and after", async () => {
+      // The first request goes through express-rate-limit's middleware (its validations run then);
+      // the later ones are decided directly (limiter/decision.ts), and must not look different.
+      const seen: Record<string, unknown>[] = []
+      const app = createApp(await limiters({ maxRead: 3, logger: recordingLogger() }), (info) =>
+        seen.push(info as Record<string, unknown>),
+      )
+      for (let i = 0; i < 4; i++) await request(app).get('/items')
+      expect(seen.map((info) => [info.used, info.remaining])).toEqual([
+        [1, 2],
+        [2, 1],
+        [3, 0],
+        [4, 0],
+      ])
+      const [first, ...later] = seen as [Record<string, unknown>, ...Record<string, unknown>[]]
+      expect(Object.keys(first)).toEqual(['limit', 'used', 'remaining', 'resetTime', 'key'])
+      for (const info of [first, ...later]) {
+        expect(Object.keys(info)).toEqual(Object.keys(first))
+        expect(info.current).toBe(info.used)
+        expect(info.resetTime).toBeInstanceOf(Date)
+        expect(info.key).toBe(first.key)
+      }
+    })
+
     it('counts each client on its own budget', async () => {
       const app = createApp(await limiters({ maxRead: 1, logger: recordingLogger() }))
       await request(app).get('/items').set('X-Forwarded-For', '203.0.113.1').expect(200)

@@ -16,17 +16,9 @@ export const MAX_CLIENT_KEY_BYTES = 128
  * by its /56 as express-rate-limit does. The `user:` tag keeps a user id from ever naming an IP's key.
  */
 export function defaultKeyGenerator(request: Request): string {
-  return defaultKeyFor(request, () => request.ip)
-}
-
-/**
- * defaultKeyGenerator, with the IP given lazily: the limiter reads `req.ip` once per request and
- * shares it (each read of Express's `req.ip` parses X-Forwarded-For again).
- */
-export function defaultKeyFor(request: Request, ip: () => string | undefined): string {
   const id = (request as { user?: { id?: unknown } }).user?.id
   if ((typeof id === 'string' && id !== '') || (typeof id === 'number' && Number.isFinite(id))) return `user:${id}`
-  return ipKeyGenerator(ip() ?? request.socket.remoteAddress ?? 'unknown')
+  return ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown')
 }
 
 /** The key as is, or `sha256:<hex>` when it is longer than MAX_CLIENT_KEY_BYTES. */

@@ -22,7 +22,8 @@ export interface ExceededOptions {
   readonly headers: RateLimitHeaders
 }
 
-type ExceededHandler = (request: Request, response: Response, next: NextFunction, options: Options) => void
+/** The handler of a request over the limit, as express-rate-limit calls it. */
+export type ExceededHandler = (request: Request, response: Response, next: NextFunction, options: Options) => void
 
 /**
  * An express-rate-limit handler for a request over the limit: counts it, writes the audit line,

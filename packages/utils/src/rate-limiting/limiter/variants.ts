@@ -1,7 +1,7 @@
 // The two kinds of limiter behind the front middleware: one that counts in memory, and one that
 // counts in Redis and turns to the onStoreError policy while Redis cannot be used.
 import type { RequestHandler } from 'express'
-import { rateLimit, type Options, type RateLimitRequestHandler as LimiterHandler } from 'express-rate-limit'
+import { rateLimit, type RateLimitRequestHandler as LimiterHandler, type Store } from 'express-rate-limit'
 
 import type { RateLimitLogger } from '../observability/logger.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -14,6 +14,7 @@ import { CompactMemoryStore } from '../stores/memory-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type { RateLimitStoreStatus, RateLimitType, StoreErrorPolicy } from '../config/types.js'
 import type { BlockedKeys } from './blocked-keys.js'
+import { decidedDirectly } from './decision.js'
 import { keyFromFront } from './front.js'
 import type { RateLimitHeaders } from './headers.js'
 import { rateLimitExceededHandler } from './response.js'
@@ -57,9 +58,13 @@ export function exceededHandler(parts: LimiterParts, store: StoreKind) {
   })
 }
 
-/** One express-rate-limit instance of the limiter, counting in `store` (a `kind` of store) up to `limit`. */
-function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Options['store'], limit = parts.max) {
-  return rateLimit({
+/**
+ * One express-rate-limit instance of the limiter, counting in `store` (a `kind` of store) up to
+ * `limit`, and deciding directly after its first request (limiter/decision.ts).
+ */
+function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Store, limit = parts.max): LimiterHandler {
+  const exceeded = exceededHandler(parts, kind)
+  const limiter = rateLimit({
     windowMs: parts.windowMs,
     limit,
     store,
@@ -69,9 +74,10 @@ function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Options['st
     identifier: parts.type,
     // The front layer has computed the key already (limiter/front.ts).
     keyGenerator: keyFromFront,
-    handler: exceededHandler(parts, kind),
+    handler: exceeded,
     logger: loggerFor(parts.logger, parts.type),
   })
+  return decidedDirectly(limiter, store, limit, parts.windowMs, exceeded)
 }
 
 /** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */

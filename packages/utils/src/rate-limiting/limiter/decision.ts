@@ -8,8 +8,24 @@ import type {
   Store,
 } from 'express-rate-limit'
 
-import { keyFromFront } from './front.js'
 import type { ExceededHandler } from './response.js'
+
+/** A limiter's decision on a request whose client key the front layer has computed (limiter/front.ts). */
+export type Decide = (request: Request, response: Response, next: NextFunction, key: string) => void
+
+/** A decision, with express-rate-limit's handle on the store's keys. */
+export type Decider = Decide & Pick<LimiterHandler, 'resetKey' | 'getKey'>
+
+/**
+ * The client key of a request that goes through express-rate-limit's middleware, for its
+ * keyGenerator to return. Not a property of the request: in the allocation profile
+ * (bench/profile.mjs with PROFILE=heap) each own property added to an Express request allocated
+ * about 1.4 KB.
+ */
+const clientKeys = new WeakMap<Request, string>()
+
+/** express-rate-limit's keyGenerator: the key the front layer computed. */
+export const keyFromFront = (request: Request): string => clientKeys.get(request) ?? ''
 
 /**
  * `req.rateLimit` as express-rate-limit builds it. Its deprecated `current` (the same as `used`)
@@ -35,9 +51,8 @@ class LimitInfo implements RateLimitInfo {
  * validations run on a limiter's first request and then turn themselves off, each one, for good;
  * after that, with the options we give it (limiter/variants.ts), its middleware does what this
  * does: the store's increment for the key, `req.rateLimit`, then next() or the handler. On its way
- * it awaits five times and builds debug lines even with debugging off: in the user-key setup of
- * `pnpm bench`, deciding here took the server's CPU over bare Express from +11.5 to +6.1 µs per
- * allowed request and its allocations down by 2.7 KB (docs/performance.md).
+ * it awaits five times and builds debug lines even with debugging off; what deciding here saves is
+ * measured in docs/performance.md ("Deciding after the first request ourselves").
  */
 export function decidedDirectly(
   limiter: LimiterHandler,
@@ -45,7 +60,7 @@ export function decidedDirectly(
   limit: number,
   windowMs: number,
   exceeded: ExceededHandler,
-): LimiterHandler {
+): Decider {
   // What express-rate-limit passes its handler; ours reads statusCode only (limiter/response.ts).
   const options = { statusCode: 429, windowMs } as Options
   let validated = false
@@ -61,12 +76,12 @@ export function decidedDirectly(
     if (hits.totalHits > limit) return exceeded(request, response, next, options)
     next()
   }
-  const middleware = (request: Request, response: Response, next: NextFunction): void => {
+  const decide: Decide = (request, response, next, key) => {
     if (!validated) {
       validated = true
+      clientKeys.set(request, key)
       return void limiter(request, response, next)
     }
-    const key = keyFromFront(request)
     let hits: Promise<ClientRateLimitInfo> | ClientRateLimitInfo
     try {
       hits = store.increment(key)
@@ -78,5 +93,5 @@ export function decidedDirectly(
     // A rejection, or a throw on the way, goes to next() as express-rate-limit's middleware sends it.
     hits.then((answer) => decided(request, response, next, key, answer)).catch(next)
   }
-  return Object.assign(middleware, { resetKey: limiter.resetKey, getKey: limiter.getKey })
+  return Object.assign(decide, { resetKey: limiter.resetKey, getKey: limiter.getKey })
 }

@@ -3,26 +3,16 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
+import type { Decide } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
 import { isNearLimit, type LimiterStats } from '../observability/stats.js'
 import type { SkipFunction } from '../config/types.js'
 
 type LimitedRequest = Request & { rateLimit?: RateLimitInfo }
 
-/**
- * The client key the front layer computed for a request, for express-rate-limit's keyGenerator to
- * return. Not a property of the request: in the allocation profile (bench/profile.mjs with
- * PROFILE=heap) each own property added to an Express request allocated about 1.4 KB, and an entry
- * here about nothing.
- */
-const clientKeys = new WeakMap<Request, string>()
-
-/** express-rate-limit's keyGenerator: the key the front layer computed. */
-export const keyFromFront = (request: Request): string => clientKeys.get(request) ?? ''
-
 export interface FrontOptions {
-  /** The limiter proper: express-rate-limit, or Redis with its policy. */
-  readonly decide: RequestHandler
+  /** The limiter proper: the store's count, or Redis's policy while Redis is away. */
+  readonly decide: Decide
   readonly stats: LimiterStats
   readonly skip: SkipFunction | undefined
   /** The client key of a request: the key generator's, checked and bounded. */
@@ -50,24 +40,28 @@ export function limiterFront({
   headers,
 }: FrontOptions): RequestHandler {
   const withKey = (req: Request, res: Response, next: NextFunction, key: string): void => {
-    clientKeys.set(req, key)
     if (blocked !== undefined && blocked.size > 0) {
       const block = blocked.get(key)
       if (block !== undefined) return answerBlocked(req, res, block, key)
     }
     // Another limiter earlier on the route may have set req.rateLimit: only a fresh one is ours.
     const before = (req as LimitedRequest).rateLimit
-    void decide(req, res, (error?: unknown) => {
-      if (error === undefined) {
-        const info = (req as LimitedRequest).rateLimit
-        // Over the limit, shadow mode lets a request through: its handler has written the headers.
-        if (info !== before && info !== undefined && info.used <= info.limit) {
-          headers.write(res, info)
-          if (isNearLimit(info.remaining, info.limit)) stats.nearLimit++
+    decide(
+      req,
+      res,
+      (error?: unknown) => {
+        if (error === undefined) {
+          const info = (req as LimitedRequest).rateLimit
+          // Over the limit, shadow mode lets a request through: its handler has written the headers.
+          if (info !== before && info !== undefined && info.used <= info.limit) {
+            headers.write(res, info)
+            if (isNearLimit(info.remaining, info.limit)) stats.nearLimit++
+          }
         }
-      }
-      next(error)
-    })
+        next(error)
+      },
+      key,
+    )
   }
 
   const counted = (req: Request, res: Response, next: NextFunction): void => {

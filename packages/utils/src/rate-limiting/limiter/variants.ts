@@ -1,6 +1,5 @@
 // The two kinds of limiter behind the front middleware: one that counts in memory, and one that
 // counts in Redis and turns to the onStoreError policy while Redis cannot be used.
-import type { RequestHandler } from 'express'
 import { rateLimit, type RateLimitRequestHandler as LimiterHandler, type Store } from 'express-rate-limit'
 
 import type { RateLimitLogger } from '../observability/logger.js'
@@ -14,8 +13,7 @@ import { CompactMemoryStore } from '../stores/memory-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type { RateLimitStoreStatus, RateLimitType, StoreErrorPolicy } from '../config/types.js'
 import type { BlockedKeys } from './blocked-keys.js'
-import { decidedDirectly } from './decision.js'
-import { keyFromFront } from './front.js'
+import { decidedDirectly, keyFromFront, type Decide, type Decider } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
 import { rateLimitExceededHandler } from './response.js'
 
@@ -36,7 +34,7 @@ export interface LimiterParts {
 
 /** What a limiter's handle adds to its front middleware. */
 export interface LimiterCore {
-  readonly decide: RequestHandler
+  readonly decide: Decide
   resetKey(key: string): Promise<void>
   readonly getKey: LimiterHandler['getKey']
   status(): RateLimitStoreStatus
@@ -62,7 +60,7 @@ export function exceededHandler(parts: LimiterParts, store: StoreKind) {
  * One express-rate-limit instance of the limiter, counting in `store` (a `kind` of store) up to
  * `limit`, and deciding directly after its first request (limiter/decision.ts).
  */
-function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Store, limit = parts.max): LimiterHandler {
+function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Store, limit = parts.max): Decider {
   const exceeded = exceededHandler(parts, kind)
   const limiter = rateLimit({
     windowMs: parts.windowMs,
@@ -131,7 +129,7 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
   )
   backend.stores.push(store)
   const primary = expressLimiter(parts, 'redis', store)
-  let fallback: LimiterHandler | undefined
+  let fallback: Decider | undefined
   const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
   // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
   const stopResetting = breakers.onChange((healthy) => {
@@ -141,17 +139,22 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
     fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
     return fallback
   })
-  const degraded: RequestHandler = (req, res, next) => {
+  const degraded: Decide = (req, res, next, key) => {
     parts.stats.degraded++
-    return policy(req, res, next)
+    policy(req, res, next, key)
   }
   return {
-    decide(req, res, next) {
-      if (breakers.single && !breakers.healthy) return degraded(req, res, next)
-      void primary(req, res, (error?: unknown) => {
-        if (error instanceof StoreUnavailableError) return void degraded(req, res, next)
-        next(error)
-      })
+    decide(req, res, next, key) {
+      if (breakers.single && !breakers.healthy) return degraded(req, res, next, key)
+      primary(
+        req,
+        res,
+        (error?: unknown) => {
+          if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
+          next(error)
+        },
+        key,
+      )
     },
     async resetKey(key: string): Promise<void> {
       parts.blocked?.delete(key)

@@ -1,7 +1,7 @@
 // What a limiter does while Redis cannot be used: the onStoreError policy as a middleware.
-import type { RequestHandler } from 'express'
 
 import type { RateLimitType, StoreErrorPolicy } from '../config/types.js'
+import type { Decide } from '../limiter/decision.js'
 
 /** The code of a 503 answered under onStoreError 'deny'. */
 export const RATE_LIMIT_UNAVAILABLE = 'RATE_LIMIT_UNAVAILABLE'
@@ -43,11 +43,7 @@ const retryAfterSeconds = (): number => 1 + Math.floor(Math.random() * 5)
  * fallback policy (only that policy needs one). In shadow mode `deny` lets requests through.
  * Answers say nothing about Redis: a client only needs to know when to retry.
  */
-export function degradedHandler(
-  policy: StoreErrorPolicy,
-  shadow: boolean,
-  makeFallback: () => RequestHandler,
-): RequestHandler {
+export function degradedHandler(policy: StoreErrorPolicy, shadow: boolean, makeFallback: () => Decide): Decide {
   switch (policy) {
     case 'fallback':
       return makeFallback()

@@ -110,7 +110,8 @@ if (HEAP) console.log(`allocated: ${(total / result.requests).toFixed(0)} bytes 
 console.log(`\n${HEAP ? 'bytes allocated' : 'self time'} by package:`)
 for (const entry of [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(line(entry))
 console.log(`\nfunctions with the most ${HEAP ? 'bytes allocated' : 'self time'}:`)
-for (const entry of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 30))) console.log(line(entry))
+for (const entry of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.TOP ?? 30)))
+  console.log(line(entry))
 if (!HEAP) {
   const busy = total - (byPackage.get('(native/gc/idle)') ?? 0)
   console.log(`\n(busy: ${((busy / total) * 100).toFixed(1)}% of samples outside native/gc/idle)`)

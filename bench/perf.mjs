@@ -111,8 +111,10 @@ const ROUND_TRIPS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall'
 
 /**
  * Calls of every Redis command so far (INFO itself left out), and of the round-trip ones; the µs
- * Redis spent running them (commandstats), and its process CPU in all (used_cpu_user + sys: its
- * network I/O and parsing too), in µs.
+ * Redis spent running the round-trip ones (commandstats: a script's or a transaction's time holds
+ * the commands it ran, which commandstats also counts on their own, so summing every command would
+ * count them twice), and its process CPU in all (used_cpu_user + sys: network I/O and parsing
+ * too), in µs.
  */
 async function redisCalls(admin) {
   const info = await admin.info('commandstats')
@@ -122,8 +124,9 @@ async function redisCalls(admin) {
   for (const [, name, count, usec] of info.matchAll(/^cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/gm)) {
     if (name === 'info') continue
     commands += Number(count)
+    if (!ROUND_TRIPS.has(name)) continue
+    roundTrips += Number(count)
     commandMicros += Number(usec)
-    if (ROUND_TRIPS.has(name)) roundTrips += Number(count)
   }
   const cpu = await admin.info('cpu')
   const seconds = (field) => Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0)
@@ -386,7 +389,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true })
   writeFileSync(join(OUT, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, setups, scenariosOf, NAMES))
-  const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}\n\nThe targets, judged in this run:\n\n${targetsTable(summary, runs)}`
+  const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}\n\nRedis's own cost, allowed traffic (a blocked client costs ours no Redis command):\n\n${capacityTable(summary)}\n\nThe targets, judged in this run:\n\n${targetsTable(summary, runs)}`
   process.stdout.write(`${table}\n`)
   if (WRITE_DOCS) writeDocs(report, table)
   process.stderr.write(`wrote ${join(OUT, 'performance.json')} and performance.svg\n`)
@@ -397,7 +400,7 @@ const nameOf = (scenario) => (scenario.startsWith('ours-') ? `**${NAMES[scenario
 
 function markdownTable(summary) {
   const rows = [
-    `| setup | shape | limiter | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | Redis CPU µs/req: commands / process | 429 |`,
+    `| setup | shape | limiter | req/s | ratio to bare | p50 / p99 ms, saturated | p50 / p99 µs at ${LATENCY_RATE} req/s (p99 over bare) | held by the limiter p50 / p99 µs | server CPU µs/req (over bare) | Redis commands/req (round trips) | Redis CPU µs/req: scripts / process | 429 |`,
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
@@ -408,6 +411,25 @@ function markdownTable(summary) {
         `${s.cpuPerRequest.toFixed(1)} (${s.scenario === 'bare' ? '-' : `${s.cpuOverBare >= 0 ? '+' : ''}${s.cpuOverBare.toFixed(1)}`}) | ` +
         `${s.redisPerRequest.toFixed(2)} (${s.roundTripsPerRequest.toFixed(2)}) | ` +
         `${s.redisCommandUsPerRequest.toFixed(1)} / ${s.redisCpuUsPerRequest.toFixed(1)} | ${(s.limitedShare * 100).toFixed(1)}% |`,
+    )
+  }
+  return rows.join('\n')
+}
+
+/**
+ * Redis's own CPU per decision, allowed traffic, and what one Redis core could serve at that cost:
+ * 1 s of CPU over the µs Redis's process spent per decision (network I/O and parsing included).
+ */
+function capacityTable(summary) {
+  const rows = [
+    '| setup | limiter | Redis CPU µs per decision: in its scripts / in all | decisions per second one Redis core could serve |',
+    '| --- | --- | ---: | ---: |',
+  ]
+  for (const s of summary) {
+    if (s.shape !== 'allowed' || !s.scenario.includes('redis') || s.redisCpuUsPerRequest <= 0) continue
+    rows.push(
+      `| ${s.setup} | ${nameOf(s.scenario)} | ${s.redisCommandUsPerRequest.toFixed(1)} / ${s.redisCpuUsPerRequest.toFixed(1)} | ` +
+        `${Math.round(1e6 / s.redisCpuUsPerRequest / 1000).toLocaleString('en')}k |`,
     )
   }
   return rows.join('\n')

@@ -3,14 +3,15 @@
 // By default a CPU profile (--cpu-prof): where the server's CPU went, by package, then the functions
 // with the most self time. PROFILE=heap takes an allocation profile instead (perf-app.mjs's
 // /heap/start and /heap/stop): the bytes allocated per request, by package and by function.
-// KEYING=header profiles the user-key setup (perf-app.mjs): clients by X-Api-Key, no trusted proxy.
+// KEYING=header profiles the user-key setup (perf-app.mjs): clients by X-Api-Key, no trusted proxy;
+// HOP_MS=0.5 or 2 a hop setup.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { freePort, startRedis } from './support.mjs'
+import { freePort, startDelayProxy, startRedis } from './support.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const [scenario = 'ours-redis', shape = 'allowed', seconds = '5'] = process.argv.slice(2)
@@ -22,6 +23,10 @@ const dir = mkdtempSync(join(tmpdir(), 'bench-profile-'))
 
 const redisPort = await freePort()
 const redis = await startRedis(redisPort, { cpu: 1 })
+// HOP_MS=2 puts Redis behind the delay proxy of the hop setups, that many ms of round trip away.
+const hopMs = Number(process.env.HOP_MS ?? 0)
+const proxy = hopMs > 0 ? await startDelayProxy(redisPort, hopMs, { cpu: 1 }) : undefined
+const redisUrl = `redis://127.0.0.1:${proxy?.port ?? redisPort}`
 const port = await freePort()
 const server = spawn(
   'taskset',
@@ -39,7 +44,7 @@ const server = spawn(
       SCENARIO: scenario,
       LIMIT: shape === 'allowed' ? '1000000000' : '10',
       PORT: String(port),
-      ...(scenario.includes('redis') ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
+      ...(scenario.includes('redis') ? { REDIS_URL: redisUrl } : {}),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   },
@@ -62,6 +67,7 @@ await new Promise((resolve) => {
   server.once('exit', resolve)
   server.kill('SIGTERM')
 })
+proxy?.kill('SIGTERM')
 redis.kill('SIGTERM')
 
 /** Each frame of the profile with its callFrame and its self weight (µs of CPU, or bytes allocated). */

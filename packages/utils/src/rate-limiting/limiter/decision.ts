@@ -2,13 +2,12 @@
 import type { NextFunction, Request, Response } from 'express'
 import type {
   ClientRateLimitInfo,
-  Options,
   RateLimitInfo,
   RateLimitRequestHandler as LimiterHandler,
   Store,
 } from 'express-rate-limit'
 
-import type { ExceededHandler } from './response.js'
+import { handlerOptions, LimitInfo, type ExceededHandler } from './response.js'
 
 /** A limiter's decision on a request whose client key the front layer has computed (limiter/front.ts). */
 export type Decide = (request: Request, response: Response, next: NextFunction, key: string) => void
@@ -28,25 +27,6 @@ const clientKeys = new WeakMap<Request, string>()
 export const keyFromFront = (request: Request): string => clientKeys.get(request) ?? ''
 
 /**
- * `req.rateLimit` as express-rate-limit builds it. Its deprecated `current` (the same as `used`)
- * is a getter here: read the same, and left out of keys and JSON as there, without redefining a
- * property on every request.
- */
-class LimitInfo implements RateLimitInfo {
-  constructor(
-    readonly limit: number,
-    readonly used: number,
-    readonly remaining: number,
-    readonly resetTime: Date | undefined,
-    readonly key: string,
-  ) {}
-
-  get current(): number {
-    return this.used
-  }
-}
-
-/**
  * express-rate-limit's middleware, with every request after its first decided here. Its
  * validations run on a limiter's first request and then turn themselves off, each one, for good;
  * after that, with the options we give it (limiter/variants.ts), its middleware does what this
@@ -61,8 +41,7 @@ export function decidedDirectly(
   windowMs: number,
   exceeded: ExceededHandler,
 ): Decider {
-  // What express-rate-limit passes its handler; ours reads statusCode only (limiter/response.ts).
-  const options = { statusCode: 429, windowMs } as Options
+  const options = handlerOptions(windowMs)
   let validated = false
   const decided = (
     request: Request,

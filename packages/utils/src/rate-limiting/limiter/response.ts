@@ -68,6 +68,28 @@ export function rateLimitExceededHandler({
   }
 }
 
+/**
+ * `req.rateLimit` as express-rate-limit builds it. Its deprecated `current` (the same as `used`)
+ * is a getter here: read the same, and left out of keys and JSON as there, without redefining a
+ * property on every request.
+ */
+export class LimitInfo implements RateLimitInfo {
+  constructor(
+    readonly limit: number,
+    readonly used: number,
+    readonly remaining: number,
+    readonly resetTime: Date | undefined,
+    readonly key: string,
+  ) {}
+
+  get current(): number {
+    return this.used
+  }
+}
+
+/** What express-rate-limit passes its handler; ours reads statusCode only. */
+export const handlerOptions = (windowMs: number): Options => ({ statusCode: 429, windowMs }) as Options
+
 const noNext: NextFunction = () => undefined
 
 /**
@@ -75,15 +97,9 @@ const noNext: NextFunction = () => undefined
  * store would have left it (used: one over), then the same handler as any 429 (headers and body).
  */
 export function blockedAnswer(exceeded: ExceededHandler, windowMs: number) {
-  const options = { statusCode: 429, windowMs } as Options
+  const options = handlerOptions(windowMs)
   return (request: Request, response: Response, block: BlockedKey, key: string): void => {
-    const info: RateLimitInfo = {
-      limit: block.limit,
-      used: block.limit + 1,
-      remaining: 0,
-      resetTime: new Date(block.resetMs),
-      key,
-    }
+    const info = new LimitInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key)
     ;(request as Request & { rateLimit?: RateLimitInfo }).rateLimit = info
     exceeded(request, response, noNext, options)
   }

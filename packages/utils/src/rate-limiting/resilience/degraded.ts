@@ -1,4 +1,4 @@
-// What a limiter does while Redis cannot be used: the onStoreError policy as a middleware.
+// What a limiter does while Redis cannot be used: the onStoreError policy as a decision.
 
 import type { RateLimitType, StoreErrorPolicy } from '../config/types.js'
 import type { Decide } from '../limiter/decision.js'
@@ -39,7 +39,7 @@ export function degradedLine(
 const retryAfterSeconds = (): number => 1 + Math.floor(Math.random() * 5)
 
 /**
- * The middleware for a degraded limiter. `makeFallback` builds the in-memory limiter of the
+ * The decision of a degraded limiter. `makeFallback` builds the in-memory limiter of the
  * fallback policy (only that policy needs one). In shadow mode `deny` lets requests through.
  * Answers say nothing about Redis: a client only needs to know when to retry.
  */

@@ -3,7 +3,7 @@
 // in each setup users run (SETUPS): clients by IP or by API key, Redis on loopback or a hop away.
 // Reports req/s, p50/p99, server CPU per request, Redis commands per request and the ratio to bare
 // in the same round; writes the medians to docs/benchmarks/performance.{json,svg} and the table
-// into docs/performance.md. `--quick` runs everything briefly (a smoke test, about two minutes).
+// into docs/performance.md. `--quick` runs everything briefly (a smoke test, about three minutes).
 // `--setups`, `--shapes` and `--scenarios` pick some of each.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -26,7 +26,7 @@ const option = (name, fallback) => {
 }
 
 const QUICK = flag('--quick')
-// --quick runs each of its 52 runs for about 2 s in all: a smoke test of every setup, not a measure.
+// --quick runs each of its 56 runs for about 2 s in all: a smoke test of every setup, not a measure.
 const ROUNDS = Number(option('--rounds', QUICK ? 1 : 3))
 const SECONDS = Number(option('--seconds', QUICK ? 0.5 : 5))
 const WARMUP_SECONDS = QUICK ? 0.3 : 2

@@ -4,7 +4,8 @@
 // with the most self time. PROFILE=heap takes an allocation profile instead (perf-app.mjs's
 // /heap/start and /heap/stop): the bytes allocated per request, by package and by function.
 // KEYING=header profiles the user-key setup (perf-app.mjs): clients by X-Api-Key, no trusted proxy;
-// HOP_MS=0.5 or 2 a hop setup.
+// HOP_MS=0.5 or 2 a hop setup. NODE_FLAGS adds flags to the server's node (`--no-turbo-inlining`
+// keeps each function's own allocations apart); TOP lengthens the function lists.
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

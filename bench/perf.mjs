@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 
 import { renderChart } from './perf-chart.mjs'
-import { freePort, startDelayProxy, startRedis } from './support.mjs'
+import { freePort, NAMES, SETUPS, startDelayProxy, startRedis } from './support.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..')
@@ -35,36 +35,7 @@ const LATENCY_RATE = 2000
 const LATENCY_SECONDS = QUICK ? 0.3 : 3
 const OUT = option('--out', QUICK ? join(tmpdir(), 'universo-bench') : join(ROOT, 'docs', 'benchmarks'))
 const WRITE_DOCS = !QUICK && option('--out', undefined) === undefined
-/** Each scenario's limiter, as the tables and the chart name it (ours in bold in the tables). */
-export const NAMES = {
-  bare: 'bare Express (no limiter)',
-  'erl-memory': 'express-rate-limit, memory',
-  'ours-memory': 'ours, memory',
-  'erl-redis': 'express-rate-limit + rate-limit-redis (the original)',
-  'ours-redis': 'ours, Redis',
-  'rlf-redis': 'rate-limiter-flexible, Redis',
-  'rlf-redis-headers': 'rate-limiter-flexible, Redis + RateLimit headers',
-  'rlf-redis-block': 'rate-limiter-flexible, Redis + in-memory block + insurance',
-}
 export const SCENARIOS = Object.keys(NAMES)
-/**
- * Who a client is, and how far Redis is. A hop setup runs only the Redis scenarios (and bare, the
- * baseline): the others do not talk to Redis.
- */
-export const SETUPS = {
-  'ip-proxy': { keying: 'ip', roundTripMs: 0, about: 'clients by IP behind one trusted proxy; Redis on loopback' },
-  'user-key': {
-    keying: 'header',
-    roundTripMs: 0,
-    about: 'clients by API key through keyGenerator, no proxy; Redis on loopback',
-  },
-  'hop-0.5ms': {
-    keying: 'ip',
-    roundTripMs: 0.5,
-    about: 'clients by IP; Redis behind a proxy adding 0.5 ms of round trip',
-  },
-  'hop-2ms': { keying: 'ip', roundTripMs: 2, about: 'clients by IP; Redis behind a proxy adding 2 ms of round trip' },
-}
 const ONLY_SETUPS = option('--setups', undefined)?.split(',')
 for (const name of ONLY_SETUPS ?? []) {
   if (!(name in SETUPS)) throw new Error(`--setups: ${name} is not a setup; allowed: ${Object.keys(SETUPS).join(', ')}`)

@@ -1,4 +1,5 @@
-// What the benchmarks share: free loopback ports, a throwaway redis-server, and a delay proxy.
+// What the benchmarks share: the setups users run, free loopback ports, a throwaway redis-server,
+// and a delay proxy.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -6,6 +7,37 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { launchRedis } from '../packages/utils/test/support/launch-redis.mjs'
+
+/** Each scenario's limiter, as the tables and the chart name it (ours in bold in the tables). */
+export const NAMES = {
+  bare: 'bare Express (no limiter)',
+  'erl-memory': 'express-rate-limit, memory',
+  'ours-memory': 'ours, memory',
+  'erl-redis': 'express-rate-limit + rate-limit-redis (the original)',
+  'ours-redis': 'ours, Redis',
+  'rlf-redis': 'rate-limiter-flexible, Redis',
+  'rlf-redis-headers': 'rate-limiter-flexible, Redis + RateLimit headers',
+  'rlf-redis-block': 'rate-limiter-flexible, Redis + in-memory block + insurance',
+}
+
+/**
+ * Who a client is, and how far Redis is. A hop setup runs only the Redis scenarios (and bare, the
+ * baseline): the others do not talk to Redis.
+ */
+export const SETUPS = {
+  'ip-proxy': { keying: 'ip', roundTripMs: 0, about: 'clients by IP behind one trusted proxy; Redis on loopback' },
+  'user-key': {
+    keying: 'header',
+    roundTripMs: 0,
+    about: 'clients by API key through keyGenerator, no proxy; Redis on loopback',
+  },
+  'hop-0.5ms': {
+    keying: 'ip',
+    roundTripMs: 0.5,
+    about: 'clients by IP; Redis behind a proxy adding 0.5 ms of round trip',
+  },
+  'hop-2ms': { keying: 'ip', roundTripMs: 2, about: 'clients by IP; Redis behind a proxy adding 2 ms of round trip' },
+}
 
 /** A loopback port that was free a moment ago. */
 export const freePort = () =>

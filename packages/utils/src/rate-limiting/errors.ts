@@ -35,6 +35,8 @@ export const ERROR_CODES = Object.freeze({
   METRICS_CONFLICT: 'ERR_RATE_LIMIT_METRICS_CONFLICT',
   /** metricsRegistry was given, but the prom-client package cannot be loaded. */
   METRICS_UNAVAILABLE: 'ERR_RATE_LIMIT_METRICS_UNAVAILABLE',
+  /** A request's cost is not a positive safe integer, or is more than a limit of its policy can ever allow. */
+  INVALID_COST: 'ERR_RATE_LIMIT_INVALID_COST',
 } as const)
 
 export type RateLimitErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]

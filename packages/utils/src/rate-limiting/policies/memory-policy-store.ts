@@ -1,0 +1,89 @@
+// A policy counted in this process: each client's state for the sliding window or the token bucket.
+import { MODELS, type AlgorithmModel, type PolicyAlgorithm } from './algorithms.js'
+import type { CheckedLimit, PolicyDecision } from './limits.js'
+
+/**
+ * The clients of a policy, kept in generations as CompactMemoryStore keeps its windows: every
+ * rotation period (the longest window) the oldest of three generations is dropped whole, and a
+ * client that comes back moves to the current one. A client's state is kept while it was touched
+ * in the last two periods, and no state outlives two windows (a sliding window's counts weigh for
+ * two, a bucket is full after one). Memory is bounded by the clients of three periods, and expiry
+ * costs nothing per request. The period is one window, not two, so its timer never waits longer
+ * than Node allows (MAX_LIMIT_WINDOW_MS).
+ */
+export class MemoryPolicyStore {
+  readonly #model: AlgorithmModel
+  /** The current generation first. */
+  #generations = [new Map<string, Float64Array>(), new Map<string, Float64Array>(), new Map<string, Float64Array>()]
+  readonly #rotation: NodeJS.Timeout
+
+  constructor(
+    algorithm: PolicyAlgorithm,
+    readonly limits: readonly CheckedLimit[],
+    /** Whole ms since the epoch: Date.now, or a test's clock. */
+    private readonly now: () => number = Date.now,
+  ) {
+    this.#model = MODELS[algorithm]
+    const period = Math.max(...limits.map((limit) => limit.windowMs))
+    this.#rotation = setInterval(() => this.#rotate(), period)
+    this.#rotation.unref()
+  }
+
+  /** Decides a request of `cost` for `key`, and spends it if every limit allows it. */
+  consume(key: string, cost: number): PolicyDecision {
+    return this.#model.decide(this.limits, this.#stateOf(key), this.now(), cost)
+  }
+
+  /** Where `key` stands, spending nothing (a cost of 0 fits every limit, and changes nothing). */
+  get(key: string): PolicyDecision {
+    const state = this.#find(key)
+    const copy = state === undefined ? this.#fresh() : Float64Array.from(state)
+    return this.#model.decide(this.limits, copy, this.now(), 0)
+  }
+
+  resetKey(key: string): void {
+    for (const generation of this.#generations) generation.delete(key)
+  }
+
+  /** How many clients it holds (every generation). */
+  get size(): number {
+    return this.#generations.reduce((sum, generation) => sum + generation.size, 0)
+  }
+
+  shutdown(): void {
+    clearInterval(this.#rotation)
+    for (const generation of this.#generations) generation.clear()
+  }
+
+  #find(key: string): Float64Array | undefined {
+    for (const generation of this.#generations) {
+      const state = generation.get(key)
+      if (state !== undefined) return state
+    }
+    return undefined
+  }
+
+  /** The state of `key` in the current generation: found, moved from an older one, or new. */
+  #stateOf(key: string): Float64Array {
+    const [current, ...older] = this.#generations as [Map<string, Float64Array>, ...Map<string, Float64Array>[]]
+    let state = current.get(key)
+    if (state !== undefined) return state
+    for (const generation of older) {
+      state = generation.get(key)
+      if (state === undefined) continue
+      generation.delete(key)
+      break
+    }
+    state ??= this.#fresh()
+    current.set(key, state)
+    return state
+  }
+
+  #fresh(): Float64Array {
+    return new Float64Array(this.#model.width * this.limits.length)
+  }
+
+  #rotate(): void {
+    this.#generations = [new Map<string, Float64Array>(), this.#generations[0]!, this.#generations[1]!]
+  }
+}

@@ -1,0 +1,125 @@
+// The Lua scripts of the sliding window and the token bucket: every limit of a policy checked, and
+// spent only if all allow, in one call on one key. Each is the arithmetic of sliding-window.ts or
+// token-bucket.ts line for line, so Redis and the memory store decide alike (a property test holds
+// them to it). Lua 5.1, as every Redis runs.
+//
+// KEYS[1] is the client's hash: one key per client and policy, so a Cluster never sees CROSSSLOT.
+// ARGV: now (whole ms since the epoch, or '' for Redis's own clock), cost, then max and windowMs of
+// each limit. The reply: allowed (1 or 0), the ms until a request of this cost could pass, then
+// each limit's remaining units and ms until whole.
+
+/** What both scripts begin with: the time, the cost and the limits. */
+const PREAMBLE = [
+  // Redis's clock unless the caller passes one: every app process then decides by one clock.
+  'local now = tonumber(ARGV[1])',
+  'if now == nil then',
+  "  local time = redis.call('TIME')",
+  '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
+  'end',
+  'local cost = tonumber(ARGV[2])',
+  'local n = (#ARGV - 2) / 2',
+  // Whole numbers written as such: tostring() would round past 14 digits.
+  "local function int(x) return string.format('%d', x) end",
+]
+
+/** The sliding window (sliding-window.ts). Fields per limit i: wi (its window), ci (its count), pi (the previous window's). */
+export const SLIDING_WINDOW_SCRIPT = [
+  ...PREAMBLE,
+  'local fields = {}',
+  "for i = 1, n do fields[3 * i - 2] = 'w' .. i; fields[3 * i - 1] = 'c' .. i; fields[3 * i] = 'p' .. i end",
+  "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
+  'local windows, currents, previouses, elapseds = {}, {}, {}, {}',
+  'local allowed, retry, expiry = 1, 0, 0',
+  'for i = 1, n do',
+  '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
+  '  local window = math.floor(now / w)',
+  '  local current = tonumber(stored[3 * i - 1]) or 0',
+  '  local previous = tonumber(stored[3 * i]) or 0',
+  // A new window: the current count becomes the previous one, or both start over.
+  '  if (tonumber(stored[3 * i - 2]) or 0) ~= window then',
+  '    if tonumber(stored[3 * i - 2]) == window - 1 then previous = current else previous = 0 end',
+  '    current = 0',
+  '  end',
+  '  local elapsed = now - window * w',
+  '  windows[i], currents[i], previouses[i], elapseds[i] = window, current, previous, elapsed',
+  '  expiry = math.max(expiry, 2 * w - elapsed)',
+  // Fits when previous x (W - e) + (current + cost) x W <= max x W (unit-ms: exact integers).
+  '  if previous * (w - elapsed) + (current + cost) * w > max * w then',
+  '    allowed = 0',
+  '    local wait',
+  '    if current + cost <= max then',
+  // Later in this window, once the previous count weighs little enough.
+  '      wait = w - math.floor(((max - current - cost) * w) / previous) - elapsed',
+  '    else',
+  // In the next window, where this window is the previous one.
+  '      wait = w - elapsed + w - math.floor(((max - cost) * w) / current)',
+  '    end',
+  '    retry = math.max(retry, wait)',
+  '  end',
+  'end',
+  'local reply = { allowed, retry }',
+  'local writes = {}',
+  'for i = 1, n do',
+  '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
+  // Spent only when every limit allows it.
+  '  if allowed == 1 then currents[i] = currents[i] + cost end',
+  '  local current, previous, elapsed = currents[i], previouses[i], elapseds[i]',
+  '  local remaining = math.max(0, math.floor((max * w - previous * (w - elapsed) - current * w) / w))',
+  '  local reset = 0',
+  '  if current > 0 then reset = 2 * w - elapsed elseif previous > 0 then reset = w - elapsed end',
+  '  reply[2 * i + 1], reply[2 * i + 2] = remaining, reset',
+  "  for _, v in ipairs({ 'w' .. i, int(windows[i]), 'c' .. i, int(current), 'p' .. i, int(previous) }) do",
+  '    writes[#writes + 1] = v',
+  '  end',
+  'end',
+  'if allowed == 1 and cost > 0 then',
+  "  redis.call('HSET', KEYS[1], unpack(writes))",
+  // Kept while any count still weighs: until the end of the window after this one.
+  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  'end',
+  'return reply',
+].join('\n')
+
+/** The token bucket (token-bucket.ts). Fields per limit i: ai and bi, its TAT as ai + bi / max ms. */
+export const TOKEN_BUCKET_SCRIPT = [
+  ...PREAMBLE,
+  'local fields = {}',
+  "for i = 1, n do fields[2 * i - 1] = 'a' .. i; fields[2 * i] = 'b' .. i end",
+  "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
+  'local aheads = {}',
+  'local allowed, retry = 1, 0',
+  'for i = 1, n do',
+  '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
+  '  local ms = tonumber(stored[2 * i - 1]) or 0',
+  // How far TAT is ahead of now, in 1/max ms; 0 when the bucket is full.
+  '  local ahead = 0',
+  '  if ms >= now then ahead = (ms - now) * max + (tonumber(stored[2 * i]) or 0) end',
+  '  aheads[i] = ahead',
+  // Fits when the bucket holds cost units: ahead + cost x W <= max x W.
+  '  if ahead + cost * w > max * w then',
+  '    allowed = 0',
+  '    retry = math.max(retry, math.ceil((ahead + cost * w - max * w) / max))',
+  '  end',
+  'end',
+  'local reply = { allowed, retry }',
+  'local writes = {}',
+  'local expiry = 0',
+  'for i = 1, n do',
+  '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
+  '  local ahead = aheads[i]',
+  // Spent only when every limit allows it: TAT moves cost x T on.
+  '  if allowed == 1 then ahead = ahead + cost * w end',
+  '  reply[2 * i + 1] = math.floor((max * w - ahead) / w)',
+  '  reply[2 * i + 2] = math.ceil(ahead / max)',
+  '  expiry = math.max(expiry, math.ceil(ahead / max))',
+  "  for _, v in ipairs({ 'a' .. i, int(now + math.floor(ahead / max)), 'b' .. i, int(ahead % max) }) do",
+  '    writes[#writes + 1] = v',
+  '  end',
+  'end',
+  'if allowed == 1 and cost > 0 then',
+  "  redis.call('HSET', KEYS[1], unpack(writes))",
+  // Kept until every bucket is full again; a full bucket needs no state.
+  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  'end',
+  'return reply',
+].join('\n')

@@ -1,0 +1,75 @@
+// A policy counted in Redis: one script call per decision, on one key per client.
+import { createHash } from 'node:crypto'
+
+import { MODELS, type PolicyAlgorithm } from './algorithms.js'
+import type { CheckedLimit, LimitState, PolicyDecision } from './limits.js'
+
+/** Sends one Redis command and answers with its reply (batched-calls.ts's sender fits). */
+export type SendCommand = (command: string, ...args: string[]) => Promise<unknown>
+
+/**
+ * The sliding window or the token bucket in Redis. Each decision is one EVALSHA on the client's
+ * key `{prefix}{tag}:{client key}`; after a NOSCRIPT (a restart, SCRIPT FLUSH, a failover) it is
+ * one EVAL, which also loads the script again. Redis's TIME is the clock unless `now` is given:
+ * then every process of the fleet decides by the one clock of the Redis that holds the key.
+ */
+export class RedisPolicyStore {
+  readonly #script: string
+  readonly #sha: string
+  readonly #prefix: string
+  /** The limits' max and windowMs, as the script's arguments after now and cost. */
+  readonly #limitArgs: readonly string[]
+
+  constructor(
+    private readonly send: SendCommand,
+    algorithm: PolicyAlgorithm,
+    readonly limits: readonly CheckedLimit[],
+    prefix: string,
+    /** Whole ms since the epoch for the script to decide by, in place of Redis's TIME (tests). */
+    private readonly now?: () => number,
+  ) {
+    const model = MODELS[algorithm]
+    this.#script = model.script
+    this.#sha = createHash('sha1').update(model.script).digest('hex')
+    this.#prefix = `${prefix}${model.tag}:`
+    this.#limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
+  }
+
+  /** The Redis key of a client. */
+  keyOf(key: string): string {
+    return this.#prefix + key
+  }
+
+  /** Decides a request of `cost` for `key`, and spends it if every limit allows it. */
+  async consume(key: string, cost: number): Promise<PolicyDecision> {
+    const args = [this.keyOf(key), this.now === undefined ? '' : String(this.now()), String(cost), ...this.#limitArgs]
+    let reply: unknown
+    try {
+      reply = await this.send('EVALSHA', this.#sha, '1', ...args)
+    } catch (error) {
+      if (!String((error as Error | undefined)?.message).startsWith('NOSCRIPT')) throw error
+      reply = await this.send('EVAL', this.#script, '1', ...args)
+    }
+    return this.#decision(reply)
+  }
+
+  /** Where `key` stands, spending nothing: a cost of 0 fits every limit and writes nothing new. */
+  get(key: string): Promise<PolicyDecision> {
+    return this.consume(key, 0)
+  }
+
+  #decision(reply: unknown): PolicyDecision {
+    if (!Array.isArray(reply) || reply.length !== 2 + 2 * this.limits.length) {
+      throw new Error(`Redis answered the policy script with ${JSON.stringify(reply)}`)
+    }
+    const numbers = reply.map(Number)
+    const limits: LimitState[] = this.limits.map(({ name, max, windowMs }, i) => ({
+      name,
+      max,
+      windowMs,
+      remaining: numbers[2 + 2 * i]!,
+      resetMs: numbers[3 + 2 * i]!,
+    }))
+    return { allowed: numbers[0] === 1, retryMs: numbers[1]!, limits }
+  }
+}

@@ -50,13 +50,15 @@ export function slidingReference(limits: readonly CheckedLimit[]): ReferenceMode
       logs.set(key, log)
       const allowed = limits.every((limit) => fits(log, limit, now, cost))
       const longest = Math.max(...limits.map((limit) => limit.windowMs))
-      const retryMs = allowed
-        ? 0
-        : firstFit(now, now + 3 * longest, (t) => limits.every((limit) => fits(log, limit, t, cost))) - now
+      const waitFor = (units: number) =>
+        firstFit(now, now + 3 * longest, (t) => limits.every((limit) => fits(log, limit, t, units))) - now
+      const retryMs = allowed ? 0 : waitFor(cost)
+      const blockedMs = allowed ? 0 : waitFor(1)
       if (allowed && cost > 0) log.push({ at: now, cost })
       return {
         allowed,
         retryMs,
+        blockedMs,
         limits: limits.map((limit) => {
           const { name, max, windowMs: w } = limit
           const { current, previous, elapsed } = counts(log, w, now)
@@ -86,17 +88,19 @@ export function bucketReference(limits: readonly CheckedLimit[]): ReferenceModel
     decide(key, now, cost) {
       const bucket = buckets.get(key) ?? { tokens: limits.map(full), at: now }
       buckets.set(key, bucket)
-      const need = (i: number) => BigInt(cost) * BigInt(limits[i]!.windowMs)
-      const fitsAt = (t: number) => limits.every((_, i) => tokensAt(bucket, i, t) >= need(i))
+      const need = (i: number, units = cost) => BigInt(units) * BigInt(limits[i]!.windowMs)
+      const fitsAt = (t: number, units = cost) => limits.every((_, i) => tokensAt(bucket, i, t) >= need(i, units))
       const allowed = fitsAt(now)
       const longest = Math.max(...limits.map((limit) => limit.windowMs))
       const retryMs = allowed ? 0 : firstFit(now, now + 2 * longest, fitsAt) - now
+      const blockedMs = allowed ? 0 : firstFit(now, now + 2 * longest, (t) => fitsAt(t, 1)) - now
       const tokens = limits.map((_, i) => tokensAt(bucket, i, now) - (allowed ? need(i) : 0n))
       bucket.tokens = tokens
       bucket.at = now
       return {
         allowed,
         retryMs,
+        blockedMs,
         limits: limits.map((limit, i) => {
           const missing = full(limit) - tokens[i]!
           const max = BigInt(limit.max)

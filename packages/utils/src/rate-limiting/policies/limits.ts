@@ -38,6 +38,11 @@ export interface PolicyDecision {
   readonly allowed: boolean
   /** ms until a request of the same cost could pass: 0 when allowed. */
   readonly retryMs: number
+  /**
+   * ms until a request of cost 1 could pass: during it no request of this client passes, whatever
+   * its cost, which is how long the blocked-clients cache may answer for it. 0 when one could now.
+   */
+  readonly blockedMs: number
   readonly limits: readonly LimitState[]
 }
 

@@ -5,8 +5,8 @@
 //
 // KEYS[1] is the client's hash: one key per client and policy, so a Cluster never sees CROSSSLOT.
 // ARGV: now (whole ms since the epoch, or '' for Redis's own clock), cost, then max and windowMs of
-// each limit. The reply: allowed (1 or 0), the ms until a request of this cost could pass, then
-// each limit's remaining units and ms until whole.
+// each limit. The reply: allowed (1 or 0), the ms until a request of this cost could pass, the ms
+// until one of cost 1 could, then each limit's remaining units and ms until whole.
 
 /** What both scripts begin with: the time, the cost and the limits. */
 const PREAMBLE = [
@@ -29,7 +29,16 @@ export const SLIDING_WINDOW_SCRIPT = [
   "for i = 1, n do fields[3 * i - 2] = 'w' .. i; fields[3 * i - 1] = 'c' .. i; fields[3 * i] = 'p' .. i end",
   "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
   'local windows, currents, previouses, elapseds = {}, {}, {}, {}',
-  'local allowed, retry, expiry = 1, 0, 0',
+  'local allowed, retry, blocked, expiry = 1, 0, 0, 0',
+  // ms from now until a request of `units` fits, for a limit where it does not fit now.
+  'local function wait(max, w, elapsed, current, previous, units)',
+  '  if current + units <= max then',
+  // Later in this window, once the previous count weighs little enough.
+  '    return w - math.floor(((max - current - units) * w) / previous) - elapsed',
+  '  end',
+  // In the next window, where this window is the previous one.
+  '  return w - elapsed + w - math.floor(((max - units) * w) / current)',
+  'end',
   'for i = 1, n do',
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
   '  local window = math.floor(now / w)',
@@ -46,18 +55,14 @@ export const SLIDING_WINDOW_SCRIPT = [
   // Fits when previous x (W - e) + (current + cost) x W <= max x W (unit-ms: exact integers).
   '  if previous * (w - elapsed) + (current + cost) * w > max * w then',
   '    allowed = 0',
-  '    local wait',
-  '    if current + cost <= max then',
-  // Later in this window, once the previous count weighs little enough.
-  '      wait = w - math.floor(((max - current - cost) * w) / previous) - elapsed',
-  '    else',
-  // In the next window, where this window is the previous one.
-  '      wait = w - elapsed + w - math.floor(((max - cost) * w) / current)',
+  '    retry = math.max(retry, wait(max, w, elapsed, current, previous, cost))',
+  // No request of this client passes while one of cost 1 would not.
+  '    if previous * (w - elapsed) + (current + 1) * w > max * w then',
+  '      blocked = math.max(blocked, wait(max, w, elapsed, current, previous, 1))',
   '    end',
-  '    retry = math.max(retry, wait)',
   '  end',
   'end',
-  'local reply = { allowed, retry }',
+  'local reply = { allowed, retry, blocked }',
   'local writes = {}',
   'for i = 1, n do',
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
@@ -67,7 +72,7 @@ export const SLIDING_WINDOW_SCRIPT = [
   '  local remaining = math.max(0, math.floor((max * w - previous * (w - elapsed) - current * w) / w))',
   '  local reset = 0',
   '  if current > 0 then reset = 2 * w - elapsed elseif previous > 0 then reset = w - elapsed end',
-  '  reply[2 * i + 1], reply[2 * i + 2] = remaining, reset',
+  '  reply[2 * i + 2], reply[2 * i + 3] = remaining, reset',
   "  for _, v in ipairs({ 'w' .. i, int(windows[i]), 'c' .. i, int(current), 'p' .. i, int(previous) }) do",
   '    writes[#writes + 1] = v',
   '  end',
@@ -87,7 +92,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   "for i = 1, n do fields[2 * i - 1] = 'a' .. i; fields[2 * i] = 'b' .. i end",
   "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
   'local aheads = {}',
-  'local allowed, retry = 1, 0',
+  'local allowed, retry, blocked = 1, 0, 0',
   'for i = 1, n do',
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
   '  local ms = tonumber(stored[2 * i - 1]) or 0',
@@ -99,9 +104,11 @@ export const TOKEN_BUCKET_SCRIPT = [
   '  if ahead + cost * w > max * w then',
   '    allowed = 0',
   '    retry = math.max(retry, math.ceil((ahead + cost * w - max * w) / max))',
+  // No request of this client passes while one of cost 1 would not.
+  '    blocked = math.max(blocked, math.ceil((ahead + w - max * w) / max))',
   '  end',
   'end',
-  'local reply = { allowed, retry }',
+  'local reply = { allowed, retry, blocked }',
   'local writes = {}',
   'local expiry = 0',
   'for i = 1, n do',
@@ -109,8 +116,8 @@ export const TOKEN_BUCKET_SCRIPT = [
   '  local ahead = aheads[i]',
   // Spent only when every limit allows it: TAT moves cost x T on.
   '  if allowed == 1 then ahead = ahead + cost * w end',
-  '  reply[2 * i + 1] = math.floor((max * w - ahead) / w)',
-  '  reply[2 * i + 2] = math.ceil(ahead / max)',
+  '  reply[2 * i + 2] = math.floor((max * w - ahead) / w)',
+  '  reply[2 * i + 3] = math.ceil(ahead / max)',
   '  expiry = math.max(expiry, math.ceil(ahead / max))',
   "  for _, v in ipairs({ 'a' .. i, int(now + math.floor(ahead / max)), 'b' .. i, int(ahead % max) }) do",
   '    writes[#writes + 1] = v',

@@ -59,7 +59,7 @@ export class RedisPolicyStore {
   }
 
   #decision(reply: unknown): PolicyDecision {
-    if (!Array.isArray(reply) || reply.length !== 2 + 2 * this.limits.length) {
+    if (!Array.isArray(reply) || reply.length !== 3 + 2 * this.limits.length) {
       throw new Error(`Redis answered the policy script with ${JSON.stringify(reply)}`)
     }
     const numbers = reply.map(Number)
@@ -67,9 +67,9 @@ export class RedisPolicyStore {
       name,
       max,
       windowMs,
-      remaining: numbers[2 + 2 * i]!,
-      resetMs: numbers[3 + 2 * i]!,
+      remaining: numbers[3 + 2 * i]!,
+      resetMs: numbers[4 + 2 * i]!,
     }))
-    return { allowed: numbers[0] === 1, retryMs: numbers[1]!, limits }
+    return { allowed: numbers[0] === 1, retryMs: numbers[1]!, blockedMs: numbers[2]!, limits }
   }
 }

@@ -23,6 +23,7 @@ export function slidingWindow(
 ): PolicyDecision {
   let allowed = true
   let retryMs = 0
+  let blockedMs = 0
   for (let i = 0; i < limits.length; i++) {
     const { max, windowMs: w } = limits[i]!
     const window = Math.floor(now / w)
@@ -33,9 +34,12 @@ export function slidingWindow(
     if (previous * (w - elapsed) + (current + cost) * w <= max * w) continue
     allowed = false
     retryMs = Math.max(retryMs, waitFor(max, w, elapsed, current, previous, cost))
+    if (previous * (w - elapsed) + (current + 1) * w > max * w) {
+      blockedMs = Math.max(blockedMs, waitFor(max, w, elapsed, current, previous, 1))
+    }
   }
   if (allowed) for (let i = 0; i < limits.length; i++) state[3 * i + 1]! += cost
-  return { allowed, retryMs, limits: limits.map((limit, i) => stateOf(limit, state, 3 * i, now)) }
+  return { allowed, retryMs, blockedMs, limits: limits.map((limit, i) => stateOf(limit, state, 3 * i, now)) }
 }
 
 /** Moves a limit's counts to `window`: the current becomes the previous, or both start over. */

@@ -26,12 +26,14 @@ export function tokenBucket(
 ): PolicyDecision {
   let allowed = true
   let retryMs = 0
+  let blockedMs = 0
   for (let i = 0; i < limits.length; i++) {
     const { max, windowMs } = limits[i]!
-    const after = aheadOf(state, 2 * i, now, max) + cost * windowMs
-    if (after <= max * windowMs) continue
+    const ahead = aheadOf(state, 2 * i, now, max)
+    if (ahead + cost * windowMs <= max * windowMs) continue
     allowed = false
-    retryMs = Math.max(retryMs, Math.ceil((after - max * windowMs) / max))
+    retryMs = Math.max(retryMs, Math.ceil((ahead + cost * windowMs - max * windowMs) / max))
+    blockedMs = Math.max(blockedMs, Math.max(0, Math.ceil((ahead + windowMs - max * windowMs) / max)))
   }
   if (allowed) {
     for (let i = 0; i < limits.length; i++) {
@@ -41,7 +43,12 @@ export function tokenBucket(
       state[2 * i + 1] = after % max
     }
   }
-  return { allowed, retryMs, limits: limits.map((limit, i) => stateOf(limit, aheadOf(state, 2 * i, now, limit.max))) }
+  return {
+    allowed,
+    retryMs,
+    blockedMs,
+    limits: limits.map((limit, i) => stateOf(limit, aheadOf(state, 2 * i, now, limit.max))),
+  }
 }
 
 /** How far a limit's TAT is ahead of `now`, in 1/max ms; 0 when it is not ahead (the bucket is full). */

@@ -15,7 +15,7 @@ import { waitFor } from '#test/support/http.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { redisServerAvailable, startRedisServer, type TestRedisServer } from '#test/support/redis-server.js'
 
-const ALGORITHMS = ['sliding-window', 'token-bucket'] as const
+const ALGORITHMS = ['fixed-window', 'sliding-window', 'token-bucket'] as const
 
 describe.runIf(redisServerAvailable())('policies on a real redis-server', () => {
   let server: TestRedisServer
@@ -93,6 +93,10 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
         expect(now).toBeLessThanOrEqual(after)
         // The next window, once this one's 3 weigh no more than 2: W - e, then W - floor(2W / 3).
         expect(retryMs).toBe(limits[0]!.resetMs - w + (w - Math.floor((2 * w) / 3)))
+      } else if (algorithm === 'fixed-window') {
+        // The window began with the first request, which Redis timed at or after `before`.
+        expect(retryMs).toBeLessThanOrEqual(w)
+        expect(retryMs).toBeGreaterThanOrEqual(w - (after - before) - 1)
       } else {
         // One unit back every W / 3 ms from the first request, which Redis timed at or after `before`.
         expect(retryMs).toBeLessThanOrEqual(Math.ceil(w / 3))
@@ -109,8 +113,13 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
       const store = redisStore(algorithm, limits, clock)
       await store.consume('ttl', 2)
       const ttl = await server.admin.pttl(store.keyOf('ttl'))
-      // The sliding window keeps counts until the window after this one ends; a bucket until full.
-      const expected = algorithm === 'sliding-window' ? 2 * 30_000 - (7_000_000 % 30_000) : Math.ceil((2 * 30_000) / 50)
+      // A fixed window's state lasts until its longest window ends, a sliding window's counts until
+      // the window after this one ends, a bucket's until it is full.
+      const expected = {
+        'fixed-window': 30_000,
+        'sliding-window': 2 * 30_000 - (7_000_000 % 30_000),
+        'token-bucket': Math.ceil((2 * 30_000) / 50),
+      }[algorithm]
       expect(ttl).toBeGreaterThan(expected - 1000)
       expect(ttl).toBeLessThanOrEqual(expected)
       // A refused request writes nothing, and a cost of 0 (get) writes nothing either.

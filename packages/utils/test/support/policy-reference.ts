@@ -1,5 +1,5 @@
-// Reference models of the sliding window and the token bucket, written from their definitions and
-// not from the code under test: the sliding window recounts a log of every spend, the token bucket
+// Reference models of the policies, written from their definitions and not from the code under
+// test: the fixed and the sliding window recount a log of every spend, the token bucket
 // counts tokens (the dual of the GCRA the code runs) in BigInt. Times until a request could pass
 // are found by search. Slow and plain on purpose: the property tests hold the memory store and
 // Redis to these.
@@ -117,6 +117,61 @@ export function bucketReference(limits: readonly CheckedLimit[]): ReferenceModel
   }
 }
 
+/**
+ * The fixed window: each spend logged. A limit's window opens at a spend when none is open, and
+ * lasts windowMs; its count is what was spent in it.
+ */
+export function fixedReference(limits: readonly CheckedLimit[]): ReferenceModel {
+  const logs = new Map<string, number[]>()
+  const costs = new Map<string, number[]>()
+  /** The window of a limit open at `t` ([start, count]), from the log, or undefined. */
+  const openAt = (times: number[], spent: number[], w: number, t: number) => {
+    let start: number | undefined
+    let count = 0
+    for (let k = 0; k < times.length; k++) {
+      if (start === undefined || times[k]! >= start + w) {
+        start = times[k]!
+        count = 0
+      }
+      count += spent[k]!
+    }
+    return start !== undefined && start + w > t ? { end: start + w, count } : undefined
+  }
+  return {
+    decide(key, now, cost) {
+      const times = logs.get(key) ?? []
+      const spent = costs.get(key) ?? []
+      logs.set(key, times)
+      costs.set(key, spent)
+      const countOf = (i: number, t: number) => openAt(times, spent, limits[i]!.windowMs, t)?.count ?? 0
+      const fitsAt = (t: number, units: number) => limits.every((limit, i) => countOf(i, t) + units <= limit.max)
+      const allowed = fitsAt(now, cost)
+      const longest = Math.max(...limits.map((limit) => limit.windowMs))
+      const retryMs = allowed ? 0 : firstFit(now, now + longest, (t) => fitsAt(t, cost)) - now
+      const blockedMs = allowed ? 0 : firstFit(now, now + longest, (t) => fitsAt(t, 1)) - now
+      if (allowed && cost > 0) {
+        times.push(now)
+        spent.push(cost)
+      }
+      return {
+        allowed,
+        retryMs,
+        blockedMs,
+        limits: limits.map((limit) => {
+          const open = openAt(times, spent, limit.windowMs, now)
+          return {
+            name: limit.name,
+            max: limit.max,
+            windowMs: limit.windowMs,
+            remaining: limit.max - (open?.count ?? 0),
+            resetMs: open === undefined ? 0 : open.end - now,
+          }
+        }),
+      }
+    },
+  }
+}
+
 /** Random traffic: limits, then steps of (ms later, which client, what cost). */
 export const traffic = fc
   .array(fc.record({ max: fc.integer({ min: 1, max: 12 }), windowMs: fc.integer({ min: 1, max: 3000 }) }), {
@@ -140,6 +195,7 @@ export const traffic = fc
 
 /** Each algorithm's reference model. */
 export const REFERENCES: Record<PolicyAlgorithm, typeof slidingReference> = {
+  'fixed-window': fixedReference,
   'sliding-window': slidingReference,
   'token-bucket': bucketReference,
 }

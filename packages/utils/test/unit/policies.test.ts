@@ -116,47 +116,50 @@ describe('token-bucket', () => {
   })
 })
 
-describe.each(['sliding-window', 'token-bucket'] as const)('%s with several limits and a cost', (algorithm) => {
-  const limits = [
-    { name: 'burst', max: 2, windowMs: 1000 },
-    { name: 'hourly', max: 3, windowMs: 3_600_000 },
-  ]
+describe.each(['fixed-window', 'sliding-window', 'token-bucket'] as const)(
+  '%s with several limits and a cost',
+  (algorithm) => {
+    const limits = [
+      { name: 'burst', max: 2, windowMs: 1000 },
+      { name: 'hourly', max: 3, windowMs: 3_600_000 },
+    ]
 
-  it('spends every limit when all allow, and none when one refuses', () => {
-    const { store, clock } = storeOf(algorithm, limits, 3_600_000_000)
-    expect(passed(store, 2)).toBe(2)
-    const refused = store.consume('client', 1)
-    expect(refused.allowed).toBe(false)
-    // The burst limit refused: the hourly one spent nothing on it.
-    expect(refused.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
-      ['burst', 0],
-      ['hourly', 1],
-    ])
-    clock.now += 2000
-    expect(store.consume('client', 1).allowed).toBe(true)
-    clock.now += 2000
-    const hourly = store.consume('client', 1)
-    expect(hourly.allowed).toBe(false)
-    expect(hourly.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
-      ['burst', 2],
-      ['hourly', 0],
-    ])
-  })
+    it('spends every limit when all allow, and none when one refuses', () => {
+      const { store, clock } = storeOf(algorithm, limits, 3_600_000_000)
+      expect(passed(store, 2)).toBe(2)
+      const refused = store.consume('client', 1)
+      expect(refused.allowed).toBe(false)
+      // The burst limit refused: the hourly one spent nothing on it.
+      expect(refused.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
+        ['burst', 0],
+        ['hourly', 1],
+      ])
+      clock.now += 2000
+      expect(store.consume('client', 1).allowed).toBe(true)
+      clock.now += 2000
+      const hourly = store.consume('client', 1)
+      expect(hourly.allowed).toBe(false)
+      expect(hourly.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
+        ['burst', 2],
+        ['hourly', 0],
+      ])
+    })
 
-  it('spends the cost of a request from every limit', () => {
-    const { store } = storeOf(algorithm, [{ max: 10, windowMs: 60_000 }])
-    expect(passed(store, 4, 'client', 3)).toBe(3)
-    expect(store.consume('client', 1)).toMatchObject({ allowed: true, limits: [{ remaining: 0 }] })
-  })
+    it('spends the cost of a request from every limit', () => {
+      const { store } = storeOf(algorithm, [{ max: 10, windowMs: 60_000 }])
+      expect(passed(store, 4, 'client', 3)).toBe(3)
+      expect(store.consume('client', 1)).toMatchObject({ allowed: true, limits: [{ remaining: 0 }] })
+    })
 
-  it('tells where a client stands without spending', () => {
-    const { store } = storeOf(algorithm, limits)
-    store.consume('client', 1)
-    expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
-    expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
-    expect(store.get('stranger').limits.map((limit) => limit.remaining)).toEqual([2, 3])
-  })
-})
+    it('tells where a client stands without spending', () => {
+      const { store } = storeOf(algorithm, limits)
+      store.consume('client', 1)
+      expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
+      expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
+      expect(store.get('stranger').limits.map((limit) => limit.remaining)).toEqual([2, 3])
+    })
+  },
+)
 
 describe('MemoryPolicyStore', () => {
   it('keeps a client for two of its longest windows after it was last seen, and forgets it by three', () => {
@@ -214,19 +217,22 @@ describe('checkLimits and checkCost', () => {
   })
 })
 
-describe.each(['sliding-window', 'token-bucket'] as const)('%s against its reference model', (algorithm) => {
-  it('decides random traffic as the model does, limit by limit', () => {
-    fc.assert(
-      fc.property(traffic, ({ limits, start, steps }) => {
-        const { store, clock } = storeOf(algorithm, limits, start)
-        const reference: ReferenceModel = REFERENCES[algorithm](checkLimits(limits))
-        for (const { dt, client, cost } of steps) {
-          clock.now += dt
-          expect(store.consume(client, cost)).toEqual(reference.decide(client, clock.now, cost))
-        }
-        store.shutdown()
-      }),
-      { numRuns: 300 },
-    )
-  })
-})
+describe.each(['fixed-window', 'sliding-window', 'token-bucket'] as const)(
+  '%s against its reference model',
+  (algorithm) => {
+    it('decides random traffic as the model does, limit by limit', () => {
+      fc.assert(
+        fc.property(traffic, ({ limits, start, steps }) => {
+          const { store, clock } = storeOf(algorithm, limits, start)
+          const reference: ReferenceModel = REFERENCES[algorithm](checkLimits(limits))
+          for (const { dt, client, cost } of steps) {
+            clock.now += dt
+            expect(store.consume(client, cost)).toEqual(reference.decide(client, clock.now, cost))
+          }
+          store.shutdown()
+        }),
+        { numRuns: 300 },
+      )
+    })
+  },
+)

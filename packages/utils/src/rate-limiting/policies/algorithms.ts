@@ -1,12 +1,16 @@
 // The algorithms that decide in this process (the memory store, and the model the tests hold Redis
 // to): each one's state layout, its decision, and how long a client's state must be kept.
 import type { CheckedLimit, PolicyDecision } from './limits.js'
-import { SLIDING_WINDOW_SCRIPT, TOKEN_BUCKET_SCRIPT } from './policy-scripts.js'
+import { FIXED_WIDTH, fixedExpiryMs, fixedWindow } from './fixed-window.js'
+import { FIXED_WINDOW_SCRIPT, SLIDING_WINDOW_SCRIPT, TOKEN_BUCKET_SCRIPT } from './policy-scripts.js'
 import { SLIDING_WIDTH, slidingExpiryMs, slidingWindow } from './sliding-window.js'
 import { BUCKET_WIDTH, bucketExpiryMs, tokenBucket } from './token-bucket.js'
 
-/** The algorithms beyond express-rate-limit's fixed window. */
-export type PolicyAlgorithm = 'sliding-window' | 'token-bucket'
+/**
+ * The algorithms as policies: several limits and a cost. A fixed window with one limit and a cost
+ * of 1 is counted by rate-limit-redis's script and our compact store instead (the default's path).
+ */
+export type PolicyAlgorithm = 'fixed-window' | 'sliding-window' | 'token-bucket'
 
 export interface AlgorithmModel {
   /** Numbers of state per limit. */
@@ -22,6 +26,13 @@ export interface AlgorithmModel {
 }
 
 export const MODELS: Readonly<Record<PolicyAlgorithm, AlgorithmModel>> = Object.freeze({
+  'fixed-window': {
+    width: FIXED_WIDTH,
+    decide: fixedWindow,
+    expiryMs: fixedExpiryMs,
+    script: FIXED_WINDOW_SCRIPT,
+    tag: 'fw',
+  },
   'sliding-window': {
     width: SLIDING_WIDTH,
     decide: slidingWindow,

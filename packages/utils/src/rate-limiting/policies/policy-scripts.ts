@@ -1,6 +1,6 @@
-// The Lua scripts of the sliding window and the token bucket: every limit of a policy checked, and
-// spent only if all allow, in one call on one key. Each is the arithmetic of sliding-window.ts or
-// token-bucket.ts line for line, so Redis and the memory store decide alike (a property test holds
+// The Lua scripts of the policies: every limit checked, and spent only if all allow, in one call on
+// one key. Each is the arithmetic of fixed-window.ts, sliding-window.ts or token-bucket.ts line for
+// line, so Redis and the memory store decide alike (a property test holds
 // them to it). Lua 5.1, as every Redis runs.
 //
 // KEYS[1] is the client's hash: one key per client and policy, so a Cluster never sees CROSSSLOT.
@@ -126,6 +126,57 @@ export const TOKEN_BUCKET_SCRIPT = [
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
   // Kept until every bucket is full again; a full bucket needs no state.
+  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  'end',
+  'return reply',
+].join('\n')
+
+/** The fixed window (fixed-window.ts). Fields per limit i: ei (when its window ends) and ni (its count). */
+export const FIXED_WINDOW_SCRIPT = [
+  ...PREAMBLE,
+  'local fields = {}',
+  "for i = 1, n do fields[2 * i - 1] = 'e' .. i; fields[2 * i] = 'n' .. i end",
+  "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
+  'local ends, counts = {}, {}',
+  'local allowed, retry, blocked = 1, 0, 0',
+  'for i = 1, n do',
+  '  local max = tonumber(ARGV[2 * i + 1])',
+  '  local ends_at = tonumber(stored[2 * i - 1]) or 0',
+  // A window that has ended counts from 0.
+  '  local count = 0',
+  '  if ends_at > now then count = tonumber(stored[2 * i]) or 0 end',
+  '  ends[i], counts[i] = ends_at, count',
+  '  if count + cost > max then',
+  '    allowed = 0',
+  // Over the limit only within a window, which then ends: the request fits in the next.
+  '    retry = math.max(retry, ends_at - now)',
+  '    if count + 1 > max then blocked = math.max(blocked, ends_at - now) end',
+  '  end',
+  'end',
+  'local reply = { allowed, retry, blocked }',
+  'local writes = {}',
+  'local expiry = 0',
+  'for i = 1, n do',
+  '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
+  // Spent only when every limit allows it; a limit with no window open starts one.
+  '  if allowed == 1 and cost > 0 then',
+  '    if ends[i] <= now then ends[i], counts[i] = now + w, 0 end',
+  '    counts[i] = counts[i] + cost',
+  '  end',
+  '  local open = ends[i] > now',
+  '  if open then',
+  '    reply[2 * i + 2], reply[2 * i + 3] = max - counts[i], ends[i] - now',
+  '    expiry = math.max(expiry, ends[i] - now)',
+  '  else',
+  '    reply[2 * i + 2], reply[2 * i + 3] = max, 0',
+  '  end',
+  "  for _, v in ipairs({ 'e' .. i, int(ends[i]), 'n' .. i, int(counts[i]) }) do",
+  '    writes[#writes + 1] = v',
+  '  end',
+  'end',
+  'if allowed == 1 and cost > 0 then',
+  "  redis.call('HSET', KEYS[1], unpack(writes))",
+  // Kept until the last of its windows ends.
   "  redis.call('PEXPIRE', KEYS[1], expiry)",
   'end',
   'return reply',

@@ -8,6 +8,14 @@ import { limiterFront } from './limiter/front.js'
 import { RateLimitHeaders } from './limiter/headers.js'
 import { boundedKey, defaultKeyGenerator } from './limiter/keys.js'
 import { claimPrefix } from './limiter/prefix-registry.js'
+import {
+  checkCostOption,
+  limitsFor,
+  memoryPolicyLimiter,
+  redisPolicyLimiter,
+  usesPolicy,
+  type PolicySettings,
+} from './limiter/policy-limiter.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
 import { blockedAnswer } from './limiter/response.js'
 import { exceededHandler, memoryLimiter, redisLimiter, type LimiterParts } from './limiter/variants.js'
@@ -29,8 +37,21 @@ function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
   }
 }
 
+/** The policy of the `type` limiter, or undefined for the default's one fixed window of max hits. */
+function policyOf(type: RateLimitType, config: ResolvedRateLimitConfig): PolicySettings | undefined {
+  if (!usesPolicy(config, type)) return undefined
+  const limits = limitsFor(config, type)
+  checkCostOption(config.cost, limits)
+  return { algorithm: config.algorithm, limits, cost: config.cost }
+}
+
 /** What every express-rate-limit instance of the `type` limiter shares; logs how it counts. */
-function limiterParts(type: RateLimitType, config: ResolvedRateLimitConfig, backend: Backend): LimiterParts {
+function limiterParts(
+  type: RateLimitType,
+  config: ResolvedRateLimitConfig,
+  backend: Backend,
+  policy: PolicySettings | undefined,
+): LimiterParts {
   const max = maxFor(config, type)
   const { logger } = config
   logger.info(
@@ -38,6 +59,10 @@ function limiterParts(type: RateLimitType, config: ResolvedRateLimitConfig, back
       ? `[RateLimit:${type}] Using Redis store (distributed mode)`
       : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
+  if (policy !== undefined) {
+    const shown = policy.limits.map((limit) => `${limit.name} ${limit.max} per ${limit.windowMs} ms`)
+    logger.info(`[RateLimit:${type}] Policy ${policy.algorithm}: ${shown.join(', ')}`)
+  }
   if (config.shadow) logger.warn(`[RateLimit:${type}] Shadow mode: requests over the limit are reported, never blocked`)
   debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
   const audit = config.auditLog
@@ -61,7 +86,12 @@ function limiterParts(type: RateLimitType, config: ResolvedRateLimitConfig, back
     audit,
     // Shadow mode never blocks, so it has no blocked clients to remember.
     blocked: config.shadow ? undefined : new BlockedKeys(),
-    headers: new RateLimitHeaders({ type, windowMs: config.windowMs, legacyHeaders: config.legacyHeaders }),
+    headers: new RateLimitHeaders({
+      type,
+      windowMs: config.windowMs,
+      legacyHeaders: config.legacyHeaders,
+      ...(policy === undefined ? {} : { limits: policy.limits }),
+    }),
   }
 }
 
@@ -71,14 +101,21 @@ function buildLimiter(
   config: ResolvedRateLimitConfig,
   backend: Backend,
   metrics: RateLimitMetrics | undefined,
+  policy: PolicySettings | undefined,
   release: () => void,
 ): RateLimitRequestHandler {
-  const parts = limiterParts(type, config, backend)
+  const parts = limiterParts(type, config, backend, policy)
   const { keyPrefix, storeTimeoutMs, onStoreError, instances } = config
-  const core =
-    backend.kind === 'memory'
-      ? memoryLimiter(parts, backend.since)
-      : redisLimiter(parts, backend, { keyPrefix, storeTimeoutMs, onStoreError, instances })
+  const redisOptions = { keyPrefix, storeTimeoutMs, onStoreError, instances }
+  let core
+  if (policy === undefined) {
+    core = backend.kind === 'memory' ? memoryLimiter(parts, backend.since) : redisLimiter(parts, backend, redisOptions)
+  } else {
+    core =
+      backend.kind === 'memory'
+        ? memoryPolicyLimiter(parts, policy, backend.since)
+        : redisPolicyLimiter(parts, policy, backend, redisOptions)
+  }
   const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
   const leaveMetrics = metrics?.join(
     { namespace: config.metricsNamespace, type, stats: parts.stats, policy: config.onStoreError, inFallback },
@@ -110,6 +147,8 @@ function buildLimiter(
  * released when the last of them is disposed.
  */
 async function createLimiters(types: readonly RateLimitType[], config: ResolvedRateLimitConfig) {
+  // Checked before anything is claimed or opened, as every other option is.
+  const policies = types.map((type) => policyOf(type, config))
   const releases: (() => void)[] = []
   try {
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
@@ -128,7 +167,7 @@ async function createLimiters(types: readonly RateLimitType[], config: ResolvedR
     })
     let open = types.length
     return types.map((type, index) =>
-      buildLimiter(type, config, backend, metrics, () => {
+      buildLimiter(type, config, backend, metrics, policies[index], () => {
         releases[index]!()
         if (--open === 0 && backend.kind === 'redis') backend.dispose()
       }),

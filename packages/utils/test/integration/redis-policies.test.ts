@@ -3,13 +3,17 @@
 // clock passed to the script; Redis's own clock; TTLs; and a script flushed away.
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
+import request from 'supertest'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { RedisClientManager } from '#src/index.js'
 
 import type { PolicyAlgorithm } from '#src/policies/algorithms.js'
 import { checkLimits, type Limit } from '#src/policies/limits.js'
 import { MemoryPolicyStore } from '#src/policies/memory-policy-store.js'
 import { RedisPolicyStore } from '#src/policies/redis-policy-store.js'
 import { batchedCalls } from '#src/stores/batched-calls.js'
+import { describePolicyContract, policyApp } from '#test/support/policy-contract.js'
 import { REFERENCES, traffic } from '#test/support/policy-reference.js'
 import { waitFor } from '#test/support/http.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
@@ -27,7 +31,62 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
   })
   afterAll(async () => {
     client?.disconnect()
+    await RedisClientManager.close()
     await server?.stop()
+  })
+
+  describePolicyContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+
+  /** Calls of EVAL and EVALSHA Redis has run so far. */
+  const scriptCalls = async () => {
+    const info = await server.admin.info('commandstats')
+    let calls = 0
+    for (const [, count] of info.matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(count)
+    return calls
+  }
+
+  describe.each(ALGORITHMS)('%s through createRateLimiter', (algorithm) => {
+    it('lets exactly max of 300 concurrent requests of one client pass', async () => {
+      const { app, limiter } = await policyApp({
+        redisUrl: server.url,
+        algorithm,
+        maxRead: 37,
+        windowMs: 600_000,
+        cost: 1,
+      })
+      try {
+        const answers = await Promise.all(
+          Array.from({ length: 300 }, () => request(app).get('/r').set('X-Forwarded-For', '10.2.0.1')),
+        )
+        expect(answers.filter((answer) => answer.status === 200)).toHaveLength(37)
+        expect(answers.filter((answer) => answer.status === 429)).toHaveLength(263)
+      } finally {
+        limiter.dispose()
+      }
+    })
+
+    it('answers a blocked client from memory, with no Redis command, until it could pass', async () => {
+      const { app, limiter } = await policyApp({
+        redisUrl: server.url,
+        algorithm,
+        maxRead: 2,
+        windowMs: 600_000,
+        cost: 1,
+      })
+      try {
+        const client = { 'X-Forwarded-For': '10.2.0.2' }
+        for (let i = 0; i < 3; i++) await request(app).get('/r').set(client)
+        const before = await scriptCalls()
+        const flood = await Promise.all(Array.from({ length: 20 }, () => request(app).get('/r').set(client)))
+        expect(flood.every((answer) => answer.status === 429)).toBe(true)
+        expect(await scriptCalls()).toBe(before)
+        // Another client is still decided by Redis.
+        expect((await request(app).get('/r').set('X-Forwarded-For', '10.2.0.3')).status).toBe(200)
+        expect(await scriptCalls()).toBe(before + 1)
+      } finally {
+        limiter.dispose()
+      }
+    })
   })
 
   /** A Redis store on the test's clock (or Redis's own, with no clock), through the hot path's sender. */

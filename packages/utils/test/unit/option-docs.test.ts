@@ -59,6 +59,7 @@ describe('the option schema', () => {
       maxRead: true,
       maxWrite: true,
       maxCustom: true,
+      algorithm: true,
       keyPrefix: true,
       message: true,
       redisRetries: true,
@@ -106,13 +107,18 @@ describe('docs/configuration.md, the variables', () => {
   const withVariables = specs.filter(([, spec]) => spec.env !== undefined)
 
   it('are what rateLimitConfigFromEnv reads, with REDIS_URL: one option each (RateLimitEnvConfig)', () => {
-    const env = Object.fromEntries(withVariables.map(([, spec]) => [spec.env!.name, shown(spec.default)]))
+    const env = Object.fromEntries(
+      withVariables.map(([, spec]) => [spec.env!.name, spec.env!.example ?? shown(spec.default)]),
+    )
     const config = rateLimitConfigFromEnv({ ...env, REDIS_URL: 'redis://127.0.0.1:6379' })
     const keys: (keyof RateLimitEnvConfig)[] = [
       'redisUrl',
       'windowMs',
       'maxRead',
       'maxWrite',
+      'algorithm',
+      'limitsRead',
+      'limitsWrite',
       'onStoreError',
       'instances',
       'requireRedis',

@@ -12,6 +12,9 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
   'RATE_LIMIT_WINDOW_MS',
   'RATE_LIMIT_READ_MAX',
   'RATE_LIMIT_WRITE_MAX',
+  'RATE_LIMIT_ALGORITHM',
+  'RATE_LIMIT_READ_LIMITS',
+  'RATE_LIMIT_WRITE_LIMITS',
   'RATE_LIMIT_ON_STORE_ERROR',
   'RATE_LIMIT_INSTANCES',
   'RATE_LIMIT_REQUIRE_REDIS',
@@ -40,6 +43,9 @@ export type RateLimitEnvConfig = Pick<
   | 'windowMs'
   | 'maxRead'
   | 'maxWrite'
+  | 'algorithm'
+  | 'limitsRead'
+  | 'limitsWrite'
   | 'onStoreError'
   | 'instances'
   | 'requireRedis'

@@ -6,9 +6,11 @@ import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
 import type { RateLimitLogger } from '../observability/logger.js'
+import { ALGORITHMS, checkLimits, type Algorithm, type Limit } from '../policies/limits.js'
+import { limitsText } from '../policies/limits-text.js'
 import { parseRedisUrl } from '../redis/url.js'
 import { flagValue } from './env-values.js'
-import type { RateLimitConfig, RedisCommandClient, SkipFunction, StoreErrorPolicy } from './types.js'
+import type { CostFunction, RateLimitConfig, RedisCommandClient, SkipFunction, StoreErrorPolicy } from './types.js'
 
 /** One option. */
 export interface OptionSpec<T> {
@@ -24,7 +26,13 @@ export interface OptionSpec<T> {
    * The variable rateLimitConfigFromEnv reads, how its text becomes a value to check, and what its
    * error says is allowed where that differs from `allowed`.
    */
-  readonly env?: { readonly name: string; readonly read: (text: string) => unknown; readonly allowed?: string }
+  readonly env?: {
+    readonly name: string
+    readonly read: (text: string) => unknown
+    readonly allowed?: string
+    /** Text the variable accepts, for the checks of the docs: for an option without a default. */
+    readonly example?: string
+  }
   /** A check beyond the type, which throws an error of its own (a URL's, say). */
   readonly verify?: (value: T) => void
 }
@@ -122,6 +130,35 @@ const fn = <T>(allowed: string): Spec<T, undefined> => ({
   default: undefined,
 })
 
+/**
+ * A list of limits (policies/limits.ts checks each entry, naming it); its variable spells them as
+ * limits-text.ts reads them: `burst=10/1s,hourly=1000/1h`.
+ */
+const limitList = (option: string, variable: { env?: string } = {}): Spec<readonly Limit[], undefined> => ({
+  allowed: 'a list of 1 to 8 { name?, max, windowMs } limits',
+  accepts: (value): value is readonly Limit[] => Array.isArray(value),
+  default: undefined,
+  verify: (limits) => void checkLimits(limits, option),
+  env:
+    variable.env === undefined
+      ? undefined
+      : {
+          name: variable.env,
+          read: limitsText,
+          allowed:
+            'a list like burst=10/1s,hourly=1000/1h (max/window, the window in ms, s, m, h or d; name= optional)',
+          example: 'burst=10/1s,hourly=1000/1h',
+        },
+})
+
+/** A request's cost: a positive safe integer, or a function that answers one per request. */
+const costSpec: Spec<number | CostFunction, undefined> = {
+  allowed: 'a positive safe integer, or a function (request) => number',
+  accepts: (value): value is number | CostFunction =>
+    typeof value === 'function' || (Number.isSafeInteger(value) && (value as number) >= 1),
+  default: undefined,
+}
+
 /** An object with these methods. */
 const withMethods = <T>(allowed: string, methods: readonly string[]): Spec<T, undefined> => ({
   allowed,
@@ -153,6 +190,27 @@ export const OPTIONS = {
     positive(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
   ),
   maxCustom: documented('Requests per window and client for a custom limiter.', positive(100)),
+  algorithm: documented(
+    'How every limit of the set counts (docs/algorithms.md).',
+    choice<Algorithm, 'fixed-window'>(ALGORITHMS, 'fixed-window', { env: 'RATE_LIMIT_ALGORITHM' }),
+  ),
+  limits: documented(
+    'Several limits, all checked and spent together, for every limiter of the set that has none of its own: they replace its max and windowMs.',
+    limitList('limits'),
+  ),
+  limitsRead: documented(
+    "The read limiter's own limits, in place of maxRead and windowMs.",
+    limitList('limitsRead', { env: 'RATE_LIMIT_READ_LIMITS' }),
+  ),
+  limitsWrite: documented(
+    "The write limiter's own limits, in place of maxWrite and windowMs.",
+    limitList('limitsWrite', { env: 'RATE_LIMIT_WRITE_LIMITS' }),
+  ),
+  limitsCustom: documented(
+    "A custom limiter's own limits, in place of maxCustom and windowMs.",
+    limitList('limitsCustom'),
+  ),
+  cost: documented('What one request spends of every limit: a number, or a function of the request.', costSpec),
   keyPrefix: documented(
     "Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.",
     text('1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)', /^[A-Za-z0-9._{}-]{1,64}$/, 'rate-limit'),

@@ -4,6 +4,7 @@ import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express
 import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
+import type { Algorithm, Limit } from '../policies/limits.js'
 import type { RateLimitLogger } from '../observability/logger.js'
 import type { Topology } from '../redis/topology.js'
 
@@ -31,6 +32,11 @@ export interface RedisCommandClient {
  */
 export type SkipFunction = (request: Request) => boolean | undefined | Promise<boolean | undefined>
 
+/** What a request costs, from the request: a positive safe integer, at once or as a promise. */
+export type CostFunction = (request: Request) => number | Promise<number>
+
+export type { Algorithm, Limit } from '../policies/limits.js'
+
 /** Options of createRateLimiter and createRateLimiters. Unknown keys are rejected. */
 export interface RateLimitConfig {
   /**
@@ -44,6 +50,33 @@ export interface RateLimitConfig {
   maxWrite?: number
   /** Requests per window and client for a custom limiter. A positive safe integer. @default 100 */
   maxCustom?: number
+  /**
+   * How every limit of the set counts (docs/algorithms.md). `fixed-window`: express-rate-limit's
+   * window, from a client's first hit. `sliding-window`: aligned windows, the previous one weighted
+   * by how much of it still overlaps, so there is no 2x burst at an edge. `token-bucket` (GCRA):
+   * `max` is the burst, refilled at `max` per `windowMs`. In the last two a refused request spends
+   * nothing. @default 'fixed-window' (RATE_LIMIT_ALGORITHM)
+   */
+  algorithm?: Algorithm
+  /**
+   * Several limits, all checked and spent together, for every limiter of the set that has none of
+   * its own: they replace its max and windowMs. A request passes only if every limit allows it,
+   * and when one refuses, none is spent. 1 to 8 `{ name?, max, windowMs }`; a name (1-32 of
+   * `A-Z a-z 0-9 _ . -`) shows in the RateLimit headers. @default none (one limit: max per windowMs)
+   */
+  limits?: readonly Limit[]
+  /** The read limiter's own limits, in place of maxRead and windowMs. As `limits`: 1 to 8 of them. @default none (RATE_LIMIT_READ_LIMITS) */
+  limitsRead?: readonly Limit[]
+  /** The write limiter's own limits, in place of maxWrite and windowMs. As `limits`: 1 to 8 of them. @default none (RATE_LIMIT_WRITE_LIMITS) */
+  limitsWrite?: readonly Limit[]
+  /** A custom limiter's own limits, in place of maxCustom and windowMs. As `limits`: 1 to 8 of them. @default none */
+  limitsCustom?: readonly Limit[]
+  /**
+   * What one request spends of every limit: a number, or a function of the request. The function
+   * may be sync or async. A request whose cost is not a positive safe integer, or more than a limit can ever
+   * allow, goes to Express's error handler with ERR_RATE_LIMIT_INVALID_COST. @default 1
+   */
+  cost?: number | CostFunction
   /**
    * Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.
    * 1-64 characters from `A-Z a-z 0-9 . _ - { }` (no colon, so prefixes can never overlap).

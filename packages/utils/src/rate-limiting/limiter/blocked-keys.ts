@@ -8,6 +8,8 @@ export interface BlockedKey {
   /** When the client's window resets (ms since the epoch). */
   readonly resetMs: number
   readonly limit: number
+  /** The name of a policy's limit that refused it (RateLimit names it); undefined outside policies. */
+  readonly name?: string | undefined
 }
 
 /**
@@ -31,19 +33,19 @@ export class BlockedKeys {
     return undefined
   }
 
-  /** Remembers that `key` is over `limit` until `resetMs`, if there is room. */
-  block(key: string, resetMs: number, limit: number): void {
+  /** Remembers that `key` is over `limit` (of a policy, `name`) until `resetMs`, if there is room. */
+  block(key: string, resetMs: number, limit: number, name?: string): void {
     const now = this.now()
     if (resetMs <= now) return
     const known = this.#blocked.get(key)
-    if (known !== undefined && known.resetMs === resetMs && known.limit === limit) return
+    if (known !== undefined && known.resetMs === resetMs && known.limit === limit && known.name === name) return
     if (this.#blocked.size >= MAX_BLOCKED_KEYS && !this.#blocked.has(key)) {
       if (now < this.#nextSweep) return
       this.#nextSweep = now + 1000
       for (const [blockedKey, { resetMs: until }] of this.#blocked) if (until <= now) this.#blocked.delete(blockedKey)
       if (this.#blocked.size >= MAX_BLOCKED_KEYS) return
     }
-    this.#blocked.set(key, { resetMs, limit })
+    this.#blocked.set(key, name === undefined ? { resetMs, limit } : { resetMs, limit, name })
   }
 
   /** Forgets `key` (resetKey), or every key. */

@@ -5,6 +5,7 @@ import type { Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
 import type { RateLimitType } from '../config/types.js'
+import type { CheckedLimit } from '../policies/limits.js'
 
 /** Partition keys remembered, so a returning client's SHA-256 is not computed again. */
 export const MAX_CACHED_PARTITION_KEYS = 10_000
@@ -18,6 +19,16 @@ export interface HeaderSettings {
   readonly type: RateLimitType
   readonly windowMs: number
   readonly legacyHeaders: boolean
+  /**
+   * A policy's limits (limiter/policy-limiter.ts): RateLimit-Policy then lists every one by name,
+   * and RateLimit names the one `info.name` gives, the closest to refusing.
+   */
+  readonly limits?: readonly CheckedLimit[]
+}
+
+/** req.rateLimit of a policy: which of its limits it tells of. */
+interface NamedInfo {
+  readonly name?: string
 }
 
 /**
@@ -28,9 +39,14 @@ export interface HeaderSettings {
 export class RateLimitHeaders {
   readonly #windowSeconds: number
   readonly #partitionKeys = new Map<string, string>()
+  /** Each item of RateLimit-Policy up to its `pk`, for a policy's limits. */
+  readonly #policyItems: readonly string[] | undefined
 
   constructor(private readonly settings: HeaderSettings) {
     this.#windowSeconds = Math.ceil(settings.windowMs / 1000)
+    this.#policyItems = settings.limits?.map(
+      (limit) => `"${limit.name}"; q=${limit.max}; w=${Math.ceil(limit.windowMs / 1000)}; pk=:`,
+    )
   }
 
   /** RateLimit and RateLimit-Policy (draft-8), and the X-RateLimit-* ones when legacyHeaders is on. */
@@ -44,6 +60,14 @@ export class RateLimitHeaders {
         response.setHeader('Date', new Date(now).toUTCString())
         response.setHeader('X-RateLimit-Reset', String(Math.ceil(info.resetTime.getTime() / 1000)))
       }
+    }
+    const items = this.#policyItems
+    if (items !== undefined) {
+      const name = (info as NamedInfo).name ?? this.settings.limits![0]!.name
+      const pk = this.#pk(info.key)
+      add(response, 'RateLimit', `"${name}"; r=${info.remaining}; t=${seconds}`)
+      add(response, 'RateLimit-Policy', items.map((item) => `${item}${pk}:`).join(', '))
+      return
     }
     const { type } = this.settings
     add(response, 'RateLimit', `"${type}"; r=${info.remaining}; t=${seconds}`)

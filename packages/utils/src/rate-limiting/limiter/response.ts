@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express'
 import type { Options, RateLimitInfo } from 'express-rate-limit'
 
 import type { AuditLog } from '../observability/audit.js'
+import type { LimitState } from '../policies/limits.js'
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { RateLimitHeaders } from './headers.js'
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
@@ -53,8 +54,10 @@ export function rateLimitExceededHandler({
       return next()
     }
     stats.rejections++
-    if (blocked !== undefined && info.resetTime !== undefined) {
-      blocked.block(info.key, info.resetTime.getTime(), info.limit)
+    if (blocked !== undefined) {
+      // A policy's client is blocked only while no request of it could pass, whatever its cost.
+      const until = info instanceof PolicyInfo ? info.blockedUntil : info.resetTime?.getTime()
+      if (until !== undefined) blocked.block(info.key, until, info.limit, (info as { name?: string }).name)
     }
     // The body repeats Retry-After.
     const retryAfter = headers.retryAfter(response, info, now)
@@ -87,8 +90,45 @@ export class LimitInfo implements RateLimitInfo {
   }
 }
 
+/**
+ * `req.rateLimit` of a policy (limiter/policy-limiter.ts): express-rate-limit's fields for the limit
+ * closest to refusing, that limit's name, and every limit's state. `resetTime` is when the request
+ * could pass, for a refused one, and when the limit is whole again, for an allowed one.
+ */
+export class PolicyInfo extends LimitInfo {
+  constructor(
+    limit: number,
+    used: number,
+    remaining: number,
+    resetTime: Date,
+    key: string,
+    /** The limit these fields tell of. */
+    readonly name: string,
+    /** Every limit of the policy, in its order. */
+    readonly limits: readonly LimitState[],
+    /** Until when (ms since the epoch) no request of this client can pass; undefined if one could now. */
+    readonly blockedUntil: number | undefined,
+  ) {
+    super(limit, used, remaining, resetTime, key)
+  }
+}
+
 /** What express-rate-limit passes its handler; ours reads statusCode only. */
 export const handlerOptions = (windowMs: number): Options => ({ statusCode: 429, windowMs }) as Options
+
+/** `req.rateLimit` of a client a policy has blocked, answered from memory: the limit that refused it. */
+class BlockedPolicyInfo extends LimitInfo {
+  constructor(
+    limit: number,
+    used: number,
+    remaining: number,
+    resetTime: Date,
+    key: string,
+    readonly name: string,
+  ) {
+    super(limit, used, remaining, resetTime, key)
+  }
+}
 
 const noNext: NextFunction = () => undefined
 
@@ -99,7 +139,10 @@ const noNext: NextFunction = () => undefined
 export function blockedAnswer(exceeded: ExceededHandler, windowMs: number) {
   const options = handlerOptions(windowMs)
   return (request: Request, response: Response, block: BlockedKey, key: string): void => {
-    const info = new LimitInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key)
+    const info =
+      block.name === undefined
+        ? new LimitInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key)
+        : new BlockedPolicyInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key, block.name)
     ;(request as Request & { rateLimit?: RateLimitInfo }).rateLimit = info
     exceeded(request, response, noNext, options)
   }

@@ -41,6 +41,11 @@ export class MemoryPolicyStore {
     return this.#model.decide(this.limits, copy, this.now(), 0)
   }
 
+  /** Forgets every client (the fallback's counts, once Redis is back). */
+  resetAll(): void {
+    for (const generation of this.#generations) generation.clear()
+  }
+
   resetKey(key: string): void {
     for (const generation of this.#generations) generation.delete(key)
   }

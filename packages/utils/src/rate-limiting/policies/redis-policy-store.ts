@@ -58,6 +58,11 @@ export class RedisPolicyStore {
     return this.consume(key, 0)
   }
 
+  /** Forgets `key`'s state: it starts afresh, with every limit whole. */
+  async resetKey(key: string): Promise<void> {
+    await this.send('DEL', this.keyOf(key))
+  }
+
   #decision(reply: unknown): PolicyDecision {
     if (!Array.isArray(reply) || reply.length !== 3 + 2 * this.limits.length) {
       throw new Error(`Redis answered the policy script with ${JSON.stringify(reply)}`)

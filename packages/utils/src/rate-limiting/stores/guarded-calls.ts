@@ -75,6 +75,38 @@ export class GuardedCall<T> implements PendingCall {
 }
 
 /**
+ * Runs `call` against Redis unless `breaker` is open; fails it after the pending calls' timeout, or
+ * at once when the breaker opens meanwhile (ioredis drops, without settling, commands that were in
+ * flight when a connection closed and are not to be resent). `timed` calls are observed for the
+ * store latency metric.
+ */
+export function guardedCall<T>(
+  pending: PendingCalls,
+  breaker: CircuitBreaker,
+  call: () => Promise<T>,
+  timed = false,
+): Promise<T> {
+  if (!breaker.healthy) return circuitOpen()
+  const guarded = new GuardedCall<T>(pending, breaker, timed)
+  let reply: Promise<T>
+  try {
+    reply = call()
+  } catch (error) {
+    guarded.fail(error)
+    return guarded.promise
+  }
+  reply.then(
+    (value) => guarded.succeed(value),
+    (error: unknown) => guarded.fail(error),
+  )
+  return guarded.promise
+}
+
+/** The failure of a call while its circuit is open: the limiter's policy decides instead. */
+export const circuitOpen = (): Promise<never> =>
+  Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))
+
+/**
  * An increment on the hot path: one object that is the promise, the pending entry and the command
  * the batched sender sends, which answers through `resolve` and `reject`. Its methods are on the
  * prototype: every allowed request makes one, and nothing else.

@@ -7,7 +7,7 @@ import type { LimiterStats } from '../observability/stats.js'
 import type { Breakers } from '../resilience/breakers.js'
 import { batchedSendOf, writeWatchOf, type BatchedSend } from './batched-calls.js'
 import { failEach, PendingCalls, StoreUnavailableError, withTimeout } from './deadlines.js'
-import { GuardedCall, GuardedIncrement } from './guarded-calls.js'
+import { circuitOpen, guardedCall, GuardedIncrement } from './guarded-calls.js'
 import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
 
 /**
@@ -134,29 +134,7 @@ export class GuardedRedisStore implements Store {
     await this.#guard(key, () => this.inner.resetKey(key))
   }
 
-  /**
-   * Runs `call` against Redis unless the breaker is open; fails it after `timeoutMs`, or at once
-   * when the breaker opens meanwhile (ioredis drops, without settling, commands that were in flight
-   * when a connection closed and are not to be resent).
-   */
   #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
-    const breaker = this.breakers.for(this.inner.prefixKey(key))
-    if (!breaker.healthy) return circuitOpen()
-    const guarded = new GuardedCall<T>(this.#pending, breaker, timed)
-    let pending: Promise<T>
-    try {
-      pending = call()
-    } catch (error) {
-      guarded.fail(error)
-      return guarded.promise
-    }
-    pending.then(
-      (value) => guarded.succeed(value),
-      (error: unknown) => guarded.fail(error),
-    )
-    return guarded.promise
+    return guardedCall(this.#pending, this.breakers.for(this.inner.prefixKey(key)), call, timed)
   }
 }
-
-const circuitOpen = (): Promise<never> =>
-  Promise.reject(new StoreUnavailableError('Redis is unavailable (circuit open)'))

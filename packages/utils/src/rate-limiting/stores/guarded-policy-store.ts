@@ -1,0 +1,58 @@
+// A policy's Redis store behind the same deadlines and circuit breakers as the fixed window's.
+import type { LimiterStats } from '../observability/stats.js'
+import type { PolicyDecision } from '../policies/limits.js'
+import type { RedisPolicyStore } from '../policies/redis-policy-store.js'
+import type { Breakers } from '../resilience/breakers.js'
+import type { WriteWatch } from './batched-calls.js'
+import { failEach, PendingCalls, StoreUnavailableError } from './deadlines.js'
+import { guardedCall } from './guarded-calls.js'
+
+/**
+ * RedisPolicyStore, guarded as GuardedRedisStore guards rate-limit-redis's: while the key's breaker
+ * is open a call fails at once; a call that errors, or that Redis leaves unanswered past
+ * `timeoutMs`, fails with StoreUnavailableError, which the limiter turns into its onStoreError
+ * policy, and tells the breaker.
+ */
+export class GuardedPolicyStore {
+  readonly #pending: PendingCalls
+  readonly #unsubscribe: () => void
+
+  constructor(
+    private readonly inner: RedisPolicyStore,
+    private readonly breakers: Breakers,
+    timeoutMs: number,
+    stats: LimiterStats,
+    writes: WriteWatch | undefined,
+  ) {
+    this.#pending = new PendingCalls(
+      timeoutMs,
+      stats,
+      writes === undefined ? undefined : () => writes.oldestUnanswered(),
+    )
+    this.#unsubscribe = breakers.onEach((breaker, healthy) => {
+      if (healthy) return
+      writes?.forgetUnanswered()
+      failEach(this.#pending.through(breaker), () => new StoreUnavailableError('Redis became unavailable'))
+    })
+  }
+
+  consume(key: string, cost: number): Promise<PolicyDecision> {
+    return this.#guard(key, () => this.inner.consume(key, cost), true)
+  }
+
+  get(key: string): Promise<PolicyDecision> {
+    return this.#guard(key, () => this.inner.get(key))
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.#guard(key, () => this.inner.resetKey(key))
+  }
+
+  dispose(): void {
+    this.#unsubscribe()
+  }
+
+  #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {
+    return guardedCall(this.#pending, this.breakers.for(this.inner.keyOf(key)), call, timed)
+  }
+}

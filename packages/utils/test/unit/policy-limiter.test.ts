@@ -1,0 +1,79 @@
+// The policy limiters in memory, through Express; and the options that choose them, checked.
+import { describe, expect, it } from 'vitest'
+
+import { createRateLimiter, createRateLimiters, ERROR_CODES, rateLimitConfigFromEnv } from '#src/index.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
+import { recordingLogger } from '#test/support/logger.js'
+import { describePolicyContract } from '#test/support/policy-contract.js'
+
+describePolicyContract('memory', { store: () => ({}) })
+
+describe('the policy options', () => {
+  it.each([
+    [
+      { algorithm: 'leaky' },
+      'algorithm',
+      'algorithm must be one of fixed-window, sliding-window, token-bucket, got "leaky"',
+    ],
+    [{ limits: [{ max: 0, windowMs: 1000 }] }, 'limits[0].max', 'limits[0].max must be a positive integer, got 0'],
+    [
+      { limitsRead: [{ max: 5 }] },
+      'limitsRead[0].windowMs',
+      'limitsRead[0].windowMs must be an integer of ms from 1 to 2147483647, got undefined',
+    ],
+    [{ limits: 'fast' }, 'limits', 'limits must be a list of 1 to 8 { name?, max, windowMs } limits, got "fast"'],
+    [{ cost: 0 }, 'cost', 'cost must be a positive safe integer, or a function (request) => number, got 0'],
+    [{ maxRead: 5, cost: 6 }, 'cost', 'cost 6 is more than limit "read" can ever allow (max 5)'],
+  ])('refuses %j, naming %s', async (config, option, message) => {
+    await expect(
+      createRateLimiter('read', { keyPrefix: uniquePrefix('bad'), logger: recordingLogger(), ...(config as object) }),
+    ).rejects.toMatchObject({ code: ERROR_CODES.INVALID_OPTION, option, message })
+  })
+
+  it('gives read and write their own limits, and names unnamed ones by type and place', async () => {
+    const logger = recordingLogger()
+    const limiters = await createRateLimiters({
+      keyPrefix: uniquePrefix('own'),
+      logger,
+      algorithm: 'sliding-window',
+      limitsRead: [
+        { max: 10, windowMs: 1000 },
+        { max: 500, windowMs: 3_600_000 },
+      ],
+      limitsWrite: [{ name: 'writes', max: 3, windowMs: 60_000 }],
+    })
+    try {
+      expect(logger.lines.filter((line) => line.level === 'info').map((line) => line.message)).toEqual(
+        expect.arrayContaining([
+          '[RateLimit:read] Policy sliding-window: read.1 10 per 1000 ms, read.2 500 per 3600000 ms',
+          '[RateLimit:write] Policy sliding-window: writes 3 per 60000 ms',
+        ]),
+      )
+    } finally {
+      limiters.dispose()
+    }
+  })
+
+  it('reads the algorithm and the limits from the environment', () => {
+    expect(
+      rateLimitConfigFromEnv({
+        RATE_LIMIT_ALGORITHM: 'token-bucket',
+        RATE_LIMIT_READ_LIMITS: 'burst=10/1s, hourly=1000/1h',
+        RATE_LIMIT_WRITE_LIMITS: '5/250ms',
+      }),
+    ).toEqual({
+      algorithm: 'token-bucket',
+      limitsRead: [
+        { name: 'burst', max: 10, windowMs: 1000 },
+        { name: 'hourly', max: 1000, windowMs: 3_600_000 },
+      ],
+      limitsWrite: [{ max: 5, windowMs: 250 }],
+    })
+  })
+
+  it.each(['10', '10/0s', 'a b=1/1s', '0/1s', '5/1w'])('refuses RATE_LIMIT_READ_LIMITS=%s, naming it', (text) => {
+    expect(() => rateLimitConfigFromEnv({ RATE_LIMIT_READ_LIMITS: text })).toThrow(
+      expect.objectContaining({ code: ERROR_CODES.INVALID_ENV, option: 'RATE_LIMIT_READ_LIMITS' }),
+    )
+  })
+})

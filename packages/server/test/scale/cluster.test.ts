@@ -77,6 +77,55 @@ describe.runIf(redisServerAvailable())('Redis Cluster', () => {
     }
   })
 
+  it.each(['fixed-window', 'sliding-window', 'token-bucket'])(
+    'keeps %s with two limits exact across three processes, one key per client on its master',
+    async (algorithm) => {
+      cluster = await startCluster()
+      const env = {
+        REDIS_CLUSTER_NODES: cluster.nodeList,
+        RATE_LIMIT_ALGORITHM: algorithm,
+        RATE_LIMIT_READ_LIMITS: 'burst=20/15m,daily=500/1d',
+        API_TOKENS: USERS.map((user) => `${token(user)}:${user}`).join(','),
+      }
+      servers = await Promise.all([0, 1, 2].map(() => startServer(env)))
+      const results = await Promise.all(
+        USERS.flatMap((user) =>
+          Array.from({ length: 60 }, (_, i) =>
+            fetch(`${servers[i % 3]!.base}/api/v1/metaverses`, {
+              headers: { Authorization: `Bearer ${token(user)}` },
+            }).then((res) => [user, res.status] as const),
+          ),
+        ),
+      )
+      for (const user of USERS) {
+        const statuses = results.filter(([u]) => u === user).map(([, status]) => status)
+        expect(
+          statuses.filter((s) => s === 200),
+          user,
+        ).toHaveLength(20)
+        expect(
+          statuses.filter((s) => s === 429),
+          user,
+        ).toHaveLength(40)
+      }
+      // Each client's one hash lives on the master of its slot, with a TTL; every master holds some.
+      const tag = { 'fixed-window': 'fw', 'sliding-window': 'sw', 'token-bucket': 'tb' }[algorithm]
+      let keys = 0
+      for (const port of await cluster.masterPorts()) {
+        const onNode = new Redis(port, '127.0.0.1')
+        try {
+          const found = await onNode.keys(`metaverses-srv:read#${tag}:user:*`)
+          expect(found.length, `keys on ${port}`).toBeGreaterThan(0)
+          for (const key of found) expect(await onNode.pttl(key), key).toBeGreaterThan(0)
+          keys += found.length
+        } finally {
+          onNode.disconnect()
+        }
+      }
+      expect(keys).toBe(USERS.length)
+    },
+  )
+
   it('when a master is lost, its keys follow the policy and the other masters go on counting', async () => {
     cluster = await startCluster({ requireFullCoverage: false })
     servers = [

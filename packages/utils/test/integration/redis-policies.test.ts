@@ -1,6 +1,8 @@
 // The sliding window and the token bucket on a real redis-server that this file starts and stops:
 // random traffic decided as the reference models and the memory store decide it, by the test's
 // clock passed to the script; Redis's own clock; TTLs; and a script flushed away.
+import { createHash } from 'node:crypto'
+
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import request from 'supertest'
@@ -8,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { RedisClientManager } from '#src/index.js'
 
-import type { PolicyAlgorithm } from '#src/policies/algorithms.js'
+import { MODELS, type PolicyAlgorithm } from '#src/policies/algorithms.js'
 import { checkLimits, type Limit } from '#src/policies/limits.js'
 import { MemoryPolicyStore } from '#src/policies/memory-policy-store.js'
 import { RedisPolicyStore } from '#src/policies/redis-policy-store.js'
@@ -60,6 +62,22 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
         )
         expect(answers.filter((answer) => answer.status === 200)).toHaveLength(37)
         expect(answers.filter((answer) => answer.status === 429)).toHaveLength(263)
+      } finally {
+        limiter.dispose()
+      }
+    })
+
+    it('loads its script when it is made, so the first request is one EVALSHA and no NOSCRIPT', async () => {
+      await server.admin.script('FLUSH')
+      await server.admin.config('RESETSTAT')
+      const { app, limiter } = await policyApp({ redisUrl: server.url, algorithm, maxRead: 5, cost: 1 })
+      try {
+        const sha = createHash('sha1').update(MODELS[algorithm].script).digest('hex')
+        await waitFor('the script to be loaded', async () => (await server.admin.script('EXISTS', sha))[0] === 1)
+        expect((await request(app).get('/r').set('X-Forwarded-For', '10.2.0.9')).status).toBe(200)
+        const stats = await server.admin.info('commandstats')
+        expect(stats).toMatch(/cmdstat_evalsha:calls=1,.*failed_calls=0/)
+        expect(stats).not.toMatch(/cmdstat_eval:/)
       } finally {
         limiter.dispose()
       }

@@ -1,7 +1,7 @@
 // The policy limiters' contract through a real Express app: every algorithm, several limits, a
 // cost, the headers and req.rateLimit, run against each store (memory in unit tests, a real
 // redis-server in integration tests).
-import express, { type ErrorRequestHandler } from 'express'
+import express, { type ErrorRequestHandler, type Express } from 'express'
 import request from 'supertest'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -16,7 +16,7 @@ export interface PolicyContractOptions {
 }
 
 /** An app with one limited route, GET /r, that echoes req.rateLimit; errors answer their code. */
-export async function policyApp(config: RateLimitConfig) {
+export async function policyApp(config: RateLimitConfig): Promise<{ app: Express; limiter: RateLimitRequestHandler }> {
   const limiter = await createRateLimiter('read', {
     keyPrefix: uniquePrefix('pol'),
     logger: recordingLogger(),

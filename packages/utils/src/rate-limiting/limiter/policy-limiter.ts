@@ -136,6 +136,9 @@ const clientInfo = (decision: PolicyDecision): ClientRateLimitInfo => {
   return { totalHits: limit.max - limit.remaining, resetTime: new Date(Date.now() + limit.resetMs) }
 }
 
+/** How long loading a policy's script may take when the limiter is made. */
+const SCRIPT_LOAD_TIMEOUT_MS = 1000
+
 /** What a policy limiter is built from, beyond its parts. */
 export interface PolicySettings {
   readonly algorithm: PolicyAlgorithm
@@ -197,7 +200,11 @@ export function redisPolicyLimiter(
   const { breakers } = backend
   const { send, writes } = policySender(backend, options.storeTimeoutMs)
   const inner = new RedisPolicyStore(send, settings.algorithm, settings.limits, `${options.keyPrefix}:${parts.type}#`)
-  const store = new GuardedPolicyStore(inner, breakers, options.storeTimeoutMs, parts.stats, writes)
+  const store = new GuardedPolicyStore(inner, backend.client, breakers, options.storeTimeoutMs, parts.stats, writes)
+  backend.stores.push(store)
+  // Loaded before the first request, as the fixed window's scripts are; a failure here only means
+  // the first call meets NOSCRIPT and sends the script itself.
+  if (breakers.healthy) store.reloadScripts(SCRIPT_LOAD_TIMEOUT_MS).catch(() => undefined)
   const cost = costOf(settings.cost, settings.limits)
   const primary = policyDecide(
     (key, units) => store.consume(key, units),
@@ -258,7 +265,6 @@ export function redisPolicyLimiter(
     },
     dispose(): void {
       stopResetting()
-      store.dispose()
       fallbackStore?.shutdown()
     },
   }

@@ -14,7 +14,8 @@ export type SendCommand = (command: string, ...args: string[]) => Promise<unknow
  * then every process of the fleet decides by the one clock of the Redis that holds the key.
  */
 export class RedisPolicyStore {
-  readonly #script: string
+  /** The Lua source, for SCRIPT LOAD. */
+  readonly script: string
   readonly #sha: string
   readonly #prefix: string
   /** The limits' max and windowMs, as the script's arguments after now and cost. */
@@ -29,7 +30,7 @@ export class RedisPolicyStore {
     private readonly now?: () => number,
   ) {
     const model = MODELS[algorithm]
-    this.#script = model.script
+    this.script = model.script
     this.#sha = createHash('sha1').update(model.script).digest('hex')
     this.#prefix = `${prefix}${model.tag}:`
     this.#limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
@@ -48,7 +49,7 @@ export class RedisPolicyStore {
       reply = await this.send('EVALSHA', this.#sha, '1', ...args)
     } catch (error) {
       if (!String((error as Error | undefined)?.message).startsWith('NOSCRIPT')) throw error
-      reply = await this.send('EVAL', this.#script, '1', ...args)
+      reply = await this.send('EVAL', this.script, '1', ...args)
     }
     return this.#decision(reply)
   }

@@ -10,7 +10,11 @@ import { whenReady, type ReadyClient } from './injected-client.js'
 import { clusterBreakers, singleBreaker, type Breakers } from '../resilience/breakers.js'
 import { CircuitBreaker } from '../resilience/circuit-breaker.js'
 import { withTimeout } from '../stores/deadlines.js'
-import type { GuardedRedisStore } from '../stores/guarded-store.js'
+/** A store whose scripts a breaker's probe loads again before it closes, and that the backend disposes. */
+export interface ScriptedStore {
+  reloadScripts(timeoutMs: number): Promise<void>
+  dispose(): void
+}
 import type { RateLimitConfig, RedisCommandClient } from '../config/types.js'
 import type { RateLimitLogger } from '../observability/logger.js'
 
@@ -30,7 +34,7 @@ export interface RedisBackend {
   readonly topology: Topology
   readonly breakers: Breakers
   /** Filled as the limiters are built; the probe reloads their scripts. */
-  readonly stores: GuardedRedisStore[]
+  readonly stores: ScriptedStore[]
   /** Stops watching the connection. */
   readonly dispose: () => void
 }
@@ -68,7 +72,7 @@ export async function openBackend(config: BackendOptions): Promise<Backend> {
   if (client === undefined) return { kind: 'memory', since: new Date() }
   // Only a client made elsewhere can have the offline queue on: ours never do.
   if (config.redisClient !== undefined || sharedConnection.holdsInjected()) warnAboutReplays(client, config)
-  const stores: GuardedRedisStore[] = []
+  const stores: ScriptedStore[] = []
   const cluster = clusterOf(client)
   const probe = probeOf(client, cluster, config, stores)
   const makeBreaker = (node: string, probeKey: () => string): CircuitBreaker =>
@@ -130,7 +134,7 @@ function probeOf(
   client: RedisCommandClient,
   cluster: Cluster | undefined,
   { keyPrefix, storeTimeoutMs }: BackendOptions,
-  stores: readonly GuardedRedisStore[],
+  stores: readonly ScriptedStore[],
 ) {
   return async (probeKey: () => string): Promise<void> => {
     const started = performance.now()

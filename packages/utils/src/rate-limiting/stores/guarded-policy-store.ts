@@ -1,17 +1,21 @@
 // A policy's Redis store behind the same deadlines and circuit breakers as the fixed window's.
+import type { RedisCommandClient } from '../config/types.js'
 import type { LimiterStats } from '../observability/stats.js'
 import type { PolicyDecision } from '../policies/limits.js'
 import type { RedisPolicyStore } from '../policies/redis-policy-store.js'
 import type { Breakers } from '../resilience/breakers.js'
 import type { WriteWatch } from './batched-calls.js'
-import { failEach, PendingCalls, StoreUnavailableError } from './deadlines.js'
+import { failEach, PendingCalls, StoreUnavailableError, withTimeout } from './deadlines.js'
 import { guardedCall } from './guarded-calls.js'
+import { clusterOf } from './redis-store.js'
 
 /**
  * RedisPolicyStore, guarded as GuardedRedisStore guards rate-limit-redis's: while the key's breaker
  * is open a call fails at once; a call that errors, or that Redis leaves unanswered past
  * `timeoutMs`, fails with StoreUnavailableError, which the limiter turns into its onStoreError
- * policy, and tells the breaker.
+ * policy, and tells the breaker. Its script is loaded when it is made, on every master of a
+ * Cluster, and again each time a breaker's probe finds Redis back (redis/backend.ts), so that a
+ * request's call is one EVALSHA and not an EVALSHA, its NOSCRIPT, then an EVAL.
  */
 export class GuardedPolicyStore {
   readonly #pending: PendingCalls
@@ -19,6 +23,7 @@ export class GuardedPolicyStore {
 
   constructor(
     private readonly inner: RedisPolicyStore,
+    private readonly client: RedisCommandClient,
     private readonly breakers: Breakers,
     timeoutMs: number,
     stats: LimiterStats,
@@ -34,6 +39,13 @@ export class GuardedPolicyStore {
       writes?.forgetUnanswered()
       failEach(this.#pending.through(breaker), () => new StoreUnavailableError('Redis became unavailable'))
     })
+  }
+
+  /** SCRIPT LOAD on Redis, or on every master of a Cluster, each within `timeoutMs`. */
+  async reloadScripts(timeoutMs: number): Promise<void> {
+    const cluster = clusterOf(this.client)
+    const targets: RedisCommandClient[] = cluster === undefined ? [this.client] : cluster.nodes('master')
+    await Promise.all(targets.map((node) => withTimeout(node.call('SCRIPT', 'LOAD', this.inner.script), timeoutMs)))
   }
 
   consume(key: string, cost: number): Promise<PolicyDecision> {

@@ -154,7 +154,13 @@ async function createLimiters(types: readonly RateLimitType[], config: ResolvedR
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
     const metrics = config.metricsRegistry === undefined ? undefined : await RateLimitMetrics.on(config.metricsRegistry)
     const { redisClient, redisUrl, requireRedis, redisRetries, keyPrefix, storeTimeoutMs, logger } = config
-    const limits = types.map((type) => ({ type, max: maxFor(config, type) }))
+    // What the fallback line shows: each limiter's max, or each limit of its policy.
+    const limits = types.flatMap((type, index) =>
+      (policies[index]?.limits ?? [{ name: type, max: maxFor(config, type) }]).map((limit) => ({
+        type: limit.name === type ? type : `${type} ${limit.name}`,
+        max: limit.max,
+      })),
+    )
     const backend = await openBackend({
       redisClient,
       redisUrl,

@@ -112,6 +112,38 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     expect(r.logger.messages()).toContainEqual(expect.stringMatching(/read 10 -> 5, write 60 -> 30 \(instances 2\)$/))
   })
 
+  it.each(['fixed-window', 'sliding-window', 'token-bucket'] as const)(
+    'splits every limit of a %s policy across the instances while Redis is away, then counts in Redis again',
+    async (algorithm) => {
+      const r = await setUp({
+        algorithm,
+        limitsRead: [
+          { name: 'burst', max: 10, windowMs: 60_000 },
+          { name: 'hourly', max: 100, windowMs: 3_600_000 },
+        ],
+        instances: 2,
+      })
+      await r.redis.signal('SIGKILL')
+      await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+      const answers: Response[] = []
+      for (let i = 0; i < 7; i++) answers.push(await fetch(`${r.http.base}/items`))
+      expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200, 429, 429])
+      expect(answers[0]!.headers.get('ratelimit-policy')).toMatch(/^"burst"; q=10; w=60; pk=:[^:]+:, "hourly"; q=100;/)
+      expect(answers[6]!.headers.get('ratelimit')).toMatch(/^"burst"; r=0; t=\d+$/)
+      expect(r.logger.messages()).toContainEqual(
+        expect.stringMatching(/read burst 10 -> 5, read hourly 100 -> 50, write 60 -> 30 \(instances 2\)$/),
+      )
+      await restart(r)
+      await waitFor('the limiters to use Redis again', () => r.limiters.status().ready, RECOVERY_MS)
+      // Redis's budget again, the fallback's count forgotten: the whole burst limit.
+      const tag = { 'fixed-window': 'fw', 'sliding-window': 'sw', 'token-bucket': 'tb' }[algorithm]
+      const statuses: number[] = []
+      for (let i = 0; i < 11; i++) statuses.push((await fetch(`${r.http.base}/items`)).status)
+      expect(statuses.filter((status) => status === 200)).toHaveLength(10)
+      expect(await r.redis.admin.hgetall(`${r.keyPrefix}:read#${tag}:127.0.0.1`)).not.toEqual({})
+    },
+  )
+
   it('never waits on a hung Redis (SIGSTOP), and no command sent then lands later', async () => {
     const r = await setUp({ maxRead: 1_000_000 })
     const key = `${r.keyPrefix}:read:127.0.0.1`

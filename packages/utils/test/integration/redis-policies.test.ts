@@ -73,7 +73,8 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
       const { app, limiter } = await policyApp({ redisUrl: server.url, algorithm, maxRead: 5, cost: 1 })
       try {
         const sha = createHash('sha1').update(MODELS[algorithm].script).digest('hex')
-        await waitFor('the script to be loaded', async () => (await server.admin.script('EXISTS', sha))[0] === 1)
+        const loaded = async () => ((await server.admin.script('EXISTS', sha)) as number[])[0] === 1
+        await waitFor('the script to be loaded', loaded)
         expect((await request(app).get('/r').set('X-Forwarded-For', '10.2.0.9')).status).toBe(200)
         const stats = await server.admin.info('commandstats')
         expect(stats).toMatch(/cmdstat_evalsha:calls=1,.*failed_calls=0/)

@@ -1,6 +1,6 @@
 // What a limiter does while Redis cannot be used: the onStoreError policy as a decision.
 
-import type { RateLimitType, StoreErrorPolicy } from '../config/types.js'
+import type { StoreErrorPolicy } from '../config/types.js'
 import type { Decide } from '../limiter/decision.js'
 
 /** The code of a 503 answered under onStoreError 'deny'. */
@@ -19,7 +19,8 @@ export interface DegradedPolicy {
 /** The warning a breaker logs as it opens: what requests get until Redis is back. */
 export function degradedLine(
   { onStoreError, shadow, instances }: DegradedPolicy,
-  limits: readonly { readonly type: RateLimitType; readonly max: number }[],
+  /** Each limit the line shows: its limiter's type (and a policy's limit name), and its max. */
+  limits: readonly { readonly type: string; readonly max: number }[],
 ): string {
   switch (onStoreError) {
     case 'allow':

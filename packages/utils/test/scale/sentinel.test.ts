@@ -62,6 +62,70 @@ describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
     }
   })
 
+  it.each(['fixed-window', 'sliding-window', 'token-bucket'] as const)(
+    'counts a %s policy on the master, exactly, and on the new one after SENTINEL FAILOVER',
+    async (algorithm) => {
+      setup = await startSentinels()
+      vi.stubEnv('REDIS_URL', '')
+      vi.stubEnv('REDIS_SENTINELS', setup.sentinelList)
+      vi.stubEnv('REDIS_SENTINEL_MASTER', setup.masterName)
+      const keyPrefix = uniquePrefix('sentinel')
+      const limiters = await createRateLimiters({
+        keyPrefix,
+        algorithm,
+        limitsRead: [
+          { name: 'burst', max: 25, windowMs: 600_000 },
+          { name: 'hourly', max: 1000, windowMs: 3_600_000 },
+        ],
+        logger: recordingLogger(),
+      })
+      const http = await listen(createApp(limiters))
+      const tag = { 'fixed-window': 'fw', 'sliding-window': 'sw', 'token-bucket': 'tb' }[algorithm]
+      const burst = async (client: string) => {
+        const answers = await Promise.all(
+          Array.from({ length: 60 }, () => fetch(`${http.base}/items`, { headers: { 'X-Forwarded-For': client } })),
+        )
+        return answers.filter((answer) => answer.status === 200).length
+      }
+      try {
+        expect(await burst('10.3.0.1')).toBe(25)
+        const { Redis } = await import('ioredis')
+        const onMaster = new Redis(setup.master.port, '127.0.0.1')
+        expect(await onMaster.hgetall(`${keyPrefix}:read#${tag}:10.3.0.1`)).not.toEqual({})
+        onMaster.disconnect()
+        await setup.failover()
+        // Until the old master is a replica it still takes writes; then ours get READONLY, the
+        // breaker opens, and the limiters reconnect to the new master. Wait for all of it: a
+        // request of a client of its own lands there, with the limiters on Redis.
+        const newMaster = new Redis(await setup.currentMasterPort(), '127.0.0.1')
+        const oldMaster = new Redis(
+          setup.master.port === (await setup.currentMasterPort()) ? setup.replica.port : setup.master.port,
+          '127.0.0.1',
+        )
+        let probes = 0
+        await waitFor(
+          'the limiters to count on the new master',
+          async () => {
+            if ((await oldMaster.role())[0] !== 'slave') return false
+            const client = `10.3.1.${++probes}`
+            await fetch(`${http.base}/items`, { headers: { 'X-Forwarded-For': client } })
+            return limiters.status().ready && (await newMaster.exists(`${keyPrefix}:read#${tag}:${client}`)) === 1
+          },
+          20_000,
+          100,
+        )
+        oldMaster.disconnect()
+        // The script is loaded on the new master too: a new client's burst is exact there.
+        expect(await burst('10.3.0.2')).toBe(25)
+        expect(await newMaster.pttl(`${keyPrefix}:read#${tag}:10.3.0.2`)).toBeGreaterThan(0)
+        newMaster.disconnect()
+      } finally {
+        limiters.dispose()
+        await http.close()
+      }
+    },
+  )
+
   it('authenticates to password-protected data nodes with REDIS_PASSWORD, and never prints it', async () => {
     const password = 'sentinel-data-pw-123'
     setup = await startSentinels('secured', password)

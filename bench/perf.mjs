@@ -53,8 +53,12 @@ for (const name of ONLY ?? []) {
 }
 // --scenarios picks some (bare always runs); it also accepts the probes.
 const scenarios = ONLY === undefined ? SCENARIOS : ['bare', ...ONLY.filter((s) => s !== 'bare')]
-/** Each traffic shape's limit: never reached by 10,000 clients, or reached by the one client at once. */
-const LIMITS = { allowed: 1_000_000_000, blocked: 10 }
+/**
+ * Each traffic shape's limit: never reached by 10,000 clients in turn (about 10 requests each in a
+ * run), yet low enough that every algorithm keeps each client's state for the run, so Redis's bytes
+ * per client can be read; or reached by the one client at once.
+ */
+const LIMITS = { allowed: 100, blocked: 10 }
 const ONLY_SHAPES = option('--shapes', undefined)?.split(',')
 for (const name of ONLY_SHAPES ?? []) {
   if (!(name in LIMITS)) throw new Error(`--shapes: ${name} is not a shape; allowed: ${Object.keys(LIMITS).join(', ')}`)
@@ -99,10 +103,12 @@ async function redisCalls(admin) {
     roundTrips += Number(count)
     commandMicros += Number(usec)
   }
+  const memory = await admin.info('memory')
+  const usedMemory = Number(/^used_memory:(\d+)/m.exec(memory)?.[1] ?? 0)
   const cpu = await admin.info('cpu')
   const seconds = (field) => Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0)
   const processMicros = (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6
-  return { commands, roundTrips, commandMicros, processMicros }
+  return { commands, roundTrips, commandMicros, processMicros, usedMemory }
 }
 
 function withoutRedisUrl(env) {
@@ -156,6 +162,9 @@ async function stop(child) {
   await exited
 }
 
+/** The distinct clients of the allowed shape (perf-load.mjs): all of them are seen in a run. */
+const CLIENTS = 10_000
+
 /** One run: `scenario`'s server in `setup`, reaching Redis at `redisUrl` (a delay proxy's, a hop away). */
 async function measure(scenario, shape, setup, redisUrl, admin) {
   const { keying } = SETUPS[setup]
@@ -164,6 +173,8 @@ async function measure(scenario, shape, setup, redisUrl, admin) {
   const server = await startServer(scenario, shape, port, redisUrl, keying)
   try {
     const url = `http://127.0.0.1:${port}`
+    // Redis's memory with the server connected and no client counted yet.
+    const { usedMemory: memoryBefore } = await redisCalls(admin)
     runLoad(url, shape, keying, WARMUP_SECONDS)
     const cpuBefore = cpuMicros(server.pid)
     const callsBefore = await redisCalls(admin)
@@ -191,6 +202,8 @@ async function measure(scenario, shape, setup, redisUrl, admin) {
       roundTripsPerRequest: (callsAfter.roundTrips - callsBefore.roundTrips) / load.requests,
       redisCommandUsPerRequest: (callsAfter.commandMicros - callsBefore.commandMicros) / load.requests,
       redisCpuUsPerRequest: (callsAfter.processMicros - callsBefore.processMicros) / load.requests,
+      // What Redis holds per client once the 10,000 clients of the allowed shape have all been seen.
+      redisBytesPerClient: shape === 'allowed' ? (callsAfter.usedMemory - memoryBefore) / CLIENTS : 0,
       limitedShare: limited / load.requests,
       p50us: latency.p50us,
       p99us: latency.p99us,
@@ -298,6 +311,7 @@ async function main() {
           roundTripsPerRequest: pick('roundTripsPerRequest'),
           redisCommandUsPerRequest: pick('redisCommandUsPerRequest'),
           redisCpuUsPerRequest: pick('redisCpuUsPerRequest'),
+          redisBytesPerClient: pick('redisBytesPerClient'),
           limitedShare: pick('limitedShare'),
           p50us: pick('p50us'),
           p99us: pick('p99us'),
@@ -393,14 +407,14 @@ function markdownTable(summary) {
  */
 function capacityTable(summary) {
   const rows = [
-    '| setup | limiter | Redis CPU µs per decision: in its scripts / in all | decisions per second one Redis core could serve |',
-    '| --- | --- | ---: | ---: |',
+    '| setup | limiter | Redis CPU µs per decision: in its scripts / in all | decisions per second one Redis core could serve | bytes per client in Redis |',
+    '| --- | --- | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     if (s.shape !== 'allowed' || !s.scenario.includes('redis') || s.redisCpuUsPerRequest <= 0) continue
     rows.push(
       `| ${s.setup} | ${nameOf(s.scenario)} | ${s.redisCommandUsPerRequest.toFixed(1)} / ${s.redisCpuUsPerRequest.toFixed(1)} | ` +
-        `${Math.round(1e6 / s.redisCpuUsPerRequest / 1000).toLocaleString('en')}k |`,
+        `${Math.round(1e6 / s.redisCpuUsPerRequest / 1000).toLocaleString('en')}k | ${Math.round(s.redisBytesPerClient ?? 0)} |`,
     )
   }
   return rows.join('\n')

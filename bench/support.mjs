@@ -18,6 +18,9 @@ export const NAMES = {
   'rlf-redis': 'rate-limiter-flexible, Redis',
   'rlf-redis-headers': 'rate-limiter-flexible, Redis + RateLimit headers',
   'rlf-redis-block': 'rate-limiter-flexible, Redis + in-memory block + insurance',
+  'ours-redis-sliding': 'ours, Redis, sliding window',
+  'ours-redis-bucket': 'ours, Redis, token bucket',
+  'rlf-redis-bursty': 'rate-limiter-flexible BurstyRateLimiter, Redis',
 }
 
 /**

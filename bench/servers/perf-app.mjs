@@ -11,7 +11,7 @@ import { MemoryStore, rateLimit } from 'express-rate-limit'
 import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { RedisStore } from 'rate-limit-redis'
-import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible'
+import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible'
 
 import { createRateLimiter, RedisClientManager } from '@universo/utils/rate-limiting'
 
@@ -85,6 +85,39 @@ const scenarios = {
       metricsRegistry: new Registry(),
       ...keyed,
     }),
+  // Ours with the other algorithms, as the server runs them (RATE_LIMIT_ALGORITHM).
+  'ours-redis-sliding': async () =>
+    createRateLimiter('read', {
+      keyPrefix: 'bench',
+      maxRead: LIMIT,
+      algorithm: 'sliding-window',
+      redisUrl: REDIS_URL,
+      logger: silent,
+      metricsRegistry: new Registry(),
+      ...keyed,
+    }),
+  'ours-redis-bucket': async () =>
+    createRateLimiter('read', {
+      keyPrefix: 'bench',
+      maxRead: LIMIT,
+      algorithm: 'token-bucket',
+      redisUrl: REDIS_URL,
+      logger: silent,
+      metricsRegistry: new Registry(),
+      ...keyed,
+    }),
+  // The token bucket's anchor: rate-limiter-flexible's BurstyRateLimiter, a limit and a burst
+  // allowance on top, as its wiki sets it up (here both LIMIT per window).
+  'rlf-redis-bursty': async () => {
+    const storeClient = new Redis(REDIS_URL)
+    return flexible(
+      new BurstyRateLimiter(
+        new RateLimiterRedis({ storeClient, points: LIMIT, duration: WINDOW_MS / 1000, keyPrefix: 'rlfr' }),
+        new RateLimiterRedis({ storeClient, points: LIMIT, duration: WINDOW_MS / 1000, keyPrefix: 'rlfburst' }),
+      ),
+      { headers: true },
+    )
+  },
   // rate-limiter-flexible as its README's Express example sets it up.
   'rlf-redis': async () =>
     flexible(

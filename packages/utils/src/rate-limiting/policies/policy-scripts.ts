@@ -18,8 +18,6 @@ const PREAMBLE = [
   'end',
   'local cost = tonumber(ARGV[2])',
   'local n = (#ARGV - 2) / 2',
-  // Whole numbers written as such: tostring() would round past 14 digits.
-  "local function int(x) return string.format('%d', x) end",
 ]
 
 /** The sliding window (sliding-window.ts). Fields per limit i: wi (its window), ci (its count), pi (the previous window's). */
@@ -73,9 +71,10 @@ export const SLIDING_WINDOW_SCRIPT = [
   '  local reset = 0',
   '  if current > 0 then reset = 2 * w - elapsed elseif previous > 0 then reset = w - elapsed end',
   '  reply[2 * i + 2], reply[2 * i + 3] = remaining, reset',
-  "  for _, v in ipairs({ 'w' .. i, int(windows[i]), 'c' .. i, int(current), 'p' .. i, int(previous) }) do",
-  '    writes[#writes + 1] = v',
-  '  end',
+  // Numbers as arguments: Redis writes them in full (%.17g), exact for these integers.
+  '  local at = #writes',
+  "  writes[at + 1], writes[at + 2], writes[at + 3] = 'w' .. i, windows[i], 'c' .. i",
+  "  writes[at + 4], writes[at + 5], writes[at + 6] = current, 'p' .. i, previous",
   'end',
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
@@ -119,9 +118,9 @@ export const TOKEN_BUCKET_SCRIPT = [
   '  reply[2 * i + 2] = math.floor((max * w - ahead) / w)',
   '  reply[2 * i + 3] = math.ceil(ahead / max)',
   '  expiry = math.max(expiry, math.ceil(ahead / max))',
-  "  for _, v in ipairs({ 'a' .. i, int(now + math.floor(ahead / max)), 'b' .. i, int(ahead % max) }) do",
-  '    writes[#writes + 1] = v',
-  '  end',
+  '  local at = #writes',
+  "  writes[at + 1], writes[at + 2] = 'a' .. i, now + math.floor(ahead / max)",
+  "  writes[at + 3], writes[at + 4] = 'b' .. i, ahead % max",
   'end',
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
@@ -170,9 +169,8 @@ export const FIXED_WINDOW_SCRIPT = [
   '  else',
   '    reply[2 * i + 2], reply[2 * i + 3] = max, 0',
   '  end',
-  "  for _, v in ipairs({ 'e' .. i, int(ends[i]), 'n' .. i, int(counts[i]) }) do",
-  '    writes[#writes + 1] = v',
-  '  end',
+  '  local at = #writes',
+  "  writes[at + 1], writes[at + 2], writes[at + 3], writes[at + 4] = 'e' .. i, ends[i], 'n' .. i, counts[i]",
   'end',
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",

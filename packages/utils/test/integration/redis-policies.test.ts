@@ -84,6 +84,20 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
       }
     })
 
+    it('decides on after SCRIPT FLUSH: the hot path sends the script itself, and counts on', async () => {
+      const { app, limiter } = await policyApp({ redisUrl: server.url, algorithm, maxRead: 3, cost: 1 })
+      try {
+        const client = { 'X-Forwarded-For': '10.2.0.7' }
+        expect((await request(app).get('/r').set(client)).status).toBe(200)
+        await server.admin.script('FLUSH')
+        const statuses = []
+        for (let i = 0; i < 3; i++) statuses.push((await request(app).get('/r').set(client)).status)
+        expect(statuses).toEqual([200, 200, 429])
+      } finally {
+        limiter.dispose()
+      }
+    })
+
     it('answers a blocked client from memory, with no Redis command, until it could pass', async () => {
       const { app, limiter } = await policyApp({
         redisUrl: server.url,

@@ -1,12 +1,50 @@
 // The policy limiters in memory, through Express; and the options that choose them, checked.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+import request from 'supertest'
 import { describe, expect, it } from 'vitest'
 
-import { createRateLimiter, createRateLimiters, ERROR_CODES, rateLimitConfigFromEnv } from '#src/index.js'
+import {
+  createRateLimiter,
+  createRateLimiters,
+  ERROR_CODES,
+  rateLimitConfigFromEnv,
+  type RateLimitConfig,
+  type RateLimiters,
+} from '#src/index.js'
+import { createApp } from '#test/support/app.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { recordingLogger } from '#test/support/logger.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 
 describePolicyContract('memory', { store: () => ({}) })
+
+describe("docs/algorithms.md's example", () => {
+  it('runs as shown: the burst limit refuses, and an export costs 10', async () => {
+    const page = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'algorithms.md'), 'utf8')
+    const code = /<!-- example: policies[^>]*-->\s*```ts\n([\s\S]*?)\n```/.exec(page)?.[1]
+    expect(code).toBeDefined()
+    // The example as it is, with the test's prefix and logger added to its options.
+    const ours = (config: RateLimitConfig) =>
+      createRateLimiters({ ...config, keyPrefix: uniquePrefix('doc'), logger: recordingLogger() })
+    const run = new Function('createRateLimiters', `return (async () => { ${code}\n return limiters })()`) as (
+      create: typeof ours,
+    ) => Promise<RateLimiters>
+    const limiters = await run(ours)
+    try {
+      const app = createApp(limiters)
+      app.get('/export', limiters.read, (_req, res) => res.json({ ok: true }))
+      const statuses: number[] = []
+      for (let i = 0; i < 21; i++) statuses.push((await request(app).get('/items')).status)
+      expect(statuses.filter((status) => status === 200)).toHaveLength(20)
+      const exported = await request(app).get('/export').set('X-Forwarded-For', '10.4.0.1')
+      expect(exported.headers.ratelimit).toMatch(/^"burst"; r=10; t=\d+$/)
+    } finally {
+      limiters.dispose()
+    }
+  })
+})
 
 describe('the policy options', () => {
   it.each([

@@ -12,7 +12,7 @@ import { MemoryPolicyStore } from '../policies/memory-policy-store.js'
 import { RedisPolicyStore, type SendCommand } from '../policies/redis-policy-store.js'
 import type { RedisBackend } from '../redis/backend.js'
 import { degradedHandler, fallbackMax } from '../resilience/degraded.js'
-import { batchedCalls, type WriteWatch } from '../stores/batched-calls.js'
+import { batchedCalls, type BatchedSend, type WriteWatch } from '../stores/batched-calls.js'
 import { StoreUnavailableError } from '../stores/deadlines.js'
 import { GuardedPolicyStore } from '../stores/guarded-policy-store.js'
 import { clusterOf } from '../stores/redis-store.js'
@@ -169,11 +169,14 @@ export function memoryPolicyLimiter(parts: LimiterParts, settings: PolicySetting
 }
 
 /** The sender of a policy's Redis calls, and what sees its writes: batched, or one by one on a Cluster. */
-function policySender(backend: RedisBackend, timeoutMs: number): { send: SendCommand; writes: WriteWatch } {
+function policySender(
+  backend: RedisBackend,
+  timeoutMs: number,
+): { send: SendCommand; writes: WriteWatch; batched?: BatchedSend } {
   const cluster = clusterOf(backend.client)
   if (cluster === undefined) {
     const send = batchedCalls(backend.client, timeoutMs)
-    return { send, writes: send }
+    return { send, writes: send, batched: send }
   }
   // One key per call: ioredis routes each to its slot's master, and follows MOVED and ASK.
   const unanswered = new Unanswered()
@@ -198,9 +201,17 @@ export function redisPolicyLimiter(
   options: RedisLimiterOptions,
 ): LimiterCore {
   const { breakers } = backend
-  const { send, writes } = policySender(backend, options.storeTimeoutMs)
+  const { send, writes, batched } = policySender(backend, options.storeTimeoutMs)
   const inner = new RedisPolicyStore(send, settings.algorithm, settings.limits, `${options.keyPrefix}:${parts.type}#`)
-  const store = new GuardedPolicyStore(inner, backend.client, breakers, options.storeTimeoutMs, parts.stats, writes)
+  const store = new GuardedPolicyStore(
+    inner,
+    backend.client,
+    breakers,
+    options.storeTimeoutMs,
+    parts.stats,
+    writes,
+    batched,
+  )
   backend.stores.push(store)
   // Loaded before the first request, as the fixed window's scripts are; a failure here only means
   // the first call meets NOSCRIPT and sends the script itself.

@@ -41,17 +41,34 @@ export class RedisPolicyStore {
     return this.#prefix + key
   }
 
+  /** EVALSHA's arguments for a request of `cost` for `key`: the script's SHA1, its key, and its ARGV. */
+  evalshaArgs(key: string, cost: number): string[] {
+    return [
+      this.#sha,
+      '1',
+      this.keyOf(key),
+      this.now === undefined ? '' : String(this.now()),
+      String(cost),
+      ...this.#limitArgs,
+    ]
+  }
+
   /** Decides a request of `cost` for `key`, and spends it if every limit allows it. */
   async consume(key: string, cost: number): Promise<PolicyDecision> {
-    const args = [this.keyOf(key), this.now === undefined ? '' : String(this.now()), String(cost), ...this.#limitArgs]
     let reply: unknown
     try {
-      reply = await this.send('EVALSHA', this.#sha, '1', ...args)
+      reply = await this.send('EVALSHA', ...this.evalshaArgs(key, cost))
     } catch (error) {
-      if (!String((error as Error | undefined)?.message).startsWith('NOSCRIPT')) throw error
-      reply = await this.send('EVAL', this.script, '1', ...args)
+      if (!isNoScript(error)) throw error
+      return this.consumeByEval(key, cost)
     }
-    return this.#decision(reply)
+    return this.decision(reply)
+  }
+
+  /** The same with the script itself (EVAL), which loads it again: for after a NOSCRIPT. */
+  async consumeByEval(key: string, cost: number): Promise<PolicyDecision> {
+    const [, ...rest] = this.evalshaArgs(key, cost)
+    return this.decision(await this.send('EVAL', this.script, ...rest))
   }
 
   /** Where `key` stands, spending nothing: a cost of 0 fits every limit and writes nothing new. */
@@ -64,7 +81,8 @@ export class RedisPolicyStore {
     await this.send('DEL', this.keyOf(key))
   }
 
-  #decision(reply: unknown): PolicyDecision {
+  /** The decision in the script's reply; an Error for a reply of another shape. */
+  decision(reply: unknown): PolicyDecision {
     if (!Array.isArray(reply) || reply.length !== 3 + 2 * this.limits.length) {
       throw new Error(`Redis answered the policy script with ${JSON.stringify(reply)}`)
     }
@@ -79,3 +97,7 @@ export class RedisPolicyStore {
     return { allowed: numbers[0] === 1, retryMs: numbers[1]!, blockedMs: numbers[2]!, limits }
   }
 }
+
+/** Redis's answer to EVALSHA for a script it does not have (after SCRIPT FLUSH, a restart, a failover). */
+export const isNoScript = (error: unknown): boolean =>
+  /^NOSCRIPT(?:\s|$)/.test(String((error as Error | undefined)?.message))

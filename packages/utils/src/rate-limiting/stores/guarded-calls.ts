@@ -2,6 +2,9 @@
 // tells the breaker and the stats which. GuardedIncrement is the hot path's one object per request.
 import type { IncrementResponse } from 'express-rate-limit'
 
+import type { PolicyDecision } from '../policies/limits.js'
+import { isNoScript, type RedisPolicyStore } from '../policies/redis-policy-store.js'
+
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js'
 import type { QueuedCommand } from './batched-calls.js'
 import { StoreTimeoutError, StoreUnavailableError, type PendingCall, type PendingCalls } from './deadlines.js'
@@ -141,6 +144,45 @@ export class GuardedIncrement extends GuardedCall<IncrementResponse> implements 
     if (this.settled) return
     this.again(this.key).then(
       (value) => this.succeed(value),
+      (caught: unknown) => this.fail(caught),
+    )
+  }
+}
+
+/**
+ * A policy's decision on the hot path, as GuardedIncrement is the fixed window's: the promise, the
+ * pending entry and the EVALSHA in one object. On NOSCRIPT it sends the script itself.
+ */
+export class GuardedPolicyCall extends GuardedCall<PolicyDecision> implements QueuedCommand {
+  readonly command = 'EVALSHA'
+  readonly args: readonly string[]
+
+  constructor(
+    pending: PendingCalls,
+    breaker: CircuitBreaker,
+    private readonly store: RedisPolicyStore,
+    private readonly key: string,
+    private readonly cost: number,
+  ) {
+    super(pending, breaker, true)
+    this.args = store.evalshaArgs(key, cost)
+  }
+
+  resolve(reply: unknown): void {
+    let decision: PolicyDecision
+    try {
+      decision = this.store.decision(reply)
+    } catch (error) {
+      return this.fail(error)
+    }
+    this.succeed(decision)
+  }
+
+  reject(error: unknown): void {
+    if (!isNoScript(error)) return this.fail(error)
+    if (this.settled) return
+    this.store.consumeByEval(this.key, this.cost).then(
+      (decision) => this.succeed(decision),
       (caught: unknown) => this.fail(caught),
     )
   }

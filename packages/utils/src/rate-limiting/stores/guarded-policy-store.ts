@@ -4,9 +4,9 @@ import type { LimiterStats } from '../observability/stats.js'
 import type { PolicyDecision } from '../policies/limits.js'
 import type { RedisPolicyStore } from '../policies/redis-policy-store.js'
 import type { Breakers } from '../resilience/breakers.js'
-import type { WriteWatch } from './batched-calls.js'
+import type { BatchedSend, WriteWatch } from './batched-calls.js'
 import { failEach, PendingCalls, StoreUnavailableError, withTimeout } from './deadlines.js'
-import { guardedCall } from './guarded-calls.js'
+import { circuitOpen, guardedCall, GuardedPolicyCall } from './guarded-calls.js'
 import { clusterOf } from './redis-store.js'
 
 /**
@@ -28,6 +28,8 @@ export class GuardedPolicyStore {
     timeoutMs: number,
     stats: LimiterStats,
     writes: WriteWatch | undefined,
+    /** The batched sender of a single Redis or Sentinel, for the hot path; none on a Cluster. */
+    private readonly batched?: BatchedSend,
   ) {
     this.#pending = new PendingCalls(
       timeoutMs,
@@ -49,7 +51,12 @@ export class GuardedPolicyStore {
   }
 
   consume(key: string, cost: number): Promise<PolicyDecision> {
-    return this.#guard(key, () => this.inner.consume(key, cost), true)
+    if (this.batched === undefined) return this.#guard(key, () => this.inner.consume(key, cost), true)
+    const breaker = this.breakers.for(this.inner.keyOf(key))
+    if (!breaker.healthy) return circuitOpen()
+    const call = new GuardedPolicyCall(this.#pending, breaker, this.inner, key, cost)
+    this.batched.enqueue(call)
+    return call.promise
   }
 
   get(key: string): Promise<PolicyDecision> {

@@ -10,7 +10,7 @@
 // Both servers share one core, so each one's µs per request is higher than alone; only the ratio is
 // the result.
 //
-//   node bench/paired.mjs [--setups ip-proxy,hop-0.5ms] [--against erl-redis,rlf-redis]
+//   node bench/paired.mjs [--setups ip-proxy,hop-0.5ms] [--ours ours-redis-bucket] [--against erl-redis,rlf-redis]
 //                         [--shape allowed|blocked] [--reps 5] [--seconds 4]
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -25,6 +25,8 @@ const option = (name, fallback) => {
   return at === -1 ? fallback : args[at + 1]
 }
 const ANCHORS = ['erl-redis', 'rlf-redis', 'rlf-redis-headers', 'rlf-redis-block']
+/** Every Redis scenario, ours or an anchor's, as `--ours` and `--against` may name them. */
+const REDIS_SCENARIOS = Object.keys(NAMES).filter((scenario) => scenario.includes('redis'))
 const listOption = (name, allowed) => {
   const picked = option(name, allowed.join(',')).split(',')
   for (const value of picked) {
@@ -33,7 +35,12 @@ const listOption = (name, allowed) => {
   return picked
 }
 const setups = listOption('--setups', Object.keys(SETUPS))
-const against = listOption('--against', ANCHORS)
+const against = option('--against') === undefined ? ANCHORS : listOption('--against', REDIS_SCENARIOS)
+/** Which of ours the anchors are paired with: the fixed window unless `--ours` names another. */
+const OURS = listOption(
+  '--ours',
+  REDIS_SCENARIOS.filter((scenario) => scenario.startsWith('ours-')),
+)[0]
 const shape = listOption('--shape', ['allowed', 'blocked'])[0]
 const positive = (name, fallback) => {
   const value = Number(option(name, fallback))
@@ -114,7 +121,7 @@ const median = (values) => {
 
 /** `anchor` beside ours, REPS times: the anchor's CPU per request over ours, rep by rep. */
 async function pair(anchor, keying, redisUrl) {
-  const ours = await startServer('ours-redis', keying, redisUrl)
+  const ours = await startServer(OURS, keying, redisUrl)
   const other = await startServer(anchor, keying, redisUrl).catch(async (error) => {
     await stop(ours)
     throw error
@@ -150,7 +157,7 @@ try {
     const proxy = roundTripMs === 0 ? undefined : await startDelayProxy(redisPort, roundTripMs, { cpu: 1 })
     const redisUrl = `redis://127.0.0.1:${proxy?.port ?? redisPort}`
     try {
-      for (const anchor of ['ours-redis', ...against]) {
+      for (const anchor of [OURS, ...against]) {
         process.stderr.write(`${setup} ${shape}: ours beside ${anchor}\n`)
         const reps = await pair(anchor, keying, redisUrl)
         const ratios = reps.map((rep) => rep.ratio)
@@ -176,12 +183,12 @@ try {
 console.log(
   `Paired, ${shape} traffic: ${REPS} reps of ${SECONDS} s, both servers on CPU 0 at once, load and Redis on CPU 1. ` +
     'Ratio: the anchor’s server CPU per request over ours (under 1: the anchor costs less); ' +
-    '`ours, Redis` beside itself is the null pair.\n',
+    `${NAMES[OURS]} beside itself is the null pair.\n`,
 )
 console.log('| setup | beside ours | ours µs/req | its µs/req | ratio, median | ratio, range | errors |')
 console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: |')
 for (const row of rows) {
-  const name = row.anchor === 'ours-redis' ? `${NAMES[row.anchor]} (the null pair)` : NAMES[row.anchor]
+  const name = row.anchor === OURS ? `${NAMES[row.anchor]} (the null pair)` : NAMES[row.anchor]
   console.log(
     `| ${row.setup} | ${name} | ${row.ours.toFixed(1)} | ${row.other.toFixed(1)} | ${row.ratio.toFixed(3)} | ${row.low.toFixed(3)}-${row.high.toFixed(3)} | ${row.errors} |`,
   )

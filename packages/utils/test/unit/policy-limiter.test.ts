@@ -1,6 +1,8 @@
 // The policy limiters in memory, through Express; and the options that choose them, checked.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 import request from 'supertest'
 import { describe, expect, it } from 'vitest'
@@ -28,9 +30,14 @@ describe("docs/algorithms.md's example", () => {
     // The example as it is, with the test's prefix and logger added to its options.
     const ours = (config: RateLimitConfig) =>
       createRateLimiters({ ...config, keyPrefix: uniquePrefix('doc'), logger: recordingLogger() })
-    const run = new Function('createRateLimiters', `return (async () => { ${code}\n return limiters })()`) as (
-      create: typeof ours,
-    ) => Promise<RateLimiters>
+    // Run as a module of its own, given createRateLimiters, exactly as the page writes it.
+    const dir = mkdtempSync(join(tmpdir(), 'doc-example-'))
+    const file = join(dir, 'example.mjs')
+    writeFileSync(file, `export default async (createRateLimiters) => {\n${code}\nreturn limiters\n}\n`)
+    const { default: run } = (await import(pathToFileURL(file).href)) as {
+      default: (create: typeof ours) => Promise<RateLimiters>
+    }
+    rmSync(dir, { recursive: true, force: true })
     const limiters = await run(ours)
     try {
       const app = createApp(limiters)

@@ -165,6 +165,28 @@ async function stop(child) {
 /** The distinct clients of the allowed shape (perf-load.mjs): all of them are seen in a run. */
 const CLIENTS = 10_000
 
+/** How many keys MEMORY USAGE reads, spread over the keyspace by SCAN. */
+const MEMORY_SAMPLE = 1_000
+
+/**
+ * What Redis holds per client: the mean MEMORY USAGE (SAMPLES 0, every field of a hash counted) of
+ * up to MEMORY_SAMPLE keys, times the keys per client (DBSIZE over CLIENTS). It leaves out the
+ * keyspace's own dict entries and expiry entries, which used_memory's delta also shows.
+ */
+async function memoryUsagePerClient(admin) {
+  const keys = []
+  let cursor = '0'
+  do {
+    const [next, found] = await admin.scan(cursor, 'COUNT', 500)
+    keys.push(...found)
+    cursor = next
+  } while (cursor !== '0' && keys.length < MEMORY_SAMPLE)
+  if (keys.length === 0) return 0
+  let bytes = 0
+  for (const key of keys.slice(0, MEMORY_SAMPLE)) bytes += Number(await admin.memory('USAGE', key, 'SAMPLES', 0))
+  return (bytes / Math.min(keys.length, MEMORY_SAMPLE)) * ((await admin.dbsize()) / CLIENTS)
+}
+
 /** One run: `scenario`'s server in `setup`, reaching Redis at `redisUrl` (a delay proxy's, a hop away). */
 async function measure(scenario, shape, setup, redisUrl, admin) {
   const { keying } = SETUPS[setup]
@@ -181,6 +203,7 @@ async function measure(scenario, shape, setup, redisUrl, admin) {
     const load = runLoad(url, shape, keying, SECONDS)
     const cpu = cpuMicros(server.pid) - cpuBefore
     const callsAfter = await redisCalls(admin)
+    const memoryUsage = shape === 'allowed' && scenario.includes('redis') ? await memoryUsagePerClient(admin) : 0
     const latency = runLoad(url, shape, keying, LATENCY_SECONDS, LATENCY_RATE)
     const hold = await (await fetch(`${url}/hold/stop`)).json()
     // Every probe request, and nothing else, was timed in the server (bare has no limiter to time).
@@ -202,8 +225,10 @@ async function measure(scenario, shape, setup, redisUrl, admin) {
       roundTripsPerRequest: (callsAfter.roundTrips - callsBefore.roundTrips) / load.requests,
       redisCommandUsPerRequest: (callsAfter.commandMicros - callsBefore.commandMicros) / load.requests,
       redisCpuUsPerRequest: (callsAfter.processMicros - callsBefore.processMicros) / load.requests,
-      // What Redis holds per client once the 10,000 clients of the allowed shape have all been seen.
-      redisBytesPerClient: shape === 'allowed' ? (callsAfter.usedMemory - memoryBefore) / CLIENTS : 0,
+      // What Redis holds per client once the 10,000 clients of the allowed shape have all been seen:
+      // its keys' MEMORY USAGE, and used_memory's growth (the keyspace's own tables too).
+      redisBytesPerClient: memoryUsage,
+      redisUsedMemoryPerClient: shape === 'allowed' ? (callsAfter.usedMemory - memoryBefore) / CLIENTS : 0,
       limitedShare: limited / load.requests,
       p50us: latency.p50us,
       p99us: latency.p99us,
@@ -312,6 +337,7 @@ async function main() {
           redisCommandUsPerRequest: pick('redisCommandUsPerRequest'),
           redisCpuUsPerRequest: pick('redisCpuUsPerRequest'),
           redisBytesPerClient: pick('redisBytesPerClient'),
+          redisUsedMemoryPerClient: pick('redisUsedMemoryPerClient'),
           limitedShare: pick('limitedShare'),
           p50us: pick('p50us'),
           p99us: pick('p99us'),
@@ -407,14 +433,14 @@ function markdownTable(summary) {
  */
 function capacityTable(summary) {
   const rows = [
-    '| setup | limiter | Redis CPU µs per decision: in its scripts / in all | decisions per second one Redis core could serve | bytes per client in Redis |',
+    '| setup | limiter | Redis CPU µs per decision: in its scripts / in all | decisions per second one Redis core could serve | bytes per client in Redis: MEMORY USAGE / used_memory growth |',
     '| --- | --- | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
     if (s.shape !== 'allowed' || !s.scenario.includes('redis') || s.redisCpuUsPerRequest <= 0) continue
     rows.push(
       `| ${s.setup} | ${nameOf(s.scenario)} | ${s.redisCommandUsPerRequest.toFixed(1)} / ${s.redisCpuUsPerRequest.toFixed(1)} | ` +
-        `${Math.round(1e6 / s.redisCpuUsPerRequest / 1000).toLocaleString('en')}k | ${Math.round(s.redisBytesPerClient ?? 0)} |`,
+        `${Math.round(1e6 / s.redisCpuUsPerRequest / 1000).toLocaleString('en')}k | ${Math.round(s.redisBytesPerClient ?? 0)} / ${Math.round(s.redisUsedMemoryPerClient ?? 0)} |`,
     )
   }
   return rows.join('\n')

@@ -4,7 +4,7 @@
 // them to it). Lua 5.1, as every Redis runs.
 //
 // KEYS[1] is the client's hash: one key per client and policy, so a Cluster never sees CROSSSLOT.
-// ARGV: now (whole ms since the epoch, or '' for Redis's own clock), cost, then max and windowMs of
+// ARGV: now (whole ms since the epoch, or '' for Redis's own clock, as in production), cost, then max and windowMs of
 // each limit. The reply: allowed (1 or 0), the ms until a request of this cost could pass, the ms
 // until one of cost 1 could, then each limit's remaining units and ms until whole.
 
@@ -12,7 +12,10 @@
 const PREAMBLE = [
   // Redis's clock unless the caller passes one: every app process then decides by one clock.
   'local now = tonumber(ARGV[1])',
-  'if now == nil then',
+  // A time passed in is a test's clock, which Redis cannot expire keys by: the state's own times
+  // then say when it is stale, and no TTL is set (with TIME, every key has one).
+  'local redis_clock = now == nil',
+  'if redis_clock then',
   "  local time = redis.call('TIME')",
   '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
   'end',
@@ -79,7 +82,7 @@ export const SLIDING_WINDOW_SCRIPT = [
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
   // Kept while any count still weighs: until the end of the window after this one.
-  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
   'end',
   'return reply',
 ].join('\n')
@@ -125,7 +128,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
   // Kept until every bucket is full again; a full bucket needs no state.
-  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
   'end',
   'return reply',
 ].join('\n')
@@ -175,7 +178,7 @@ export const FIXED_WINDOW_SCRIPT = [
   'if allowed == 1 and cost > 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
   // Kept until the last of its windows ends.
-  "  redis.call('PEXPIRE', KEYS[1], expiry)",
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
   'end',
   'return reply',
 ].join('\n')

@@ -10,8 +10,9 @@ export type SendCommand = (command: string, ...args: string[]) => Promise<unknow
 /**
  * The sliding window or the token bucket in Redis. Each decision is one EVALSHA on the client's
  * key `{prefix}{tag}:{client key}`; after a NOSCRIPT (a restart, SCRIPT FLUSH, a failover) it is
- * one EVAL, which also loads the script again. Redis's TIME is the clock unless `now` is given:
- * then every process of the fleet decides by the one clock of the Redis that holds the key.
+ * one EVAL, which also loads the script again. Redis's TIME is the clock, so every process of the
+ * fleet decides by the one clock of the Redis that holds the key. A test may pass `now` instead;
+ * its keys then get no TTL, since Redis cannot expire them by a clock it does not have.
  */
 export class RedisPolicyStore {
   /** The Lua source, for SCRIPT LOAD. */
@@ -26,7 +27,7 @@ export class RedisPolicyStore {
     algorithm: PolicyAlgorithm,
     readonly limits: readonly CheckedLimit[],
     prefix: string,
-    /** Whole ms since the epoch for the script to decide by, in place of Redis's TIME (tests). */
+    /** Whole ms since the epoch for the script to decide by, in place of Redis's TIME (tests: no TTL is set). */
     private readonly now?: () => number,
   ) {
     const model = MODELS[algorithm]

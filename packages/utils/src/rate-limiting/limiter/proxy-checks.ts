@@ -1,5 +1,6 @@
 // Warns once per limiter when the proxy setup makes client IPs wrong (what express-rate-limit's own
-// checks do, which only run inside its default key generator, and ours replaces it).
+// checks do, which only run inside its default key generator, and ours replaces it), or when one
+// request is counted twice.
 import type { Request } from 'express'
 
 import type { RateLimitLogger } from '../observability/logger.js'
@@ -35,16 +36,34 @@ const CHECKS: readonly Check[] = [
       : undefined,
 ]
 
+/** The one check that needs memory: a request this limiter has counted already. */
+const DOUBLE_COUNT =
+  'ERR_ERL_DOUBLE_COUNT: this limiter counted one request twice, so every client gets half its budget; ' +
+  'it is mounted twice on the route (app.use and router.use, say): mount it once'
+
 /**
  * A function that runs every check on the first CHECKED_REQUESTS requests, and logs each finding
- * once per limiter.
+ * once per limiter. Besides the proxy's, it looks for a request counted twice by this limiter, as
+ * express-rate-limit's singleCount validation would: that one never sees the second pass, which
+ * is decided without its middleware (decision.ts), and a policy limiter never reaches it at all.
  */
 export function createProxyChecks(logger: RateLimitLogger, tag: string): (request: Request) => void {
   const reported = new Set<number>()
   let left = CHECKED_REQUESTS
+  const seen = new WeakSet<Request>()
+  let doubleCounted = false
   return (request) => {
-    if (left === 0 || reported.size === CHECKS.length) return
+    if (left === 0) return
     left--
+    if (!doubleCounted) {
+      if (seen.has(request)) {
+        doubleCounted = true
+        logger.warn(`${tag} ${DOUBLE_COUNT}`)
+      } else {
+        seen.add(request)
+      }
+    }
+    if (reported.size === CHECKS.length) return
     const ip = request.ip
     CHECKS.forEach((check, index) => {
       if (reported.has(index)) return

@@ -1,8 +1,8 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
 import type { Request } from 'express'
 
-import { checkType, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
-import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, RateLimitType } from './config/types.js'
+import { checkName, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
+import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, LimiterName } from './config/types.js'
 import { BlockedKeys } from './limiter/blocked-keys.js'
 import { limiterFront } from './limiter/front.js'
 import { RateLimitHeaders } from './limiter/headers.js'
@@ -27,7 +27,7 @@ import { openBackend, type Backend } from './redis/backend.js'
 import { degradedLine } from './resilience/degraded.js'
 
 /** The client key of a request: the key generator's answer, proxy-checked, and hashed when long. */
-function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
+function clientKeys(type: LimiterName, config: ResolvedRateLimitConfig) {
   const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
   const { keyGenerator } = config
   return (request: Request): string | Promise<string> => {
@@ -38,7 +38,7 @@ function clientKeys(type: RateLimitType, config: ResolvedRateLimitConfig) {
 }
 
 /** The policy of the `type` limiter, or undefined for the default's one fixed window of max hits. */
-function policyOf(type: RateLimitType, config: ResolvedRateLimitConfig): PolicySettings | undefined {
+function policyOf(type: LimiterName, config: ResolvedRateLimitConfig): PolicySettings | undefined {
   if (!usesPolicy(config, type)) return undefined
   const limits = limitsFor(config, type)
   checkCostOption(config.cost, limits)
@@ -47,7 +47,7 @@ function policyOf(type: RateLimitType, config: ResolvedRateLimitConfig): PolicyS
 
 /** What every express-rate-limit instance of the `type` limiter shares; logs how it counts. */
 function limiterParts(
-  type: RateLimitType,
+  type: LimiterName,
   config: ResolvedRateLimitConfig,
   backend: Backend,
   policy: PolicySettings | undefined,
@@ -97,7 +97,7 @@ function limiterParts(
 
 /** The `type` limiter on `backend`: its kind of limiter, behind the front middleware, with metrics. */
 function buildLimiter(
-  type: RateLimitType,
+  type: LimiterName,
   config: ResolvedRateLimitConfig,
   backend: Backend,
   metrics: RateLimitMetrics | undefined,
@@ -146,7 +146,7 @@ function buildLimiter(
  * Creates the limiters of `types` on one backend, claiming each prefix first. The backend is
  * released when the last of them is disposed.
  */
-async function createLimiters(types: readonly RateLimitType[], config: ResolvedRateLimitConfig) {
+async function createLimiters(types: readonly LimiterName[], config: ResolvedRateLimitConfig) {
   // Checked before anything is claimed or opened, as every other option is.
   const policies = types.map((type) => policyOf(type, config))
   const releases: (() => void)[] = []
@@ -185,15 +185,16 @@ async function createLimiters(types: readonly RateLimitType[], config: ResolvedR
 }
 
 /**
- * One limiter of the given type. Options are checked before anything else happens; a bad one
- * throws a RateLimitError naming it.
+ * One limiter, by name: `read`, `write` and `custom` draw from their own budgets, every other name
+ * from custom's (maxCustom, limitsCustom) with counters of its own. Options are checked before
+ * anything else happens; a bad one throws a RateLimitError naming it.
  */
 export async function createRateLimiter(
-  type: RateLimitType,
+  name: LimiterName,
   config?: RateLimitConfig,
 ): Promise<RateLimitRequestHandler> {
   const resolved = resolveConfig(config)
-  const [limiter] = await createLimiters([checkType(type)], resolved)
+  const [limiter] = await createLimiters([checkName(name)], resolved)
   return limiter!
 }
 

@@ -31,6 +31,7 @@ export type {
   RateLimitRequestHandler,
   RateLimitStoreStatus,
   RateLimitType,
+  LimiterName,
   RedisCommandClient,
   SkipFunction,
 } from './config/types.js'

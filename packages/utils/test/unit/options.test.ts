@@ -153,13 +153,18 @@ describe('option checks', () => {
   })
 })
 
-describe('type', () => {
-  it.each(['admin', '', undefined, 7])('refuses type %o with ERR_RATE_LIMIT_INVALID_TYPE', async (type) => {
-    const error = await createRateLimiter(type as never, { logger: recordingLogger() }).catch((e: unknown) => e)
-    expect(error).toBeInstanceOf(RateLimitError)
-    expect((error as RateLimitError).code).toBe(ERROR_CODES.INVALID_TYPE)
-    expect((error as RateLimitError).message).toContain('type must be one of read, write, custom')
-  })
+describe('name', () => {
+  it.each(['', 'a:b', '{tag}', 'read#fw', 'x'.repeat(33), 'café', undefined, 7])(
+    'refuses name %o with ERR_RATE_LIMIT_INVALID_TYPE',
+    async (name) => {
+      const error = await createRateLimiter(name as never, { logger: recordingLogger() }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(RateLimitError)
+      expect((error as RateLimitError).code).toBe(ERROR_CODES.INVALID_TYPE)
+      expect((error as RateLimitError).message).toMatch(
+        /^name must be read, write, custom or another 1 to 32 letters, digits, '_', '-' or '\.', got /,
+      )
+    },
+  )
 })
 
 describe('errors', () => {

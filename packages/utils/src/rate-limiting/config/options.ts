@@ -4,7 +4,7 @@ import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
 import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
 import { shownValue } from '../observability/redact.js'
 import { MAX_RECONNECT_DELAY_MS, OPTIONS, type DefaultedOption, type OptionName, type OptionSpec } from './schema.js'
-import type { RateLimitConfig, RateLimitType } from './types.js'
+import type { LimiterName, RateLimitConfig, RateLimitType } from './types.js'
 
 /** The defaults of the options that have plain ones (schema.ts). */
 export const DEFAULT_RATE_LIMIT_CONFIG: Readonly<Required<Pick<RateLimitConfig, DefaultedOption>>> = Object.freeze(
@@ -35,16 +35,24 @@ function invalid(option: string, allowed: string, value: unknown): RateLimitErro
   })
 }
 
-/** Checks the limiter type (a runtime check for JavaScript callers). */
-export function checkType(type: unknown): RateLimitType {
-  if (!RATE_LIMIT_TYPES.includes(type as RateLimitType)) {
+/** A limiter name's alphabet: nothing that Redis keys (`:`), hash tags (`{}`) or policy keys (`#`) use. */
+const LIMITER_NAME = /^[A-Za-z0-9_.-]{1,32}$/
+
+/** Checks a limiter's name (a runtime check for JavaScript callers too). */
+export function checkName(name: unknown): LimiterName {
+  if (typeof name !== 'string' || !LIMITER_NAME.test(name)) {
     throw new RateLimitError(
       ERROR_CODES.INVALID_TYPE,
-      `type must be one of ${RATE_LIMIT_TYPES.join(', ')}, got ${shownValue(type)}`,
-      { option: 'type' },
+      `name must be read, write, custom or another 1 to 32 letters, digits, '_', '-' or '.', got ${shownValue(name)}`,
+      { option: 'name' },
     )
   }
-  return type as RateLimitType
+  return name
+}
+
+/** The budget a limiter draws from: its own for read and write, custom's for every other name. */
+export function budgetOf(name: LimiterName): RateLimitType {
+  return RATE_LIMIT_TYPES.includes(name as RateLimitType) ? (name as RateLimitType) : 'custom'
 }
 
 /** The object given, once it is one and holds only known options. */
@@ -96,8 +104,8 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
 }
 
 /** The limit of one type. */
-export function maxFor(config: ResolvedRateLimitConfig, type: RateLimitType): number {
-  switch (type) {
+export function maxFor(config: ResolvedRateLimitConfig, name: LimiterName): number {
+  switch (budgetOf(name)) {
     case 'read':
       return config.maxRead
     case 'write':

@@ -15,8 +15,18 @@ export type { KeyGenerator } from '../limiter/keys.js'
 
 export type { RateLimitLogger } from '../observability/logger.js'
 
-/** Which budget a limiter draws from. Each type of one keyPrefix has its own counter. */
+/**
+ * The three budgets a limiter can draw from: `read` (maxRead, limitsRead), `write` (maxWrite,
+ * limitsWrite), and `custom` (maxCustom, limitsCustom), which every other name draws from too.
+ */
 export type RateLimitType = 'read' | 'write' | 'custom'
+
+/**
+ * A limiter's name: `read`, `write`, `custom`, or any other of 1 to 32 letters, digits, `_`, `-`
+ * and `.` (no `:`, no braces). Each name of one keyPrefix has its own counters, in Redis under
+ * `{keyPrefix}:{name}:{client key}`.
+ */
+export type LimiterName = RateLimitType | (string & {})
 
 /**
  * The smallest Redis client the limiters need: something that sends one raw command.

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import type { Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
-import type { RateLimitType } from '../config/types.js'
+import type { LimiterName } from '../config/types.js'
 import type { CheckedLimit } from '../policies/limits.js'
 
 /** Partition keys remembered, so a returning client's SHA-256 is not computed again. */
@@ -16,7 +16,7 @@ export function partitionKey(key: string): string {
 }
 
 export interface HeaderSettings {
-  readonly type: RateLimitType
+  readonly type: LimiterName
   readonly windowMs: number
   readonly legacyHeaders: boolean
   /**

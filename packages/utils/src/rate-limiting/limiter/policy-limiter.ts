@@ -3,8 +3,8 @@
 import type { NextFunction, Request, Response } from 'express'
 import type { ClientRateLimitInfo } from 'express-rate-limit'
 
-import { maxFor, type ResolvedRateLimitConfig } from '../config/options.js'
-import type { CostFunction, RateLimitStoreStatus, RateLimitType } from '../config/types.js'
+import { budgetOf, maxFor, type ResolvedRateLimitConfig } from '../config/options.js'
+import type { CostFunction, LimiterName, RateLimitStoreStatus } from '../config/types.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import type { PolicyAlgorithm } from '../policies/algorithms.js'
 import { checkCost, checkLimits, type CheckedLimit, type LimitState, type PolicyDecision } from '../policies/limits.js'
@@ -22,23 +22,24 @@ import { handlerOptions, PolicyInfo, type ExceededHandler } from './response.js'
 import { exceededHandler, type LimiterCore, type LimiterParts, type RedisLimiterOptions } from './variants.js'
 
 /** True when the `type` limiter needs a policy: another algorithm, several limits, or a cost. */
-export function usesPolicy(config: ResolvedRateLimitConfig, type: RateLimitType): boolean {
+export function usesPolicy(config: ResolvedRateLimitConfig, type: LimiterName): boolean {
   return config.algorithm !== 'fixed-window' || ownLimits(config, type) !== undefined || config.cost !== undefined
 }
 
-/** The limits the `type` limiter was given: its own, else the set's; undefined for none. */
-function ownLimits(config: ResolvedRateLimitConfig, type: RateLimitType) {
-  const own = { read: config.limitsRead, write: config.limitsWrite, custom: config.limitsCustom }[type]
+/** The limits the `type` limiter's budget was given: its own, else the set's; undefined for none. */
+function ownLimits(config: ResolvedRateLimitConfig, type: LimiterName) {
+  const own = { read: config.limitsRead, write: config.limitsWrite, custom: config.limitsCustom }[budgetOf(type)]
   return own ?? config.limits
 }
 
-/** The limits of the `type` limiter: those given, or its max per windowMs, named by its type. */
-export function limitsFor(config: ResolvedRateLimitConfig, type: RateLimitType): readonly CheckedLimit[] {
+/** The limits of the `type` limiter: those given, or its max per windowMs, named by its name. */
+export function limitsFor(config: ResolvedRateLimitConfig, type: LimiterName): readonly CheckedLimit[] {
   const given = ownLimits(config, type)
   if (given === undefined) return checkLimits([{ name: type, max: maxFor(config, type), windowMs: config.windowMs }])
-  const option = { read: 'limitsRead', write: 'limitsWrite', custom: 'limitsCustom' }[type]
-  const own = { read: config.limitsRead, write: config.limitsWrite, custom: config.limitsCustom }[type]
-  // An unnamed limit is named by its type and place, so two limiters' headers never share a name.
+  const budget = budgetOf(type)
+  const option = { read: 'limitsRead', write: 'limitsWrite', custom: 'limitsCustom' }[budget]
+  const own = { read: config.limitsRead, write: config.limitsWrite, custom: config.limitsCustom }[budget]
+  // An unnamed limit is named by its limiter and place, so two limiters' headers never share a name.
   const named = given.map((limit, index) => ({ name: `${type}.${index + 1}`, ...limit }))
   return checkLimits(named, own === undefined ? 'limits' : option)
 }

@@ -1,11 +1,11 @@
 // Refuses a second limiter for the same keyPrefix and type in one process: it would double count.
 import { ERROR_CODES, RateLimitError } from '../errors.js'
-import type { RateLimitType } from '../config/types.js'
+import type { LimiterName } from '../config/types.js'
 
 const claimed = new Set<string>()
 
 /** Claims `{keyPrefix}:{type}` for one limiter and returns the function that frees it again. */
-export function claimPrefix(keyPrefix: string, type: RateLimitType): () => void {
+export function claimPrefix(keyPrefix: string, type: LimiterName): () => void {
   const name = `${keyPrefix}:${type}`
   if (claimed.has(name)) {
     throw new RateLimitError(

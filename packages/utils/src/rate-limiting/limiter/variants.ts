@@ -11,7 +11,7 @@ import { StoreUnavailableError } from '../stores/deadlines.js'
 import { GuardedRedisStore } from '../stores/guarded-store.js'
 import { CompactMemoryStore } from '../stores/memory-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
-import type { RateLimitStoreStatus, RateLimitType, StoreErrorPolicy } from '../config/types.js'
+import type { RateLimitStoreStatus, LimiterName, StoreErrorPolicy } from '../config/types.js'
 import type { BlockedKeys } from './blocked-keys.js'
 import { decidedDirectly, keyFromFront, type Decide, type Decider } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
@@ -19,7 +19,7 @@ import { rateLimitExceededHandler } from './response.js'
 
 /** What one limiter's express-rate-limit instances share, whatever they count in. */
 export interface LimiterParts {
-  readonly type: RateLimitType
+  readonly type: LimiterName
   readonly max: number
   readonly windowMs: number
   readonly message: string
@@ -79,7 +79,7 @@ function expressLimiter(parts: LimiterParts, kind: StoreKind, store: Store, limi
 }
 
 /** express-rate-limit's (error, message) logger, written to ours with the limiter's tag. */
-function loggerFor(logger: RateLimitLogger, type: RateLimitType) {
+function loggerFor(logger: RateLimitLogger, type: LimiterName) {
   const line = (error: unknown, message?: string): string =>
     `[RateLimit:${type}] ${message ?? (error instanceof Error ? error.message : String(error))}`
   return {

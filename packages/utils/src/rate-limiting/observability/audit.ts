@@ -6,13 +6,13 @@ import type { RateLimitInfo } from 'express-rate-limit'
 
 import type { RateLimitLogger } from './logger.js'
 import type { StoreKind } from './stats.js'
-import type { RateLimitType } from '../config/types.js'
+import type { LimiterName } from '../config/types.js'
 
 /** The details of one `Rate limit exceeded` line. */
 export interface RateLimitAuditRecord {
   readonly event: 'rate_limit_exceeded'
   readonly namespace: string
-  readonly type: RateLimitType
+  readonly type: LimiterName
   /**
    * The client key the request was counted under (`user:<id>`, an IP or IPv6 /56, or `sha256:` of a
    * long key), with the default key generator. Absent with a custom one: see keyHash.
@@ -46,7 +46,7 @@ export const MAX_AUDITED_KEYS = 10_000
 export interface AuditLogOptions {
   readonly logger: RateLimitLogger
   readonly namespace: string
-  readonly type: RateLimitType
+  readonly type: LimiterName
   readonly windowMs: number
   /** Log a hash of the client key instead of the key (for custom key generators). @default false */
   readonly hashKeys?: boolean

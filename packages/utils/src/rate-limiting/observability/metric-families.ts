@@ -3,7 +3,7 @@
 import type * as PromClient from 'prom-client'
 import type { Registry } from 'prom-client'
 
-import type { StoreErrorPolicy, RateLimitType } from '../config/types.js'
+import type { StoreErrorPolicy, LimiterName } from '../config/types.js'
 import type { LimiterStats } from './stats.js'
 import { asPromMetric, STORE_DURATION_METRIC, storeDurationMetric, type StoreTimes } from './store-duration.js'
 
@@ -26,7 +26,7 @@ export const RATE_LIMIT_METRICS = Object.freeze({
 /** One limiter as the metrics see it. */
 export interface MeteredLimiter {
   readonly namespace: string
-  readonly type: RateLimitType
+  readonly type: LimiterName
   readonly stats: LimiterStats
   /** The onStoreError policy that decides requests while the store cannot be used. */
   readonly policy: StoreErrorPolicy
@@ -43,7 +43,7 @@ export interface PoolSource {
 /** Counter totals of one label set, kept when its limiters are disposed so that counters never go down. */
 export interface Totals {
   readonly namespace: string
-  readonly type: RateLimitType
+  readonly type: LimiterName
   readonly policy: StoreErrorPolicy
   readonly stats: LimiterStats
 }

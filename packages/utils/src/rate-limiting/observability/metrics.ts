@@ -13,7 +13,7 @@ import {
   type Totals,
 } from './metric-families.js'
 import { TimeHistogram, type StoreTimes } from './store-duration.js'
-import type { RateLimitType } from '../config/types.js'
+import type { LimiterName } from '../config/types.js'
 
 type LeaveFn = () => void
 
@@ -88,7 +88,7 @@ export class RateLimitMetrics {
   }
 
   /** The store-time histograms of a label set, shared by its limiters and kept after they leave. */
-  #timesOf(namespace: string, type: RateLimitType): Record<StoreKind, TimeHistogram> {
+  #timesOf(namespace: string, type: LimiterName): Record<StoreKind, TimeHistogram> {
     const id = `${namespace}\0${type}`
     let entry = this.#times.get(id)
     if (entry === undefined) {

@@ -1,7 +1,7 @@
 // The store-duration histogram: observed in plain numbers on the hot path, read by prom-client at scrape time.
 import type { Registry } from 'prom-client'
 
-import type { RateLimitType } from '../config/types.js'
+import type { LimiterName } from '../config/types.js'
 import type { StoreKind } from './stats.js'
 
 /** The histogram's name (RATE_LIMIT_METRICS.storeDuration). */
@@ -15,7 +15,7 @@ export const STORE_DURATION_BUCKETS = Object.freeze([
 /** Store times by label set (namespace and type); only the stores that were used are reported. */
 export type StoreTimes = Map<
   string,
-  { readonly namespace: string; readonly type: RateLimitType; readonly byStore: Record<StoreKind, TimeHistogram> }
+  { readonly namespace: string; readonly type: LimiterName; readonly byStore: Record<StoreKind, TimeHistogram> }
 >
 
 /**

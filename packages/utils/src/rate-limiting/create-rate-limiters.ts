@@ -189,10 +189,7 @@ async function createLimiters(types: readonly LimiterName[], config: ResolvedRat
  * from custom's (maxCustom, limitsCustom) with counters of its own. Options are checked before
  * anything else happens; a bad one throws a RateLimitError naming it.
  */
-export async function createRateLimiter(
-  name: LimiterName,
-  config?: RateLimitConfig,
-): Promise<RateLimitRequestHandler> {
+export async function createRateLimiter(name: LimiterName, config?: RateLimitConfig): Promise<RateLimitRequestHandler> {
   const resolved = resolveConfig(config)
   const [limiter] = await createLimiters([checkName(name)], resolved)
   return limiter!

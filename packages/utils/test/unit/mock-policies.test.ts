@@ -53,10 +53,10 @@ const adapter = createIoredisMockAdapter(mock)
 const onMock: PolicyRedis = {
   client: adapter,
   // What the adapter answers TIME with in a script.
-  time: async () => Date.now(),
+  time: () => Promise.resolve(Date.now()),
   pttl: (key) => mock.pttl(key),
   hgetall: (key) => mock.hgetall(key),
   exists: (key) => mock.exists(key),
-  flushScripts: async () => adapter.flushScripts(),
+  flushScripts: () => Promise.resolve(adapter.flushScripts()),
 }
 describePolicyStoreContract('ioredis-mock', () => onMock)

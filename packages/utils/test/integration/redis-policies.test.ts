@@ -12,7 +12,8 @@ import { RedisClientManager } from '#src/index.js'
 import { MODELS } from '#src/policies/algorithms.js'
 import { waitFor } from '#test/support/http.js'
 import { describePolicyContract, policyApp } from '#test/support/policy-contract.js'
-import { ALGORITHMS, describePolicyStoreContract } from '#test/support/policy-store-contract.js'
+import { describePolicyExamples } from '#test/support/policy-examples.js'
+import { ALGORITHMS, clockedStore, describePolicyStoreContract } from '#test/support/policy-store-contract.js'
 import { redisServerAvailable, startRedisServer, type TestRedisServer } from '#test/support/redis-server.js'
 
 describe.runIf(redisServerAvailable())('policies on a real redis-server', () => {
@@ -114,6 +115,7 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
     })
   })
 
+  describePolicyExamples('a real Redis', (algorithm, limits, clock) => clockedStore(client, algorithm, limits, clock))
   describePolicyStoreContract('a real Redis', () => ({
     client,
     time: async () => {

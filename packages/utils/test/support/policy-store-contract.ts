@@ -31,13 +31,21 @@ export interface PolicyRedis {
   flushScripts(): Promise<void>
 }
 
+/** A store on `client` and the test's clock (or Redis's own, with no clock), through the hot path's sender. */
+export function clockedStore(
+  client: RedisCommandClient,
+  algorithm: PolicyAlgorithm,
+  limits: Limit[],
+  clock?: { now: number },
+): RedisPolicyStore {
+  const send = batchedCalls(client, 1000)
+  const now = clock === undefined ? undefined : () => clock.now
+  return new RedisPolicyStore(send, algorithm, checkLimits(limits), `${uniquePrefix('pol')}:`, now)
+}
+
 export function describePolicyStoreContract(name: string, redis: () => PolicyRedis): void {
-  /** A Redis store on the test's clock (or Redis's own, with no clock), through the hot path's sender. */
-  function redisStore(algorithm: PolicyAlgorithm, limits: Limit[], clock?: { now: number }) {
-    const send = batchedCalls(redis().client, 1000)
-    const now = clock === undefined ? undefined : () => clock.now
-    return new RedisPolicyStore(send, algorithm, checkLimits(limits), `${uniquePrefix('pol')}:`, now)
-  }
+  const redisStore = (algorithm: PolicyAlgorithm, limits: Limit[], clock?: { now: number }) =>
+    clockedStore(redis().client, algorithm, limits, clock)
 
   describe.each(ALGORITHMS)(`policy store on ${name}: %s`, (algorithm) => {
     it('decides random traffic as the reference model and the memory store do', async () => {

@@ -6,7 +6,8 @@ import { describe, expect, it, vi } from 'vitest'
 
 import { createIoredisMockAdapter } from '#src/testing/index.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
-import { describePolicyStoreContract, type PolicyRedis } from '#test/support/policy-store-contract.js'
+import { describePolicyExamples } from '#test/support/policy-examples.js'
+import { clockedStore, describePolicyStoreContract, type PolicyRedis } from '#test/support/policy-store-contract.js'
 
 /** A millisecond time and a limit's max x windowMs, both past 2^31, and the hash's fields read back. */
 const ARITHMETIC = [
@@ -60,3 +61,4 @@ const onMock: PolicyRedis = {
   flushScripts: () => Promise.resolve(adapter.flushScripts()),
 }
 describePolicyStoreContract('ioredis-mock', () => onMock)
+describePolicyExamples('ioredis-mock', (algorithm, limits, clock) => clockedStore(adapter, algorithm, limits, clock))

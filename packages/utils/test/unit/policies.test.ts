@@ -1,5 +1,6 @@
-// The sliding window and the token bucket in this process: their semantics on worked examples, their
-// limits and costs checked, and random traffic decided as the reference models decide it.
+// The algorithms in this process: their worked examples (policy-examples.ts), the default's memory
+// store at a window's edge, their limits and costs checked, and random traffic decided as the
+// reference models decide it.
 import fc from 'fast-check'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 
@@ -8,6 +9,7 @@ import type { PolicyAlgorithm } from '#src/policies/algorithms.js'
 import { checkCost, checkLimits, type Limit } from '#src/policies/limits.js'
 import { MemoryPolicyStore } from '#src/policies/memory-policy-store.js'
 import { CompactMemoryStore } from '#src/stores/memory-store.js'
+import { describePolicyExamples } from '#test/support/policy-examples.js'
 import { REFERENCES, traffic, type ReferenceModel } from '#test/support/policy-reference.js'
 
 const stores: MemoryPolicyStore[] = []
@@ -23,14 +25,7 @@ function storeOf(algorithm: PolicyAlgorithm, limits: Limit[], start = 1_000_000)
   return { store, clock }
 }
 
-/** How many of `n` requests of `cost` for `key` pass at the store's present time. */
-function passed(store: MemoryPolicyStore, n: number, key = 'client', cost = 1): number {
-  let count = 0
-  for (let i = 0; i < n; i++) if (store.consume(key, cost).allowed) count++
-  return count
-}
-
-describe('the edge of a window', () => {
+describe("the default's memory store at the edge of a window", () => {
   it('lets a fixed window pass twice its max across the edge', () => {
     const store = new CompactMemoryStore()
     store.init({ windowMs: 1000 } as never)
@@ -50,116 +45,13 @@ describe('the edge of a window', () => {
       store.shutdown()
     }
   })
-
-  it.each(['sliding-window', 'token-bucket'] as const)('lets %s pass no more than max across the edge', (algorithm) => {
-    const { store, clock } = storeOf(algorithm, [{ max: 10, windowMs: 1000 }], 1_000_000)
-    clock.now += 999
-    expect(passed(store, 20)).toBe(10)
-    clock.now += 1
-    expect(passed(store, 10)).toBe(0)
-  })
 })
 
-describe('sliding-window', () => {
-  it('weights the previous window by how much of it still overlaps', () => {
-    // Aligned windows of 1000 ms: 10 spent in [1_000_000, 1_001_000).
-    const { store, clock } = storeOf('sliding-window', [{ max: 10, windowMs: 1000 }], 1_000_000)
-    expect(passed(store, 10)).toBe(10)
-    // 250 ms into the next window the previous one weighs 0.75: 7.5 of 10 used, 2 more fit.
-    clock.now = 1_001_250
-    expect(passed(store, 5)).toBe(2)
-    const refused = store.consume('client', 1)
-    // 7.5 + 2 = 9.5: one more fits once the weight is down to 0.7, at 300 ms.
-    expect(refused).toMatchObject({ allowed: false, retryMs: 50 })
-    clock.now += 49
-    expect(store.consume('client', 1).allowed).toBe(false)
-    clock.now += 1
-    expect(store.consume('client', 1).allowed).toBe(true)
-  })
-
-  it('spends nothing on a refused request, so a client that keeps asking is not locked out', () => {
-    const { store, clock } = storeOf('sliding-window', [{ max: 5, windowMs: 1000 }], 1_000_000)
-    expect(passed(store, 5)).toBe(5)
-    for (let t = 0; t < 1000; t += 10) {
-      clock.now += 10
-      store.consume('client', 1)
-    }
-    // Two windows on, nothing of the first weighs, and the hammering counted for nothing.
-    clock.now = 1_002_000
-    expect(passed(store, 5)).toBe(5)
-  })
+describePolicyExamples('memory', (algorithm, limits, clock) => {
+  const store = new MemoryPolicyStore(algorithm, checkLimits(limits), () => clock.now)
+  stores.push(store)
+  return store
 })
-
-describe('token-bucket', () => {
-  it('refills one unit every windowMs / max', () => {
-    const { store, clock } = storeOf('token-bucket', [{ max: 10, windowMs: 1000 }])
-    expect(passed(store, 10)).toBe(10)
-    expect(store.consume('client', 1)).toMatchObject({ allowed: false, retryMs: 100 })
-    clock.now += 99
-    expect(store.consume('client', 1)).toMatchObject({ allowed: false, retryMs: 1 })
-    clock.now += 1
-    expect(store.consume('client', 1).allowed).toBe(true)
-    expect(store.consume('client', 1).allowed).toBe(false)
-  })
-
-  it('keeps exact time when a unit takes a fraction of a ms', () => {
-    // 3 per 1000 ms: a unit every 333⅓ ms, so three units take exactly 1000 ms to come back.
-    const { store, clock } = storeOf('token-bucket', [{ max: 3, windowMs: 1000 }])
-    expect(passed(store, 3)).toBe(3)
-    const refused = store.consume('client', 3)
-    expect(refused).toMatchObject({ allowed: false, retryMs: 1000 })
-    expect(refused.limits[0]).toMatchObject({ remaining: 0, resetMs: 1000 })
-    clock.now += 999
-    expect(store.consume('client', 3).allowed).toBe(false)
-    clock.now += 1
-    expect(store.consume('client', 3)).toMatchObject({ allowed: true })
-  })
-})
-
-describe.each(['fixed-window', 'sliding-window', 'token-bucket'] as const)(
-  '%s with several limits and a cost',
-  (algorithm) => {
-    const limits = [
-      { name: 'burst', max: 2, windowMs: 1000 },
-      { name: 'hourly', max: 3, windowMs: 3_600_000 },
-    ]
-
-    it('spends every limit when all allow, and none when one refuses', () => {
-      const { store, clock } = storeOf(algorithm, limits, 3_600_000_000)
-      expect(passed(store, 2)).toBe(2)
-      const refused = store.consume('client', 1)
-      expect(refused.allowed).toBe(false)
-      // The burst limit refused: the hourly one spent nothing on it.
-      expect(refused.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
-        ['burst', 0],
-        ['hourly', 1],
-      ])
-      clock.now += 2000
-      expect(store.consume('client', 1).allowed).toBe(true)
-      clock.now += 2000
-      const hourly = store.consume('client', 1)
-      expect(hourly.allowed).toBe(false)
-      expect(hourly.limits.map((limit) => [limit.name, limit.remaining])).toEqual([
-        ['burst', 2],
-        ['hourly', 0],
-      ])
-    })
-
-    it('spends the cost of a request from every limit', () => {
-      const { store } = storeOf(algorithm, [{ max: 10, windowMs: 60_000 }])
-      expect(passed(store, 4, 'client', 3)).toBe(3)
-      expect(store.consume('client', 1)).toMatchObject({ allowed: true, limits: [{ remaining: 0 }] })
-    })
-
-    it('tells where a client stands without spending', () => {
-      const { store } = storeOf(algorithm, limits)
-      store.consume('client', 1)
-      expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
-      expect(store.get('client').limits.map((limit) => limit.remaining)).toEqual([1, 2])
-      expect(store.get('stranger').limits.map((limit) => limit.remaining)).toEqual([2, 3])
-    })
-  },
-)
 
 describe('MemoryPolicyStore', () => {
   it('keeps a client for two of its longest windows after it was last seen, and forgets it by three', () => {

@@ -80,6 +80,8 @@ function limiterParts(
     max,
     windowMs: config.windowMs,
     message: config.message,
+    problemDetails: config.problemDetails,
+    limits: policy?.limits,
     shadow: config.shadow,
     logger,
     stats: new LimiterStats(),

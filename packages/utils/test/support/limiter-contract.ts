@@ -61,6 +61,25 @@ export function describeLimiterContract(storeName: string, store: ContractStore)
       expect(res.headers['content-type']).toMatch(/application\/json/)
     })
 
+    it('answers 429 as RFC 9457 problem details with problemDetails, from the store and from memory', async () => {
+      const app = createApp(await limiters({ maxRead: 2, problemDetails: true, logger: recordingLogger() }))
+      for (let i = 0; i < 2; i++) await request(app).get('/items').expect(200)
+      // The first 429 is the store's; the next is answered from the blocked clients in memory.
+      for (let i = 0; i < 2; i++) {
+        const res = await request(app).get('/items').expect(429)
+        expect(res.headers['content-type']).toBe('application/problem+json')
+        expect(res.body).toEqual({
+          type: 'https://www.rfc-editor.org/rfc/rfc6585#section-4',
+          title: 'Too Many Requests',
+          status: 429,
+          detail: 'Too many requests, please try again later.',
+          code: 'RATE_LIMIT_EXCEEDED',
+          retryAfter: Number(res.headers['retry-after']),
+          limits: [{ name: 'read', limit: 2, windowMs: 900_000, remaining: 0 }],
+        })
+      }
+    })
+
     it('answers 429 after maxWrite writes, on a budget separate from reads', async () => {
       const app = createApp(await limiters({ maxRead: 2, maxWrite: 2, logger: recordingLogger() }))
       await request(app).post('/items').expect(201)

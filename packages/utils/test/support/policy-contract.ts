@@ -133,6 +133,33 @@ export function describePolicyContract(name: string, { store }: PolicyContractOp
       expect((await as('1')).status).toBe(429)
     })
 
+    it('lists in problem details the limits with less left than the request cost', async () => {
+      const target = await app({
+        algorithm: 'token-bucket',
+        problemDetails: true,
+        limits: [
+          { name: 'burst', max: 6, windowMs: 60_000 },
+          { name: 'hourly', max: 100, windowMs: 3_600_000 },
+          { name: 'daily', max: 8, windowMs: 86_400_000 },
+        ],
+        cost: (req) => Number(req.get('x-cost') ?? 1),
+      })
+      expect((await request(target).get('/r').set('X-Cost', '5')).status).toBe(200)
+      // 1 left of burst, 3 of daily, 95 of hourly: a request of 4 meets burst and daily.
+      const refused = await request(target).get('/r').set('X-Cost', '4')
+      expect(refused.status).toBe(429)
+      expect(refused.headers['content-type']).toBe('application/problem+json')
+      expect(refused.body).toMatchObject({
+        status: 429,
+        code: 'RATE_LIMIT_EXCEEDED',
+        retryAfter: Number(refused.headers['retry-after']),
+        limits: [
+          { name: 'burst', limit: 6, windowMs: 60_000, remaining: 1 },
+          { name: 'daily', limit: 8, windowMs: 86_400_000, remaining: 3 },
+        ],
+      })
+    })
+
     it.each([
       ['abc', 'cost must be a positive safe integer, got NaN'],
       ['0', 'cost must be a positive safe integer, got 0'],

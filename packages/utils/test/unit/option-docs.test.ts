@@ -64,6 +64,7 @@ describe('the option schema', () => {
       message: true,
       redisRetries: true,
       legacyHeaders: true,
+      problemDetails: true,
       onStoreError: true,
       instances: true,
       requireRedis: true,
@@ -124,6 +125,7 @@ describe('docs/configuration.md, the variables', () => {
       'requireRedis',
       'storeTimeoutMs',
       'shadow',
+      'problemDetails',
     ]
     expect(Object.keys(config).sort()).toEqual(['redisUrl', ...withVariables.map(([name]) => name)].sort())
     expect(Object.keys(config).sort()).toEqual(keys.sort())

@@ -20,6 +20,7 @@ export const RATE_LIMIT_ENV_VARS = Object.freeze([
   'RATE_LIMIT_REQUIRE_REDIS',
   'RATE_LIMIT_STORE_TIMEOUT_MS',
   'RATE_LIMIT_SHADOW',
+  'RATE_LIMIT_PROBLEM_DETAILS',
   'REDIS_SENTINELS',
   'REDIS_SENTINEL_MASTER',
   'REDIS_SENTINEL_PASSWORD',
@@ -51,6 +52,7 @@ export type RateLimitEnvConfig = Pick<
   | 'requireRedis'
   | 'storeTimeoutMs'
   | 'shadow'
+  | 'problemDetails'
 >
 
 /**

@@ -212,7 +212,7 @@ export const OPTIONS = {
   ),
   cost: documented('What one request spends of every limit: a number, or a function of the request.', costSpec),
   keyPrefix: documented(
-    "Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.",
+    "Namespace of this service's counters: keys are `{keyPrefix}:{name}:{client key}`.",
     text('1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)', /^[A-Za-z0-9._{}-]{1,64}$/, 'rate-limit'),
   ),
   message: documented(
@@ -236,6 +236,10 @@ export const OPTIONS = {
     integer({ min: 0, max: MAX_RETRY_DELAY_MS }),
   ),
   legacyHeaders: documented('Also send the legacy `X-RateLimit-*` headers.', flag(false)),
+  problemDetails: documented(
+    'Answer 429 as an RFC 9457 `application/problem+json` body, with the limits that refused.',
+    flag(false, { env: 'RATE_LIMIT_PROBLEM_DETAILS' }),
+  ),
   logger: documented(
     'Where operator lines go.',
     withMethods<RateLimitLogger>('an object with info, warn and error functions', ['info', 'warn', 'error']),

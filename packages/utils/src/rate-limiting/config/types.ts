@@ -88,7 +88,7 @@ export interface RateLimitConfig {
    */
   cost?: number | CostFunction
   /**
-   * Namespace of this service's counters: keys are `{keyPrefix}:{type}:{client key}`.
+   * Namespace of this service's counters: keys are `{keyPrefix}:{name}:{client key}`.
    * 1-64 characters from `A-Z a-z 0-9 . _ - { }` (no colon, so prefixes can never overlap).
    * Two limiters with the same prefix and type in one process are refused: they would double count.
    * @default 'rate-limit'
@@ -120,6 +120,11 @@ export interface RateLimitConfig {
   keyGenerator?: KeyGenerator
   /** Also send the legacy `X-RateLimit-*` headers. @default false */
   legacyHeaders?: boolean
+  /**
+   * Answer 429 as an RFC 9457 `application/problem+json` body, with the limits that refused.
+   * @default false
+   */
+  problemDetails?: boolean
   /** Where operator lines go. @default console */
   logger?: RateLimitLogger
   /**

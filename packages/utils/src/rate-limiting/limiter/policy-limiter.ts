@@ -104,6 +104,7 @@ function policyDecide(
       limit.name,
       decision.limits,
       decision.blockedMs > 0 ? now + decision.blockedMs : undefined,
+      units,
     )
     ;(request as Request & { rateLimit?: PolicyInfo }).rateLimit = info
     if (!decision.allowed) return exceeded(request, response, next, options)

@@ -4,7 +4,7 @@ import type { LimiterName } from '../config/types.js'
 
 const claimed = new Set<string>()
 
-/** Claims `{keyPrefix}:{type}` for one limiter and returns the function that frees it again. */
+/** Claims `{keyPrefix}:{name}` for one limiter and returns the function that frees it again. */
 export function claimPrefix(keyPrefix: string, type: LimiterName): () => void {
   const name = `${keyPrefix}:${type}`
   if (claimed.has(name)) {

@@ -1,9 +1,11 @@
 // The 429 answer (or, in shadow mode, the request let through), and the same 429 for a known-blocked client.
+import { STATUS_CODES } from 'node:http'
+
 import type { NextFunction, Request, Response } from 'express'
 import type { Options, RateLimitInfo } from 'express-rate-limit'
 
 import type { AuditLog } from '../observability/audit.js'
-import type { LimitState } from '../policies/limits.js'
+import type { CheckedLimit, LimitState } from '../policies/limits.js'
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { RateLimitHeaders } from './headers.js'
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
@@ -11,8 +13,28 @@ import type { LimiterStats, StoreKind } from '../observability/stats.js'
 /** The code in every 429 body, for clients to branch on. */
 export const RATE_LIMIT_EXCEEDED = 'RATE_LIMIT_EXCEEDED'
 
+/**
+ * The problem type of a 429 answered as RFC 9457 problem details: where the status is defined
+ * (RFC 6585, section 4), so that the type says no more than the status does.
+ */
+export const PROBLEM_TYPE = 'https://www.rfc-editor.org/rfc/rfc6585#section-4'
+
+/** One limit a refused request met, as a problem-details body lists it. */
+export interface ExceededLimit {
+  readonly name: string
+  readonly limit: number
+  readonly windowMs: number
+  readonly remaining: number
+}
+
 export interface ExceededOptions {
+  /** The limiter's name: the one limit of a limiter without a policy is called so. */
+  readonly name: string
   readonly message: string
+  /** Answer as RFC 9457 problem details (`application/problem+json`) instead of our JSON body. */
+  readonly problemDetails: boolean
+  /** A policy's limits; undefined for the default's one window. */
+  readonly limits?: readonly CheckedLimit[] | undefined
   /** Let the request through instead of answering 429 (it is still counted, reported and logged). */
   readonly shadow: boolean
   readonly stats: LimiterStats
@@ -32,7 +54,10 @@ export type ExceededHandler = (request: Request, response: Response, next: NextF
  * (or lets it through in shadow mode).
  */
 export function rateLimitExceededHandler({
+  name,
   message,
+  problemDetails,
+  limits,
   shadow,
   stats,
   audit,
@@ -63,12 +88,50 @@ export function rateLimitExceededHandler({
     const retryAfter = headers.retryAfter(response, info, now)
     // Written directly rather than through res.json: a 429 needs no ETag, and hashing the body for
     // one would cost every rejected request.
-    const body = `${bodyStart}${retryAfter}}`
+    const body = problemDetails
+      ? problemBody(options.statusCode, message, retryAfter, exceededLimits(info, name, options.windowMs, limits))
+      : `${bodyStart}${retryAfter}}`
     response.statusCode = options.statusCode
-    response.setHeader('Content-Type', 'application/json; charset=utf-8')
+    response.setHeader('Content-Type', problemDetails ? 'application/problem+json' : 'application/json; charset=utf-8')
     response.setHeader('Content-Length', Buffer.byteLength(body))
     response.end(body)
   }
+}
+
+/** An RFC 9457 problem-details body of a refused request, with our code and retryAfter beside. */
+function problemBody(status: number, detail: string, retryAfter: number, limits: readonly ExceededLimit[]): string {
+  return JSON.stringify({
+    type: PROBLEM_TYPE,
+    title: STATUS_CODES[status] ?? 'Too Many Requests',
+    status,
+    detail,
+    code: RATE_LIMIT_EXCEEDED,
+    retryAfter,
+    limits,
+  })
+}
+
+/**
+ * The limits a refused request met: those of a policy with less left than it cost, the one that
+ * blocked a client answered from memory, or the default's one window.
+ */
+function exceededLimits(
+  info: RateLimitInfo,
+  name: string,
+  windowMs: number,
+  limits: readonly CheckedLimit[] | undefined,
+): ExceededLimit[] {
+  if (info instanceof PolicyInfo) {
+    return info.limits
+      .filter((limit) => limit.remaining < info.cost)
+      .map((limit) => ({ name: limit.name, limit: limit.max, windowMs: limit.windowMs, remaining: limit.remaining }))
+  }
+  const blockedBy = (info as { name?: string }).name
+  const policyLimit = blockedBy === undefined ? undefined : limits?.find((limit) => limit.name === blockedBy)
+  if (policyLimit !== undefined) {
+    return [{ name: policyLimit.name, limit: policyLimit.max, windowMs: policyLimit.windowMs, remaining: 0 }]
+  }
+  return [{ name, limit: info.limit, windowMs, remaining: info.remaining }]
 }
 
 /**
@@ -108,6 +171,8 @@ export class PolicyInfo extends LimitInfo {
     readonly limits: readonly LimitState[],
     /** Until when (ms since the epoch) no request of this client can pass; undefined if one could now. */
     readonly blockedUntil: number | undefined,
+    /** What the request cost of every limit. */
+    readonly cost: number,
   ) {
     super(limit, used, remaining, resetTime, key)
   }

@@ -16,6 +16,7 @@ import type { BlockedKeys } from './blocked-keys.js'
 import { decidedDirectly, keyFromFront, type Decide, type Decider } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
 import { rateLimitExceededHandler } from './response.js'
+import type { CheckedLimit } from '../policies/limits.js'
 
 /** What one limiter's express-rate-limit instances share, whatever they count in. */
 export interface LimiterParts {
@@ -23,6 +24,10 @@ export interface LimiterParts {
   readonly max: number
   readonly windowMs: number
   readonly message: string
+  /** 429 bodies as RFC 9457 problem details (response.ts). */
+  readonly problemDetails: boolean
+  /** A policy's limits; undefined for the default's one window. */
+  readonly limits: readonly CheckedLimit[] | undefined
   readonly shadow: boolean
   readonly logger: RateLimitLogger
   readonly stats: LimiterStats
@@ -45,7 +50,10 @@ export interface LimiterCore {
 /** The 429 answer of a request over the limit, counted in `store`. */
 export function exceededHandler(parts: LimiterParts, store: StoreKind) {
   return rateLimitExceededHandler({
+    name: parts.type,
     message: parts.message,
+    problemDetails: parts.problemDetails,
+    limits: parts.limits,
     shadow: parts.shadow,
     stats: parts.stats,
     audit: parts.audit,

@@ -9,7 +9,7 @@ import { Unanswered } from './round-trips.js'
 import { withTimeout } from './deadlines.js'
 
 /**
- * A store whose keys are `{keyPrefix}:{type}:{client key}`. rate-limit-redis's script sets the
+ * A store whose keys are `{keyPrefix}:{name}:{client key}`. rate-limit-redis's script sets the
  * window TTL on the first hit and reloads itself once on NOSCRIPT (after SCRIPT FLUSH or a restart).
  */
 export function createRedisStore(

@@ -177,6 +177,20 @@ describe('the guide’s rate limit verification (memory)', () => {
   })
 })
 
+describe('RATE_LIMIT_PROBLEM_DETAILS', () => {
+  it('answers 429 as RFC 9457 problem details', async () => {
+    const { app } = await boot({ RATE_LIMIT_PROBLEM_DETAILS: 'true', RATE_LIMIT_READ_MAX: '1' })
+    await request(app).get('/api/v1/metaverses').expect(200)
+    const refused = await request(app).get('/api/v1/metaverses').expect(429)
+    expect(refused.headers['content-type']).toBe('application/problem+json')
+    expect(refused.body).toMatchObject({
+      status: 429,
+      code: 'RATE_LIMIT_EXCEEDED',
+      limits: [{ name: 'read', limit: 1, remaining: 0 }],
+    })
+  })
+})
+
 describe('identity', () => {
   it('keys by user id: two users from one IP get separate budgets', async () => {
     const { app } = await boot({ RATE_LIMIT_READ_MAX: '2' })

@@ -2,7 +2,13 @@
 import type { Request } from 'express'
 
 import { checkName, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
-import type { RateLimitConfig, RateLimiters, RateLimitRequestHandler, LimiterName } from './config/types.js'
+import type {
+  LimiterName,
+  MaxFunction,
+  RateLimitConfig,
+  RateLimiters,
+  RateLimitRequestHandler,
+} from './config/types.js'
 import { BlockedKeys } from './limiter/blocked-keys.js'
 import { limiterFront } from './limiter/front.js'
 import { RateLimitHeaders } from './limiter/headers.js'
@@ -10,8 +16,8 @@ import { boundedKey, defaultKeyGenerator } from './limiter/keys.js'
 import { claimPrefix } from './limiter/prefix-registry.js'
 import {
   checkCostOption,
-  limitsFor,
   memoryPolicyLimiter,
+  planFor,
   redisPolicyLimiter,
   usesPolicy,
   type PolicySettings,
@@ -40,10 +46,13 @@ function clientKeys(type: LimiterName, config: ResolvedRateLimitConfig) {
 /** The policy of the `type` limiter, or undefined for the default's one fixed window of max hits. */
 function policyOf(type: LimiterName, config: ResolvedRateLimitConfig): PolicySettings | undefined {
   if (!usesPolicy(config, type)) return undefined
-  const limits = limitsFor(config, type)
-  checkCostOption(config.cost, limits)
-  return { algorithm: config.algorithm, limits, cost: config.cost }
+  const plan = planFor(config, type)
+  for (const set of plan.sets) if (set.constant !== undefined) checkCostOption(config.cost, set.constant)
+  return { algorithm: config.algorithm, plan, cost: config.cost }
 }
+
+/** A limit's max as the log lines show it: a number, or `per request` for a function's. */
+const shownMax = (max: number | MaxFunction): number | string => (typeof max === 'number' ? max : 'per request')
 
 /** What every express-rate-limit instance of the `type` limiter shares; logs how it counts. */
 function limiterParts(
@@ -60,11 +69,14 @@ function limiterParts(
       : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
   if (policy !== undefined) {
-    const shown = policy.limits.map((limit) => `${limit.name} ${limit.max} per ${limit.windowMs} ms`)
-    logger.info(`[RateLimit:${type}] Policy ${policy.algorithm}: ${shown.join(', ')}`)
+    for (const set of policy.plan.sets) {
+      const shown = set.templates.map((limit) => `${limit.name} ${shownMax(limit.max)} per ${limit.windowMs} ms`)
+      const named = set.policy === undefined ? '' : ` (policy ${set.policy})`
+      logger.info(`[RateLimit:${type}] Policy ${policy.algorithm}${named}: ${shown.join(', ')}`)
+    }
   }
   if (config.shadow) logger.warn(`[RateLimit:${type}] Shadow mode: requests over the limit are reported, never blocked`)
-  debug('%s:%s limit %d per %d ms', config.keyPrefix, type, max, config.windowMs)
+  debug('%s:%s limit %s per %d ms', config.keyPrefix, type, shownMax(max), config.windowMs)
   const audit = config.auditLog
     ? new AuditLog({
         logger,
@@ -77,11 +89,12 @@ function limiterParts(
     : undefined
   return {
     type,
-    max,
+    // Only the default's path, which has a number here, reads it.
+    max: typeof max === 'number' ? max : 1,
     windowMs: config.windowMs,
     message: config.message,
     problemDetails: config.problemDetails,
-    limits: policy?.limits,
+    limits: policy?.plan.constant,
     shadow: config.shadow,
     logger,
     stats: new LimiterStats(),
@@ -92,7 +105,7 @@ function limiterParts(
       type,
       windowMs: config.windowMs,
       legacyHeaders: config.legacyHeaders,
-      ...(policy === undefined ? {} : { limits: policy.limits }),
+      ...(policy?.plan.constant === undefined ? {} : { limits: policy.plan.constant }),
     }),
   }
 }
@@ -158,9 +171,9 @@ async function createLimiters(types: readonly LimiterName[], config: ResolvedRat
     const { redisClient, redisUrl, requireRedis, redisRetries, keyPrefix, storeTimeoutMs, logger } = config
     // What the fallback line shows: each limiter's max, or each limit of its policy.
     const limits = types.flatMap((type, index) =>
-      (policies[index]?.limits ?? [{ name: type, max: maxFor(config, type) }]).map((limit) => ({
+      (policies[index]?.plan.own.templates ?? [{ name: type, max: maxFor(config, type) }]).map((limit) => ({
         type: limit.name === type ? type : `${type} ${limit.name}`,
-        max: limit.max,
+        max: shownMax(limit.max),
       })),
     )
     const backend = await openBackend({

@@ -37,6 +37,10 @@ export const ERROR_CODES = Object.freeze({
   METRICS_UNAVAILABLE: 'ERR_RATE_LIMIT_METRICS_UNAVAILABLE',
   /** A request's cost is not a positive safe integer, or is more than a limit of its policy can ever allow. */
   INVALID_COST: 'ERR_RATE_LIMIT_INVALID_COST',
+  /** A limit's max function answered something other than a positive safe integer (or one too large for its window). */
+  INVALID_LIMIT: 'ERR_RATE_LIMIT_INVALID_LIMIT',
+  /** The policy function answered a name that is not one of the declared policies. */
+  INVALID_POLICY: 'ERR_RATE_LIMIT_INVALID_POLICY',
 } as const)
 
 export type RateLimitErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]

@@ -23,7 +23,13 @@ export type { RedisClient } from './redis/client-factory.js'
 export { redisTargetFromEnv } from './redis/topology.js'
 export type { RedisTarget, Topology, TlsSettings } from './redis/topology.js'
 export type {
+  Algorithm,
+  CostFunction,
   KeyGenerator,
+  Limit,
+  MaxFunction,
+  PolicyLimits,
+  PolicySelector,
   RateLimitConfig,
   RateLimiters,
   RateLimitExceededBody,

@@ -144,6 +144,34 @@ describe.runIf(redisServerAvailable())('when Redis fails (policy fallback, the d
     },
   )
 
+  it("splits the limits of the policy a request picks, and a max function's answer, while Redis is away", async () => {
+    const r = await setUp({
+      maxRead: (req) => (req.get('x-plan') === 'big' ? 20 : 2),
+      policies: { pro: { maxRead: 10 } },
+      policy: (req) => (req.get('x-plan') === 'pro' ? 'pro' : undefined),
+      instances: 2,
+    })
+    await r.redis.signal('SIGKILL')
+    await waitFor('the limiters to notice', () => !r.limiters.status().ready, 2000)
+    const as = async (plan: string, client: string, n: number) => {
+      const answers: Response[] = []
+      for (let i = 0; i < n; i++) {
+        answers.push(await fetch(`${r.http.base}/items`, { headers: { 'x-plan': plan, 'x-forwarded-for': client } }))
+      }
+      return answers
+    }
+    const pro = await as('pro', '10.9.0.1', 7)
+    expect(pro.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200, 429, 429])
+    expect(pro[0]!.headers.get('ratelimit-policy')).toMatch(/^"pro\.read"; q=10; w=/)
+    expect((await as('big', '10.9.0.2', 11)).map((answer) => answer.status)).toEqual([
+      ...Array<number>(10).fill(200),
+      429,
+    ])
+    expect(r.logger.messages()).toContainEqual(
+      expect.stringMatching(/read per request -> \/ 2, write 60 -> 30 \(instances 2\)$/),
+    )
+  })
+
   it('never waits on a hung Redis (SIGSTOP), and no command sent then lands later', async () => {
     const r = await setUp({ maxRead: 1_000_000 })
     const key = `${r.keyPrefix}:read:127.0.0.1`

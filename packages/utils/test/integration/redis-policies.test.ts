@@ -11,6 +11,7 @@ import { RedisClientManager } from '#src/index.js'
 
 import { MODELS } from '#src/policies/algorithms.js'
 import { waitFor } from '#test/support/http.js'
+import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract, policyApp } from '#test/support/policy-contract.js'
 import { describePolicyExamples } from '#test/support/policy-examples.js'
 import { ALGORITHMS, clockedStore, describePolicyStoreContract } from '#test/support/policy-store-contract.js'
@@ -31,6 +32,7 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
   })
 
   describePolicyContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+  describeRequestLimitsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
 
   /** Calls of EVAL and EVALSHA Redis has run so far. */
   const scriptCalls = async () => {

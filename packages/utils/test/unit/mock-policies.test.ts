@@ -5,6 +5,7 @@ import RedisMock from 'ioredis-mock'
 import { describe, expect, it, vi } from 'vitest'
 
 import { createIoredisMockAdapter } from '#src/testing/index.js'
+import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 import { describePolicyExamples } from '#test/support/policy-examples.js'
 import { clockedStore, describePolicyStoreContract, type PolicyRedis } from '#test/support/policy-store-contract.js'
@@ -48,6 +49,9 @@ describe("ioredis-mock's Lua", () => {
 })
 
 describePolicyContract('ioredis-mock', { store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }) })
+describeRequestLimitsContract('ioredis-mock', {
+  store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
+})
 
 const mock = new RedisMock()
 const adapter = createIoredisMockAdapter(mock)

@@ -99,7 +99,9 @@ describe('option checks', () => {
   })
 
   it('shows the bad value in the message', async () => {
-    expect((await rejectionOf({ maxRead: 0 })).message).toBe('maxRead must be a positive integer, got 0')
+    expect((await rejectionOf({ maxRead: 0 })).message).toBe(
+      'maxRead must be a positive integer, or a function (request) => number, got 0',
+    )
     expect((await rejectionOf({ keyPrefix: 'a b' })).message).toContain('got "a b"')
   })
 

@@ -18,9 +18,11 @@ import {
 import { createApp } from '#test/support/app.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { recordingLogger } from '#test/support/logger.js'
+import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 
 describePolicyContract('memory', { store: () => ({}) })
+describeRequestLimitsContract('memory', { store: () => ({}) })
 
 describe("docs/algorithms.md's example", () => {
   it('runs as shown: the burst limit refuses, and an export costs 10', async () => {
@@ -60,7 +62,11 @@ describe('the policy options', () => {
       'algorithm',
       'algorithm must be one of fixed-window, sliding-window, token-bucket, got "leaky"',
     ],
-    [{ limits: [{ max: 0, windowMs: 1000 }] }, 'limits[0].max', 'limits[0].max must be a positive integer, got 0'],
+    [
+      { limits: [{ max: 0, windowMs: 1000 }] },
+      'limits[0].max',
+      'limits[0].max must be a positive integer, or a function (request) => number, got 0',
+    ],
     [
       { limitsRead: [{ max: 5 }] },
       'limitsRead[0].windowMs',
@@ -69,6 +75,51 @@ describe('the policy options', () => {
     [{ limits: 'fast' }, 'limits', 'limits must be a list of 1 to 8 { name?, max, windowMs } limits, got "fast"'],
     [{ cost: 0 }, 'cost', 'cost must be a positive safe integer, or a function (request) => number, got 0'],
     [{ maxRead: 5, cost: 6 }, 'cost', 'cost 6 is more than limit "read" can ever allow (max 5)'],
+    [
+      { policies: { 'a b': {} }, policy: (): undefined => undefined },
+      'policies',
+      'policies\' names must be 1-32 of A-Z a-z 0-9 _ . -, got "a b"',
+    ],
+    [
+      { policies: { pro: { maxReads: 5 } }, policy: (): undefined => undefined },
+      'policies.pro.maxReads',
+      'policies.pro may give windowMs, maxRead, maxWrite, maxCustom, limits, limitsRead, limitsWrite, limitsCustom, not "maxReads"',
+    ],
+    [
+      { policies: { pro: { maxRead: 0 } }, policy: (): undefined => undefined },
+      'policies.pro.maxRead',
+      'policies.pro.maxRead must be a positive integer, or a function (request) => number, got 0',
+    ],
+    [
+      { policies: { pro: { limitsRead: [{ max: 5, windowMs: 0 }] } }, policy: (): undefined => undefined },
+      'policies.pro.limitsRead[0].windowMs',
+      'policies.pro.limitsRead[0].windowMs must be an integer of ms from 1 to 2147483647, got 0',
+    ],
+    [
+      { policies: { pro: 5 }, policy: (): undefined => undefined },
+      'policies.pro',
+      'policies.pro must be an object of windowMs, maxRead, maxWrite, maxCustom, limits, limitsRead, limitsWrite, limitsCustom, got 5',
+    ],
+    [
+      { policies: { pro: { maxRead: 5 } } },
+      'policy',
+      'policy must be a function (request) => policy name, given with policies, got undefined',
+    ],
+    [
+      { policy: (): string => 'pro' },
+      'policies',
+      'policies must be the named policies the policy function picks from, given with policy, got undefined',
+    ],
+    [
+      { policies: { 'a-very-long-policy-name-of-26': {} }, policy: (): undefined => undefined },
+      'policies.a-very-long-policy-name-of-26',
+      'policies.a-very-long-policy-name-of-26: the RateLimit headers name its limits "a-very-long-policy-name-of-26.read", longer than 32 characters; shorten the policy\'s or the limit\'s name',
+    ],
+    [
+      { policies: { pro: { maxRead: 5 } }, policy: (): undefined => undefined, cost: 6 },
+      'cost',
+      'cost 6 is more than limit "pro.read" can ever allow (max 5)',
+    ],
   ])('refuses %j, naming %s', async (config, option, message) => {
     await expect(
       createRateLimiter('read', { keyPrefix: uniquePrefix('bad'), logger: recordingLogger(), ...(config as object) }),

@@ -4,7 +4,7 @@ import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
 import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
 import { shownValue } from '../observability/redact.js'
 import { MAX_RECONNECT_DELAY_MS, OPTIONS, type DefaultedOption, type OptionName, type OptionSpec } from './schema.js'
-import type { LimiterName, RateLimitConfig, RateLimitType } from './types.js'
+import type { LimiterName, MaxFunction, RateLimitConfig, RateLimitType } from './types.js'
 
 /** The defaults of the options that have plain ones (schema.ts). */
 export const DEFAULT_RATE_LIMIT_CONFIG: Readonly<Required<Pick<RateLimitConfig, DefaultedOption>>> = Object.freeze(
@@ -85,6 +85,11 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     spec.verify?.(value)
     resolved[name] = value
   }
+  if ((resolved.policies === undefined) !== (resolved.policy === undefined)) {
+    throw resolved.policy === undefined
+      ? invalid('policy', 'a function (request) => policy name, given with policies', undefined)
+      : invalid('policies', 'the named policies the policy function picks from, given with policy', undefined)
+  }
   if (resolved.redisClient !== undefined && resolved.redisUrl !== undefined) {
     throw invalid('redisClient', 'used without redisUrl (the client already says where Redis is)', 'a client')
   }
@@ -103,8 +108,8 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
   }) as ResolvedRateLimitConfig
 }
 
-/** The limit of one type. */
-export function maxFor(config: ResolvedRateLimitConfig, name: LimiterName): number {
+/** The max of one type: a number, or a function of the request. */
+export function maxFor(config: ResolvedRateLimitConfig, name: LimiterName): number | MaxFunction {
   switch (budgetOf(name)) {
     case 'read':
       return config.maxRead

@@ -5,12 +5,22 @@ import type { Request } from 'express'
 import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
 import type { RateLimitLogger } from '../observability/logger.js'
-import { ALGORITHMS, checkLimits, type Algorithm, type Limit } from '../policies/limits.js'
+import { shownValue } from '../observability/redact.js'
+import { ALGORITHMS, type Algorithm, type Limit } from '../policies/limits.js'
+import { checkTemplates, type MaxFunction, type PolicySelector } from '../policies/plans.js'
 import { limitsText } from '../policies/limits-text.js'
 import { parseRedisUrl } from '../redis/url.js'
 import { flagValue } from './env-values.js'
-import type { CostFunction, RateLimitConfig, RedisCommandClient, SkipFunction, StoreErrorPolicy } from './types.js'
+import type {
+  CostFunction,
+  PolicyLimits,
+  RateLimitConfig,
+  RedisCommandClient,
+  SkipFunction,
+  StoreErrorPolicy,
+} from './types.js'
 
 /** One option. */
 export interface OptionSpec<T> {
@@ -94,6 +104,17 @@ function integer(options: IntegerOptions & { readonly default?: number }): Spec<
 const positive = <D extends number>(defaultValue: D, variable: { env?: string } = {}): Spec<number, D> =>
   integer({ min: 1, max: Number.MAX_SAFE_INTEGER, default: defaultValue, env: variable.env })
 
+/** A limit's max: a positive safe integer (its variable: digits), or a function of the request. */
+const maxSpec = <D extends number>(defaultValue: D, variable: { env?: string } = {}): Spec<number | MaxFunction, D> => {
+  const number = positive(defaultValue, variable)
+  return {
+    allowed: `${number.allowed}, or a function (request) => number`,
+    accepts: (value): value is number | MaxFunction => typeof value === 'function' || number.accepts(value),
+    default: number.default,
+    env: number.env,
+  }
+}
+
 const flag = <D extends boolean>(defaultValue: D, variable: { env?: string } = {}): Spec<boolean, D> => ({
   allowed: 'true or false',
   accepts: (value): value is boolean => typeof value === 'boolean',
@@ -138,7 +159,7 @@ const limitList = (option: string, variable: { env?: string } = {}): Spec<readon
   allowed: 'a list of 1 to 8 { name?, max, windowMs } limits',
   accepts: (value): value is readonly Limit[] => Array.isArray(value),
   default: undefined,
-  verify: (limits) => void checkLimits(limits, option),
+  verify: (limits) => void checkTemplates(limits, option),
   env:
     variable.env === undefined
       ? undefined
@@ -158,6 +179,56 @@ const costSpec: Spec<number | CostFunction, undefined> = {
     typeof value === 'function' || (Number.isSafeInteger(value) && (value as number) >= 1),
   default: undefined,
 }
+
+/** A policy's name: it heads its limits' names in the RateLimit headers. */
+const POLICY_NAME = /^[A-Za-z0-9_.-]{1,32}$/
+
+/** The options a policy may give (PolicyLimits): each is checked as the set's option of that name. */
+export const POLICY_OPTIONS = [
+  'windowMs',
+  'maxRead',
+  'maxWrite',
+  'maxCustom',
+  'limits',
+  'limitsRead',
+  'limitsWrite',
+  'limitsCustom',
+] as const satisfies readonly (keyof PolicyLimits)[]
+
+/** Named policies: each name, and each of its options as the set's option of that name checks it. */
+const policiesSpec: Spec<Readonly<Record<string, PolicyLimits>>, undefined> = {
+  allowed: `an object of named policies, each { ${POLICY_OPTIONS.join(', ')} }`,
+  accepts: (value): value is Readonly<Record<string, PolicyLimits>> =>
+    typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length > 0,
+  default: undefined,
+  verify(policies) {
+    for (const [name, given] of Object.entries(policies)) {
+      const at = `policies.${name}`
+      if (!POLICY_NAME.test(name)) {
+        throw invalidOption(
+          'policies',
+          `policies' names must be 1-32 of A-Z a-z 0-9 _ . -, got ${JSON.stringify(name)}`,
+        )
+      }
+      if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+        throw invalidOption(at, `${at} must be an object of ${POLICY_OPTIONS.join(', ')}, got ${shownValue(given)}`)
+      }
+      for (const [key, value] of Object.entries(given)) {
+        if (!(POLICY_OPTIONS as readonly string[]).includes(key)) {
+          throw invalidOption(`${at}.${key}`, `${at} may give ${POLICY_OPTIONS.join(', ')}, not "${key}"`)
+        }
+        if (value === undefined) continue
+        const spec = OPTIONS[key as (typeof POLICY_OPTIONS)[number]] as OptionSpec<unknown>
+        if (!spec.accepts(value))
+          throw invalidOption(`${at}.${key}`, `${at}.${key} must be ${spec.allowed}, got ${shownValue(value)}`)
+        if (key.startsWith('limits')) checkTemplates(value, `${at}.${key}`)
+      }
+    }
+  },
+}
+
+const invalidOption = (option: string, message: string): RateLimitError =>
+  new RateLimitError(ERROR_CODES.INVALID_OPTION, message, { option })
 
 /** An object with these methods. */
 const withMethods = <T>(allowed: string, methods: readonly string[]): Spec<T, undefined> => ({
@@ -183,13 +254,13 @@ export const OPTIONS = {
   ),
   maxRead: documented(
     'Requests per window and client for the read limiter.',
-    positive(100, { env: 'RATE_LIMIT_READ_MAX' }),
+    maxSpec(100, { env: 'RATE_LIMIT_READ_MAX' }),
   ),
   maxWrite: documented(
     'Requests per window and client for the write limiter.',
-    positive(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
+    maxSpec(60, { env: 'RATE_LIMIT_WRITE_MAX' }),
   ),
-  maxCustom: documented('Requests per window and client for a custom limiter.', positive(100)),
+  maxCustom: documented('Requests per window and client for a custom limiter.', maxSpec(100)),
   algorithm: documented(
     'How every limit of the set counts (docs/algorithms.md).',
     choice<Algorithm, 'fixed-window'>(ALGORITHMS, 'fixed-window', { env: 'RATE_LIMIT_ALGORITHM' }),
@@ -211,6 +282,14 @@ export const OPTIONS = {
     limitList('limitsCustom'),
   ),
   cost: documented('What one request spends of every limit: a number, or a function of the request.', costSpec),
+  policies: documented(
+    'Named policies, each with limits of its own (PolicyLimits), one of which `policy` picks per request.',
+    policiesSpec,
+  ),
+  policy: documented(
+    "Picks a request's policy: the name of one of `policies`, or undefined for the set's own limits.",
+    fn<PolicySelector>('a function (request) => string | undefined'),
+  ),
   keyPrefix: documented(
     "Namespace of this service's counters: keys are `{keyPrefix}:{name}:{client key}`.",
     text('1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)', /^[A-Za-z0-9._{}-]{1,64}$/, 'rate-limit'),

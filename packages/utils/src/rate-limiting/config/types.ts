@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
 import type { Algorithm, Limit } from '../policies/limits.js'
+import type { MaxFunction, PolicySelector } from '../policies/plans.js'
 import type { RateLimitLogger } from '../observability/logger.js'
 import type { Topology } from '../redis/topology.js'
 
@@ -47,6 +48,25 @@ export type CostFunction = (request: Request) => number | Promise<number>
 
 export type { Algorithm, Limit } from '../policies/limits.js'
 
+export type { MaxFunction, PolicySelector } from '../policies/plans.js'
+
+/**
+ * The limits a named policy gives (`policies`): the set's options of the same names, for the
+ * limiters it gives limits to. For a limiter's budget, the policy's own list (limitsRead, say)
+ * comes first, then its `limits`, then its max (maxRead) per its windowMs (else the set's); a
+ * budget the policy gives none of keeps the set's limits, over the policy's windowMs if it has one.
+ */
+export interface PolicyLimits {
+  readonly windowMs?: number
+  readonly maxRead?: number | MaxFunction
+  readonly maxWrite?: number | MaxFunction
+  readonly maxCustom?: number | MaxFunction
+  readonly limits?: readonly Limit[]
+  readonly limitsRead?: readonly Limit[]
+  readonly limitsWrite?: readonly Limit[]
+  readonly limitsCustom?: readonly Limit[]
+}
+
 /** Options of createRateLimiter and createRateLimiters. Unknown keys are rejected. */
 export interface RateLimitConfig {
   /**
@@ -54,12 +74,21 @@ export interface RateLimitConfig {
    * @default 900000 (15 minutes)
    */
   windowMs?: number
-  /** Requests per window and client for the read limiter. A positive safe integer. @default 100 */
-  maxRead?: number
-  /** Requests per window and client for the write limiter. A positive safe integer. @default 60 */
-  maxWrite?: number
-  /** Requests per window and client for a custom limiter. A positive safe integer. @default 100 */
-  maxCustom?: number
+  /**
+   * Requests per window and client for the read limiter. A positive safe integer, or a function of
+   * the request that answers one (sync or async), such as a plan's limit. @default 100
+   */
+  maxRead?: number | MaxFunction
+  /**
+   * Requests per window and client for the write limiter. A positive safe integer, or a function of
+   * the request that answers one (sync or async). @default 60
+   */
+  maxWrite?: number | MaxFunction
+  /**
+   * Requests per window and client for a custom limiter. A positive safe integer, or a function of
+   * the request that answers one (sync or async). @default 100
+   */
+  maxCustom?: number | MaxFunction
   /**
    * How every limit of the set counts (docs/algorithms.md). `fixed-window`: express-rate-limit's
    * window, from a client's first hit. `sliding-window`: aligned windows, the previous one weighted
@@ -87,6 +116,19 @@ export interface RateLimitConfig {
    * allow, goes to Express's error handler with ERR_RATE_LIMIT_INVALID_COST. @default 1
    */
   cost?: number | CostFunction
+  /**
+   * Named policies, each with limits of its own (PolicyLimits), one of which `policy` picks per
+   * request. For example `{ free: { maxRead: 100 }, pro: { maxRead: 1000 } }`. Names are 1-32 of
+   * `A-Z a-z 0-9 _ . -`, and head the names of their limits in the RateLimit headers (`pro.read`).
+   * A client's counters are kept across a change of policy (docs/rate-limiting.md). @default none
+   */
+  policies?: Readonly<Record<string, PolicyLimits>>
+  /**
+   * Picks a request's policy: the name of one of `policies`, or undefined for the set's own limits.
+   * Sync or async. Any other answer goes to Express's error handler with ERR_RATE_LIMIT_INVALID_POLICY.
+   * @default none (required with policies)
+   */
+  policy?: PolicySelector
   /**
    * Namespace of this service's counters: keys are `{keyPrefix}:{name}:{client key}`.
    * 1-64 characters from `A-Z a-z 0-9 . _ - { }` (no colon, so prefixes can never overlap).

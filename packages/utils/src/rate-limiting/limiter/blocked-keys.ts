@@ -1,5 +1,7 @@
 // Clients known to be over their limit, until their window resets: answered 429 without the store.
 
+import type { CheckedLimit } from '../policies/limits.js'
+
 /** Blocked clients remembered per limiter. Past it, a blocked client is decided by the store as usual. */
 export const MAX_BLOCKED_KEYS = 10_000
 
@@ -10,6 +12,10 @@ export interface BlockedKey {
   readonly limit: number
   /** The name of a policy's limit that refused it (RateLimit names it); undefined outside policies. */
   readonly name?: string | undefined
+  /** The policy of the decision that blocked it (`policies`), if one applied. */
+  readonly policy?: string | undefined
+  /** The limits of that decision, for the RateLimit-Policy header. */
+  readonly limits?: readonly CheckedLimit[] | undefined
 }
 
 /**
@@ -34,18 +40,32 @@ export class BlockedKeys {
   }
 
   /** Remembers that `key` is over `limit` (of a policy, `name`) until `resetMs`, if there is room. */
-  block(key: string, resetMs: number, limit: number, name?: string): void {
+  block(
+    key: string,
+    resetMs: number,
+    limit: number,
+    name?: string,
+    policy?: string,
+    limits?: readonly CheckedLimit[],
+  ): void {
     const now = this.now()
     if (resetMs <= now) return
     const known = this.#blocked.get(key)
-    if (known !== undefined && known.resetMs === resetMs && known.limit === limit && known.name === name) return
+    if (
+      known !== undefined &&
+      known.resetMs === resetMs &&
+      known.limit === limit &&
+      known.name === name &&
+      known.limits === limits
+    )
+      return
     if (this.#blocked.size >= MAX_BLOCKED_KEYS && !this.#blocked.has(key)) {
       if (now < this.#nextSweep) return
       this.#nextSweep = now + 1000
       for (const [blockedKey, { resetMs: until }] of this.#blocked) if (until <= now) this.#blocked.delete(blockedKey)
       if (this.#blocked.size >= MAX_BLOCKED_KEYS) return
     }
-    this.#blocked.set(key, name === undefined ? { resetMs, limit } : { resetMs, limit, name })
+    this.#blocked.set(key, name === undefined ? { resetMs, limit } : { resetMs, limit, name, policy, limits })
   }
 
   /** Forgets `key` (resetKey), or every key. */

@@ -26,10 +26,15 @@ export interface HeaderSettings {
   readonly limits?: readonly CheckedLimit[]
 }
 
-/** req.rateLimit of a policy: which of its limits it tells of. */
+/** req.rateLimit of a policy: which of its limits it tells of, and the limits it was decided by. */
 interface NamedInfo {
   readonly name?: string
+  policyLimits?(): readonly CheckedLimit[] | undefined
 }
+
+/** Each item of RateLimit-Policy up to its `pk`. */
+const policyItems = (limits: readonly CheckedLimit[]): readonly string[] =>
+  limits.map((limit) => `"${limit.name}"; q=${limit.max}; w=${Math.ceil(limit.windowMs / 1000)}; pk=:`)
 
 /**
  * Writes the headers of one limiter. express-rate-limit computes the draft-8 partition key (a
@@ -44,9 +49,7 @@ export class RateLimitHeaders {
 
   constructor(private readonly settings: HeaderSettings) {
     this.#windowSeconds = Math.ceil(settings.windowMs / 1000)
-    this.#policyItems = settings.limits?.map(
-      (limit) => `"${limit.name}"; q=${limit.max}; w=${Math.ceil(limit.windowMs / 1000)}; pk=:`,
-    )
+    this.#policyItems = settings.limits === undefined ? undefined : policyItems(settings.limits)
   }
 
   /** RateLimit and RateLimit-Policy (draft-8), and the X-RateLimit-* ones when legacyHeaders is on. */
@@ -61,9 +64,10 @@ export class RateLimitHeaders {
         response.setHeader('X-RateLimit-Reset', String(Math.ceil(info.resetTime.getTime() / 1000)))
       }
     }
-    const items = this.#policyItems
+    const decidedBy = (info as NamedInfo).policyLimits?.()
+    const items = decidedBy === undefined ? this.#policyItems : this.#itemsOf(decidedBy)
     if (items !== undefined) {
-      const name = (info as NamedInfo).name ?? this.settings.limits![0]!.name
+      const name = (info as NamedInfo).name ?? (decidedBy ?? this.settings.limits)![0]!.name
       const pk = this.#pk(info.key)
       add(response, 'RateLimit', `"${name}"; r=${info.remaining}; t=${seconds}`)
       add(response, 'RateLimit-Policy', items.map((item) => `${item}${pk}:`).join(', '))
@@ -90,6 +94,19 @@ export class RateLimitHeaders {
     if (info.resetTime === undefined) return this.#windowSeconds
     return Math.max(0, Math.ceil((info.resetTime.getTime() - now) / 1000))
   }
+
+  /** RateLimit-Policy's items for a list of limits a request was decided by (a policy's, say). */
+  #itemsOf(limits: readonly CheckedLimit[]): readonly string[] {
+    if (limits === this.settings.limits) return this.#policyItems!
+    let items = this.#itemsByLimits.get(limits)
+    if (items === undefined) {
+      items = policyItems(limits)
+      this.#itemsByLimits.set(limits, items)
+    }
+    return items
+  }
+
+  readonly #itemsByLimits = new WeakMap<readonly CheckedLimit[], readonly string[]>()
 
   #pk(key: string): string {
     let pk = this.#partitionKeys.get(key)

@@ -82,7 +82,11 @@ export function rateLimitExceededHandler({
     if (blocked !== undefined) {
       // A policy's client is blocked only while no request of it could pass, whatever its cost.
       const until = info instanceof PolicyInfo ? info.blockedUntil : info.resetTime?.getTime()
-      if (until !== undefined) blocked.block(info.key, until, info.limit, (info as { name?: string }).name)
+      if (until !== undefined) {
+        if (info instanceof PolicyInfo) {
+          blocked.block(info.key, until, info.limit, info.name, info.policy, info.policyLimits())
+        } else blocked.block(info.key, until, info.limit)
+      }
     }
     // The body repeats Retry-After.
     const retryAfter = headers.retryAfter(response, info, now)
@@ -127,7 +131,8 @@ function exceededLimits(
       .map((limit) => ({ name: limit.name, limit: limit.max, windowMs: limit.windowMs, remaining: limit.remaining }))
   }
   const blockedBy = (info as { name?: string }).name
-  const policyLimit = blockedBy === undefined ? undefined : limits?.find((limit) => limit.name === blockedBy)
+  const decidedBy = (info as { policyLimits?: () => readonly CheckedLimit[] | undefined }).policyLimits?.() ?? limits
+  const policyLimit = blockedBy === undefined ? undefined : decidedBy?.find((limit) => limit.name === blockedBy)
   if (policyLimit !== undefined) {
     return [{ name: policyLimit.name, limit: policyLimit.max, windowMs: policyLimit.windowMs, remaining: 0 }]
   }
@@ -173,8 +178,19 @@ export class PolicyInfo extends LimitInfo {
     readonly blockedUntil: number | undefined,
     /** What the request cost of every limit. */
     readonly cost: number,
+    /** The policy that applied (`policies`); undefined for the limiter's own limits. */
+    readonly policy: string | undefined,
+    checked: readonly CheckedLimit[],
   ) {
     super(limit, used, remaining, resetTime, key)
+    this.#checked = checked
+  }
+
+  readonly #checked: readonly CheckedLimit[]
+
+  /** The limits the request was decided by, as one list object (the headers cache by it). */
+  policyLimits(): readonly CheckedLimit[] {
+    return this.#checked
   }
 }
 
@@ -190,8 +206,18 @@ class BlockedPolicyInfo extends LimitInfo {
     resetTime: Date,
     key: string,
     readonly name: string,
+    readonly policy: string | undefined,
+    checked: readonly CheckedLimit[] | undefined,
   ) {
     super(limit, used, remaining, resetTime, key)
+    this.#checked = checked
+  }
+
+  readonly #checked: readonly CheckedLimit[] | undefined
+
+  /** The limits of the decision that blocked the client. */
+  policyLimits(): readonly CheckedLimit[] | undefined {
+    return this.#checked
   }
 }
 
@@ -207,7 +233,16 @@ export function blockedAnswer(exceeded: ExceededHandler, windowMs: number) {
     const info =
       block.name === undefined
         ? new LimitInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key)
-        : new BlockedPolicyInfo(block.limit, block.limit + 1, 0, new Date(block.resetMs), key, block.name)
+        : new BlockedPolicyInfo(
+            block.limit,
+            block.limit + 1,
+            0,
+            new Date(block.resetMs),
+            key,
+            block.name,
+            block.policy,
+            block.limits,
+          )
     ;(request as Request & { rateLimit?: RateLimitInfo }).rateLimit = info
     exceeded(request, response, noNext, options)
   }

@@ -44,7 +44,8 @@ function stateOf(limit: CheckedLimit, state: Float64Array, at: number, now: numb
   const { name, max, windowMs } = limit
   const open = state[at]! > now
   const count = open ? state[at + 1]! : 0
-  return { name, max, windowMs, remaining: max - count, resetMs: open ? state[at]! - now : 0 }
+  // Never below 0: a client whose policy changed to a smaller max may have spent more than it holds.
+  return { name, max, windowMs, remaining: Math.max(0, max - count), resetMs: open ? state[at]! - now : 0 }
 }
 
 /** ms from `now` until a client's state can be forgotten: when its last window ends. */

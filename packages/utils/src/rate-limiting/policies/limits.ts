@@ -1,6 +1,7 @@
 // A policy's limits and a request's cost: their validation, and the decision every algorithm gives.
 import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { shownValue } from '../observability/redact.js'
+import type { MaxFunction } from './plans.js'
 
 /** The algorithms a policy can count with (docs/algorithms.md). */
 export const ALGORITHMS = ['fixed-window', 'sliding-window', 'token-bucket'] as const
@@ -10,7 +11,8 @@ export type Algorithm = (typeof ALGORITHMS)[number]
 export interface Limit {
   /** Shown in RateLimit and RateLimit-Policy; the limit's place in the list when not given. */
   readonly name?: string
-  readonly max: number
+  /** Units per window: a positive safe integer, or a function of the request that answers one. */
+  readonly max: number | MaxFunction
   readonly windowMs: number
 }
 

@@ -22,23 +22,29 @@ export class MemoryPolicyStore {
     readonly limits: readonly CheckedLimit[],
     /** Whole ms since the epoch: Date.now, or a test's clock. */
     private readonly now: () => number = Date.now,
+    /** The longest window of any limits it will be asked about (policies give others per call). */
+    period = Math.max(...limits.map((limit) => limit.windowMs)),
   ) {
     this.#model = MODELS[algorithm]
-    const period = Math.max(...limits.map((limit) => limit.windowMs))
     this.#rotation = setInterval(() => this.#rotate(), period)
     this.#rotation.unref()
   }
 
-  /** Decides a request of `cost` for `key`, and spends it if every limit allows it. */
-  consume(key: string, cost: number): PolicyDecision {
-    return this.#model.decide(this.limits, this.#stateOf(key), this.now(), cost)
+  /**
+   * Decides a request of `cost` for `key` by `limits` (the store's own unless given), and spends it
+   * if every limit allows it. A limit's state is kept by its place in the list, whatever list a
+   * call gives: a client whose policy changes keeps its counts (docs/rate-limiting.md).
+   */
+  consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
+    return this.#model.decide(limits, this.#stateOf(key, limits.length), this.now(), cost)
   }
 
-  /** Where `key` stands, spending nothing (a cost of 0 fits every limit, and changes nothing). */
-  get(key: string): PolicyDecision {
+  /** Where `key` stands by `limits`, spending nothing (a cost of 0 fits every limit, and changes nothing). */
+  get(key: string, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
     const state = this.#find(key)
-    const copy = state === undefined ? this.#fresh() : Float64Array.from(state)
-    return this.#model.decide(this.limits, copy, this.now(), 0)
+    const copy = new Float64Array(Math.max(state?.length ?? 0, this.#model.width * limits.length))
+    if (state !== undefined) copy.set(state)
+    return this.#model.decide(limits, copy, this.now(), 0)
   }
 
   /** Forgets every client (the fallback's counts, once Redis is back). */
@@ -68,24 +74,28 @@ export class MemoryPolicyStore {
     return undefined
   }
 
-  /** The state of `key` in the current generation: found, moved from an older one, or new. */
-  #stateOf(key: string): Float64Array {
+  /** The state of `key` in the current generation, for at least `count` limits: found, moved from an older one, or new. */
+  #stateOf(key: string, count: number): Float64Array {
     const [current, ...older] = this.#generations as [Map<string, Float64Array>, ...Map<string, Float64Array>[]]
+    const width = this.#model.width * count
     let state = current.get(key)
-    if (state !== undefined) return state
-    for (const generation of older) {
-      state = generation.get(key)
-      if (state === undefined) continue
-      generation.delete(key)
-      break
+    if (state !== undefined && state.length >= width) return state
+    if (state === undefined) {
+      for (const generation of older) {
+        state = generation.get(key)
+        if (state === undefined) continue
+        generation.delete(key)
+        break
+      }
     }
-    state ??= this.#fresh()
+    if (state === undefined || state.length < width) {
+      // A policy with more limits than the client's last: the new ones start whole.
+      const wider = new Float64Array(width)
+      if (state !== undefined) wider.set(state)
+      state = wider
+    }
     current.set(key, state)
     return state
-  }
-
-  #fresh(): Float64Array {
-    return new Float64Array(this.#model.width * this.limits.length)
   }
 
   #rotate(): void {

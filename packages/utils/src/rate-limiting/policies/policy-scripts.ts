@@ -118,7 +118,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   '  local ahead = aheads[i]',
   // Spent only when every limit allows it: TAT moves cost x T on.
   '  if allowed == 1 then ahead = ahead + cost * w end',
-  '  reply[2 * i + 2] = math.floor((max * w - ahead) / w)',
+  '  reply[2 * i + 2] = math.max(0, math.floor((max * w - ahead) / w))',
   '  reply[2 * i + 3] = math.ceil(ahead / max)',
   '  expiry = math.max(expiry, math.ceil(ahead / max))',
   '  local at = #writes',
@@ -167,7 +167,7 @@ export const FIXED_WINDOW_SCRIPT = [
   '  end',
   '  local open = ends[i] > now',
   '  if open then',
-  '    reply[2 * i + 2], reply[2 * i + 3] = max - counts[i], ends[i] - now',
+  '    reply[2 * i + 2], reply[2 * i + 3] = math.max(0, max - counts[i]), ends[i] - now',
   '    expiry = math.max(expiry, ends[i] - now)',
   '  else',
   '    reply[2 * i + 2], reply[2 * i + 3] = max, 0',

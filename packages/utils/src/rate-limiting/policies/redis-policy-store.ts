@@ -19,8 +19,8 @@ export class RedisPolicyStore {
   readonly script: string
   readonly #sha: string
   readonly #prefix: string
-  /** The limits' max and windowMs, as the script's arguments after now and cost. */
-  readonly #limitArgs: readonly string[]
+  /** Each list of limits' max and windowMs, as the script's arguments after now and cost. */
+  readonly #limitArgs = new WeakMap<readonly CheckedLimit[], readonly string[]>()
 
   constructor(
     private readonly send: SendCommand,
@@ -34,7 +34,6 @@ export class RedisPolicyStore {
     this.script = model.script
     this.#sha = createHash('sha1').update(model.script).digest('hex')
     this.#prefix = `${prefix}${model.tag}:`
-    this.#limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
   }
 
   /** The Redis key of a client. */
@@ -42,39 +41,55 @@ export class RedisPolicyStore {
     return this.#prefix + key
   }
 
-  /** EVALSHA's arguments for a request of `cost` for `key`: the script's SHA1, its key, and its ARGV. */
-  evalshaArgs(key: string, cost: number): string[] {
+  /**
+   * EVALSHA's arguments for a request of `cost` for `key` by `limits`: the script's SHA1, its key,
+   * and its ARGV.
+   */
+  evalshaArgs(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): string[] {
+    let limitArgs = this.#limitArgs.get(limits)
+    if (limitArgs === undefined) {
+      limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
+      this.#limitArgs.set(limits, limitArgs)
+    }
     return [
       this.#sha,
       '1',
       this.keyOf(key),
       this.now === undefined ? '' : String(this.now()),
       String(cost),
-      ...this.#limitArgs,
+      ...limitArgs,
     ]
   }
 
-  /** Decides a request of `cost` for `key`, and spends it if every limit allows it. */
-  async consume(key: string, cost: number): Promise<PolicyDecision> {
+  /**
+   * Decides a request of `cost` for `key` by `limits` (the store's own unless given), and spends it
+   * if every limit allows it. A limit's state is kept by its place in the list (the script's
+   * fields are numbered), so a client whose policy changes keeps its counts.
+   */
+  async consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): Promise<PolicyDecision> {
     let reply: unknown
     try {
-      reply = await this.send('EVALSHA', ...this.evalshaArgs(key, cost))
+      reply = await this.send('EVALSHA', ...this.evalshaArgs(key, cost, limits))
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return this.consumeByEval(key, cost)
+      return this.consumeByEval(key, cost, limits)
     }
-    return this.decision(reply)
+    return this.decision(reply, limits)
   }
 
   /** The same with the script itself (EVAL), which loads it again: for after a NOSCRIPT. */
-  async consumeByEval(key: string, cost: number): Promise<PolicyDecision> {
-    const [, ...rest] = this.evalshaArgs(key, cost)
-    return this.decision(await this.send('EVAL', this.script, ...rest))
+  async consumeByEval(
+    key: string,
+    cost: number,
+    limits: readonly CheckedLimit[] = this.limits,
+  ): Promise<PolicyDecision> {
+    const [, ...rest] = this.evalshaArgs(key, cost, limits)
+    return this.decision(await this.send('EVAL', this.script, ...rest), limits)
   }
 
-  /** Where `key` stands, spending nothing: a cost of 0 fits every limit and writes nothing new. */
-  get(key: string): Promise<PolicyDecision> {
-    return this.consume(key, 0)
+  /** Where `key` stands by `limits`, spending nothing: a cost of 0 fits every limit and writes nothing new. */
+  get(key: string, limits: readonly CheckedLimit[] = this.limits): Promise<PolicyDecision> {
+    return this.consume(key, 0, limits)
   }
 
   /** Forgets `key`'s state: it starts afresh, with every limit whole. */
@@ -83,19 +98,19 @@ export class RedisPolicyStore {
   }
 
   /** The decision in the script's reply; an Error for a reply of another shape. */
-  decision(reply: unknown): PolicyDecision {
-    if (!Array.isArray(reply) || reply.length !== 3 + 2 * this.limits.length) {
+  decision(reply: unknown, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
+    if (!Array.isArray(reply) || reply.length !== 3 + 2 * limits.length) {
       throw new Error(`Redis answered the policy script with ${JSON.stringify(reply)}`)
     }
     const numbers = reply.map(Number)
-    const limits: LimitState[] = this.limits.map(({ name, max, windowMs }, i) => ({
+    const states: LimitState[] = limits.map(({ name, max, windowMs }, i) => ({
       name,
       max,
       windowMs,
       remaining: numbers[3 + 2 * i]!,
       resetMs: numbers[4 + 2 * i]!,
     }))
-    return { allowed: numbers[0] === 1, retryMs: numbers[1]!, blockedMs: numbers[2]!, limits }
+    return { allowed: numbers[0] === 1, retryMs: numbers[1]!, blockedMs: numbers[2]!, limits: states }
   }
 }
 

@@ -60,7 +60,8 @@ function aheadOf(state: Float64Array, at: number, now: number, max: number): num
 /** A limit's whole units left and ms until full, from how far its TAT is ahead. */
 function stateOf(limit: CheckedLimit, ahead: number): LimitState {
   const { name, max, windowMs } = limit
-  const remaining = Math.floor((max * windowMs - ahead) / windowMs)
+  // Never below 0: after a change of policy to a smaller max, TAT may be further ahead than it holds.
+  const remaining = Math.max(0, Math.floor((max * windowMs - ahead) / windowMs))
   return { name, max, windowMs, remaining, resetMs: Math.ceil(ahead / max) }
 }
 

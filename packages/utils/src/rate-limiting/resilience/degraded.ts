@@ -20,7 +20,7 @@ export interface DegradedPolicy {
 export function degradedLine(
   { onStoreError, shadow, instances }: DegradedPolicy,
   /** Each limit the line shows: its limiter's type (and a policy's limit name), and its max. */
-  limits: readonly { readonly type: string; readonly max: number }[],
+  limits: readonly { readonly type: string; readonly max: number | string }[],
 ): string {
   switch (onStoreError) {
     case 'allow':
@@ -30,7 +30,11 @@ export function degradedLine(
         ? 'onStoreError deny, not enforced in shadow mode: requests pass without a limit until Redis is back'
         : 'failing closed (onStoreError deny): requests get 503 until Redis is back'
     case 'fallback': {
-      const shown = limits.map(({ type, max }) => `${type} ${max} -> ${fallbackMax(max, instances)}`)
+      const shown = limits.map(({ type, max }) =>
+        typeof max === 'number'
+          ? `${type} ${max} -> ${fallbackMax(max, instances)}`
+          : `${type} ${max} -> / ${instances}`,
+      )
       return `fallback on: in-memory limits per instance, ${shown.join(', ')} (instances ${instances})`
     }
   }

@@ -2,7 +2,7 @@
 // tells the breaker and the stats which. GuardedIncrement is the hot path's one object per request.
 import type { IncrementResponse } from 'express-rate-limit'
 
-import type { PolicyDecision } from '../policies/limits.js'
+import type { CheckedLimit, PolicyDecision } from '../policies/limits.js'
 import { isNoScript, type RedisPolicyStore } from '../policies/redis-policy-store.js'
 
 import type { CircuitBreaker } from '../resilience/circuit-breaker.js'
@@ -163,15 +163,16 @@ export class GuardedPolicyCall extends GuardedCall<PolicyDecision> implements Qu
     private readonly store: RedisPolicyStore,
     private readonly key: string,
     private readonly cost: number,
+    private readonly limits: readonly CheckedLimit[],
   ) {
     super(pending, breaker, true)
-    this.args = store.evalshaArgs(key, cost)
+    this.args = store.evalshaArgs(key, cost, limits)
   }
 
   resolve(reply: unknown): void {
     let decision: PolicyDecision
     try {
-      decision = this.store.decision(reply)
+      decision = this.store.decision(reply, this.limits)
     } catch (error) {
       return this.fail(error)
     }
@@ -181,7 +182,7 @@ export class GuardedPolicyCall extends GuardedCall<PolicyDecision> implements Qu
   reject(error: unknown): void {
     if (!isNoScript(error)) return this.fail(error)
     if (this.settled) return
-    this.store.consumeByEval(this.key, this.cost).then(
+    this.store.consumeByEval(this.key, this.cost, this.limits).then(
       (decision) => this.succeed(decision),
       (caught: unknown) => this.fail(caught),
     )

@@ -1,7 +1,7 @@
 // A policy's Redis store behind the same deadlines and circuit breakers as the fixed window's.
 import type { RedisCommandClient } from '../config/types.js'
 import type { LimiterStats } from '../observability/stats.js'
-import type { PolicyDecision } from '../policies/limits.js'
+import type { CheckedLimit, PolicyDecision } from '../policies/limits.js'
 import type { RedisPolicyStore } from '../policies/redis-policy-store.js'
 import type { Breakers } from '../resilience/breakers.js'
 import type { BatchedSend, WriteWatch } from './batched-calls.js'
@@ -50,17 +50,17 @@ export class GuardedPolicyStore {
     await Promise.all(targets.map((node) => withTimeout(node.call('SCRIPT', 'LOAD', this.inner.script), timeoutMs)))
   }
 
-  consume(key: string, cost: number): Promise<PolicyDecision> {
-    if (this.batched === undefined) return this.#guard(key, () => this.inner.consume(key, cost), true)
+  consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.inner.limits): Promise<PolicyDecision> {
+    if (this.batched === undefined) return this.#guard(key, () => this.inner.consume(key, cost, limits), true)
     const breaker = this.breakers.for(this.inner.keyOf(key))
     if (!breaker.healthy) return circuitOpen()
-    const call = new GuardedPolicyCall(this.#pending, breaker, this.inner, key, cost)
+    const call = new GuardedPolicyCall(this.#pending, breaker, this.inner, key, cost, limits)
     this.batched.enqueue(call)
     return call.promise
   }
 
-  get(key: string): Promise<PolicyDecision> {
-    return this.#guard(key, () => this.inner.get(key))
+  get(key: string, limits: readonly CheckedLimit[] = this.inner.limits): Promise<PolicyDecision> {
+    return this.#guard(key, () => this.inner.get(key, limits))
   }
 
   async resetKey(key: string): Promise<void> {

@@ -3,12 +3,13 @@ import express, { Router, type ErrorRequestHandler, type Express } from 'express
 import type { Registry } from 'prom-client'
 
 import { createMetaversesServiceRoutes, getRateLimiters, type MetaversesDataSource } from '@universo/metaverses-srv'
-import { redactCredentials, type RateLimitLogger } from '@universo/utils/rate-limiting'
+import { redactCredentials, type RateLimitLogger, type RateLimitRequestHandler } from '@universo/utils/rate-limiting'
 
 import { createEnsureAuth, createIdentify } from './auth.js'
 import type { ServerConfig } from './config.js'
 import { httpMetrics, metricsEndpoint } from './metrics.js'
 import { sendJsonError } from './responses.js'
+import { createSessionRoute } from './session.js'
 
 export interface AppDependencies {
   readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'> &
@@ -19,6 +20,8 @@ export interface AppDependencies {
   readonly metricsRegistry?: Registry
   /** Builds the service router on the first API request. @default createMetaversesServiceRoutes */
   readonly createRoutes?: typeof createMetaversesServiceRoutes
+  /** The `login` limiter of POST /api/v1/session (session.ts). @default no such route */
+  readonly loginLimiter?: RateLimitRequestHandler
 }
 
 /**
@@ -31,6 +34,7 @@ export function createApp({
   logger,
   metricsRegistry,
   createRoutes = createMetaversesServiceRoutes,
+  loginLimiter,
 }: AppDependencies): Express {
   const limiters = getRateLimiters()
   const app = express()
@@ -59,6 +63,9 @@ export function createApp({
     // Request latency of everything below: probes and scrapes above would only dilute it.
     app.use(httpMetrics(metricsRegistry))
   }
+
+  // Before identification: the login limiter keys each attempt by IP, never by a token's user.
+  if (loginLimiter !== undefined) app.use(createSessionRoute(loginLimiter, config.tokens))
 
   app.use(createIdentify(config.tokens))
   const ensureAuth = createEnsureAuth(config.authRequired)

@@ -27,11 +27,25 @@ export interface ServerConfig {
   readonly rateLimit: RateLimitEnvConfig
   /** RATE_LIMIT_SKIP_ADMINS: admins' requests bypass the limiters. @default true */
   readonly skipAdmins: boolean
+  /** RATE_LIMIT_LOGIN_MAX and RATE_LIMIT_LOGIN_WINDOW_MS: the attempts POST /api/v1/session allows a client. */
+  readonly login: LoginLimit
   /** METRICS_TOKEN, as its SHA-256 (hex): /metrics then wants it as a bearer token. @default open */
   readonly metricsTokenHash: string | undefined
   /** LOG_LEVEL. @default 'info' */
   readonly logLevel: LogLevel
 }
+
+/** How many token checks (POST /api/v1/session) one client may make per window. */
+export interface LoginLimit {
+  /** RATE_LIMIT_LOGIN_MAX. @default 5 */
+  readonly max: number
+  /** RATE_LIMIT_LOGIN_WINDOW_MS. @default 60000 (1 minute) */
+  readonly windowMs: number
+}
+
+export const DEFAULT_LOGIN_LIMIT: LoginLimit = Object.freeze({ max: 5, windowMs: 60_000 })
+export const MAX_LOGIN_ATTEMPTS = 10_000
+export const MAX_LOGIN_WINDOW_MS = 86_400_000
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
@@ -72,6 +86,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     tokens: apiTokens(env),
     rateLimit: rateLimitConfigFromEnv(env),
     skipAdmins: boolean(env, 'RATE_LIMIT_SKIP_ADMINS', true),
+    login: loginLimit(env),
     metricsTokenHash: metricsToken(env),
     logLevel: logLevel(env),
   }
@@ -101,6 +116,30 @@ function metricsToken(env: Env): string | undefined {
     )
   }
   return tokenHash(raw)
+}
+
+function loginLimit(env: Env): LoginLimit {
+  return {
+    max: boundedInteger(env, 'RATE_LIMIT_LOGIN_MAX', 1, MAX_LOGIN_ATTEMPTS, DEFAULT_LOGIN_LIMIT.max),
+    windowMs: boundedInteger(
+      env,
+      'RATE_LIMIT_LOGIN_WINDOW_MS',
+      1000,
+      MAX_LOGIN_WINDOW_MS,
+      DEFAULT_LOGIN_LIMIT.windowMs,
+    ),
+  }
+}
+
+/** `name`'s whole number from `min` to `max`, `fallback` when unset; anything else throws, naming it. */
+function boundedInteger(env: Env, name: string, min: number, max: number, fallback: number): number {
+  const raw = value(env, name)
+  if (raw === undefined) return fallback
+  const parsed = /^\d{1,16}$/.test(raw) ? Number(raw) : Number.NaN
+  if (!(parsed >= min && parsed <= max)) {
+    throw new ConfigError(name, `${name} must be an integer from ${min} to ${max}, got ${shown(raw)}`)
+  }
+  return parsed
 }
 
 function port(env: Env): number {

@@ -1,11 +1,18 @@
 // The runnable server: check the env, initialise the limiters, build the app, listen, shut down cleanly.
 import { createInMemoryDataSource, disposeRateLimiters, initializeRateLimiters } from '@universo/metaverses-srv'
-import { RedisClientManager, redactCredentials, redisConfiguredInEnv } from '@universo/utils/rate-limiting'
+import {
+  createRateLimiter,
+  RedisClientManager,
+  redactCredentials,
+  redisConfiguredInEnv,
+  type RateLimitRequestHandler,
+} from '@universo/utils/rate-limiting'
 
 import { createApp } from './app.js'
 import { serverRateLimitOptions } from './boot.js'
 import { describeConfigError, loadConfig, type ServerConfig } from './config.js'
 import { createServerLogger } from './logger.js'
+import { loginLimiterOptions } from './session.js'
 import { createMetricsRegistry } from './metrics.js'
 import { installGracefulShutdown } from './shutdown.js'
 
@@ -34,8 +41,10 @@ async function main(): Promise<void> {
     )
   }
 
+  let loginLimiter: RateLimitRequestHandler
   try {
     await initializeRateLimiters(serverRateLimitOptions(config, logger, metricsRegistry))
+    loginLimiter = await createRateLimiter('login', loginLimiterOptions(config, logger, metricsRegistry))
   } catch (error) {
     logger.error(
       `[Server] Failed to start: ${redactCredentials(error instanceof Error ? error.message : String(error))}`,
@@ -45,7 +54,7 @@ async function main(): Promise<void> {
     return
   }
 
-  const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, metricsRegistry })
+  const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, metricsRegistry, loginLimiter })
   const server = app.listen(config.port)
   server.on('listening', () => {
     logger.info(`[Server] Listening on http://localhost:${config.port} (pid ${process.pid})`)
@@ -59,6 +68,7 @@ async function main(): Promise<void> {
     logger,
     exit,
     release: async () => {
+      loginLimiter.dispose()
       await disposeRateLimiters()
       await RedisClientManager.close()
     },

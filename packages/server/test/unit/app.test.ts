@@ -5,12 +5,16 @@ import {
   getRateLimiters,
   initializeRateLimiters,
 } from '@universo/metaverses-srv'
-import type { RateLimitStoreStatus } from '@universo/utils/rate-limiting'
-import express from 'express'
+import {
+  createRateLimiter,
+  type RateLimitRequestHandler,
+  type RateLimitStoreStatus,
+} from '@universo/utils/rate-limiting'
+import express, { type Express } from 'express'
 import request from 'supertest'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
-import { createApp, loadConfig } from '../../src/index.js'
+import { createApp, loadConfig, loginLimiterOptions, SESSION_BODY_LIMIT_BYTES } from '../../src/index.js'
 
 const TOKEN_ALICE = 'tok-alice-0123456789'
 const TOKEN_BOB = 'tok-bob-abcdefghijkl'
@@ -188,6 +192,77 @@ describe('RATE_LIMIT_PROBLEM_DETAILS', () => {
       code: 'RATE_LIMIT_EXCEEDED',
       limits: [{ name: 'read', limit: 1, remaining: 0 }],
     })
+  })
+})
+
+describe('POST /api/v1/session, behind the login limiter', () => {
+  const limiters: RateLimitRequestHandler[] = []
+  afterEach(() => {
+    for (const limiter of limiters.splice(0)) limiter.dispose()
+  })
+  async function bootWithLogin(env: Record<string, string> = {}) {
+    const { logger, lines } = recorder()
+    const config = loadConfig({ API_TOKENS, ...env })
+    await initializeRateLimiters({ ...config.rateLimit, logger })
+    const loginLimiter = await createRateLimiter('login', loginLimiterOptions(config, logger))
+    limiters.push(loginLimiter)
+    return { app: createApp({ config, dataSource: createInMemoryDataSource(), logger, loginLimiter }), lines }
+  }
+  const attempt = (app: Express, token: unknown) => request(app).post('/api/v1/session').send({ token })
+
+  it('answers who a valid token stands for, and 401 for any other', async () => {
+    const { app } = await bootWithLogin()
+    expect((await attempt(app, TOKEN_BOB).expect(200)).body).toEqual({
+      success: true,
+      user: { id: 'bob', isAdmin: true },
+    })
+    expect((await attempt(app, 'tok-guess-0000000000').expect(401)).body).toMatchObject({
+      code: 'INVALID_CREDENTIALS',
+    })
+  })
+
+  it('allows 5 attempts a minute per IP by default, then refuses even the right token until the window ends', async () => {
+    const { app, lines } = await bootWithLogin()
+    for (let i = 0; i < 5; i++) await attempt(app, `tok-guess-${i}-000000000`).expect(401)
+    const refused = await attempt(app, TOKEN_ALICE).expect(429)
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(55)
+    expect(refused.headers['ratelimit-policy']).toMatch(/^"login"; q=5; w=60; pk=/)
+    expect(lines).toContainEqual(expect.stringMatching(/^\[RateLimit:login\] Rate limit exceeded/))
+    // Its own budget: the API's read limiter is untouched.
+    await request(app).get('/api/v1/metaverses').expect(200)
+    // Without TRUST_PROXY, an X-Forwarded-For header is no way to a fresh budget.
+    expect((await attempt(app, TOKEN_ALICE).set('X-Forwarded-For', '10.8.0.1')).status).toBe(429)
+  })
+
+  it('keys attempts by IP behind TRUST_PROXY, whatever Authorization header comes with them', async () => {
+    const { app } = await bootWithLogin({ TRUST_PROXY: '1', RATE_LIMIT_LOGIN_MAX: '2' })
+    const from = (ip: string) =>
+      request(app)
+        .post('/api/v1/session')
+        .set({ 'X-Forwarded-For': ip, Authorization: `Bearer ${TOKEN_ALICE}` })
+    await from('10.8.1.1').send({ token: 'x' }).expect(401)
+    await from('10.8.1.1').send({ token: 'y' }).expect(401)
+    await from('10.8.1.1').send({ token: TOKEN_ALICE }).expect(429)
+    await from('10.8.1.2').send({ token: TOKEN_ALICE }).expect(200)
+  })
+
+  it('takes its limit and window from RATE_LIMIT_LOGIN_MAX and RATE_LIMIT_LOGIN_WINDOW_MS', async () => {
+    const { app } = await bootWithLogin({ RATE_LIMIT_LOGIN_MAX: '1', RATE_LIMIT_LOGIN_WINDOW_MS: '120000' })
+    await attempt(app, TOKEN_ALICE).expect(200)
+    const refused = await attempt(app, TOKEN_ALICE).expect(429)
+    expect(refused.headers['ratelimit-policy']).toMatch(/^"login"; q=1; w=120; pk=/)
+  })
+
+  it('counts every attempt before reading it: a bad, non-JSON or oversized body gets its 4xx and spends one', async () => {
+    const { app } = await bootWithLogin({ RATE_LIMIT_LOGIN_MAX: '4' })
+    await attempt(app, 42).expect(400)
+    await request(app).post('/api/v1/session').set('Content-Type', 'text/plain').send('token').expect(415)
+    await request(app)
+      .post('/api/v1/session')
+      .send({ token: 'x'.repeat(SESSION_BODY_LIMIT_BYTES) })
+      .expect(413)
+    expect((await attempt(app, '').expect(400)).body).toMatchObject({ code: 'INVALID_BODY' })
+    await attempt(app, TOKEN_ALICE).expect(429)
   })
 })
 

@@ -54,6 +54,14 @@ describe('loadConfig', () => {
     expect([...config.tokens.keys()].join()).not.toContain(TOKEN_A)
   })
 
+  it('reads the login limit, 5 a minute unless RATE_LIMIT_LOGIN_MAX and RATE_LIMIT_LOGIN_WINDOW_MS say otherwise', () => {
+    expect(loadConfig({}).login).toEqual({ max: 5, windowMs: 60_000 })
+    expect(loadConfig({ RATE_LIMIT_LOGIN_MAX: '10', RATE_LIMIT_LOGIN_WINDOW_MS: '300000' }).login).toEqual({
+      max: 10,
+      windowMs: 300_000,
+    })
+  })
+
   it.each([
     ['TRUST_PROXY', 'false', false],
     ['TRUST_PROXY', '0', false],
@@ -84,6 +92,18 @@ describe('loadConfig', () => {
 
   it.each([
     ['PORT', 'abc', 'PORT must be an integer from 1 to 65535, got "abc"'],
+    ['RATE_LIMIT_LOGIN_MAX', '0', 'RATE_LIMIT_LOGIN_MAX must be an integer from 1 to 10000, got "0"'],
+    ['RATE_LIMIT_LOGIN_MAX', '5.5', 'RATE_LIMIT_LOGIN_MAX must be an integer from 1 to 10000, got "5.5"'],
+    [
+      'RATE_LIMIT_LOGIN_WINDOW_MS',
+      '999',
+      'RATE_LIMIT_LOGIN_WINDOW_MS must be an integer from 1000 to 86400000, got "999"',
+    ],
+    [
+      'RATE_LIMIT_LOGIN_WINDOW_MS',
+      '1m',
+      'RATE_LIMIT_LOGIN_WINDOW_MS must be an integer from 1000 to 86400000, got "1m"',
+    ],
     ['PORT', '0', 'PORT must be an integer from 1 to 65535, got "0"'],
     ['PORT', '65536', 'PORT must be an integer from 1 to 65535, got "65536"'],
     ['PORT', '80.5', 'PORT must be an integer from 1 to 65535, got "80.5"'],

@@ -22,6 +22,7 @@ import {
   usesPolicy,
   type PolicySettings,
 } from './limiter/policy-limiter.js'
+import { operatorControls } from './limiter/controls.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
 import { blockedAnswer } from './limiter/response.js'
 import { exceededHandler, memoryLimiter, redisLimiter, type LimiterParts } from './limiter/variants.js'
@@ -146,6 +147,7 @@ function buildLimiter(
     headers: parts.headers,
   })
   return Object.assign(front, {
+    ...operatorControls(core),
     resetKey: (key: string) => core.resetKey(key),
     getKey: core.getKey,
     status: () => core.status(),

@@ -41,6 +41,8 @@ export const ERROR_CODES = Object.freeze({
   INVALID_LIMIT: 'ERR_RATE_LIMIT_INVALID_LIMIT',
   /** The policy function answered a name that is not one of the declared policies. */
   INVALID_POLICY: 'ERR_RATE_LIMIT_INVALID_POLICY',
+  /** An operator control (get, penalty, reward, block, reset) was called with a bad key, amount or time. */
+  INVALID_ARGUMENT: 'ERR_RATE_LIMIT_INVALID_ARGUMENT',
 } as const)
 
 export type RateLimitErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]

@@ -11,6 +11,8 @@ import { RedisClientManager } from '#src/index.js'
 
 import { MODELS } from '#src/policies/algorithms.js'
 import { waitFor } from '#test/support/http.js'
+import { CONTROLLED, describeControlsContract } from '#test/support/controls-contract.js'
+import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract, policyApp } from '#test/support/policy-contract.js'
 import { describePolicyExamples } from '#test/support/policy-examples.js'
@@ -33,6 +35,33 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
 
   describePolicyContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
   describeRequestLimitsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+  describeControlsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+
+  describe.each(CONTROLLED)("the operator's controls across two limiters on one Redis: %s", (_label, config) => {
+    it('acts on the shared state: the other limiter sees a block and a penalty, and every key keeps a TTL', async () => {
+      const options = { keyPrefix: uniquePrefix('ctl'), redisUrl: server.url, maxRead: 5, windowMs: 60_000, ...config }
+      const first = await policyApp(options)
+      await first.limiter.block('10.6.0.1', 30_000)
+      await first.limiter.penalty('10.6.0.2', 2)
+      const keys = await client.keys(`${options.keyPrefix}:*`)
+      expect(keys).toHaveLength(2)
+      for (const key of keys) expect(await client.pttl(key)).toBeGreaterThan(0)
+      expect(await client.pttl(keys.find((key) => key.endsWith(':10.6.0.1'))!)).toBeGreaterThan(29_000)
+      // A fresh limiter on the same keys, as another process of the fleet would be: nothing in its memory.
+      first.limiter.dispose()
+      const second = await policyApp(options)
+      try {
+        const status = async (client: string) =>
+          (await request(second.app).get('/r').set('X-Forwarded-For', client)).status
+        expect(await status('10.6.0.1')).toBe(429)
+        expect((await second.limiter.get('10.6.0.2')).limits[0]).toMatchObject({ remaining: 3 })
+        await second.limiter.reset('10.6.0.1')
+        expect(await status('10.6.0.1')).toBe(200)
+      } finally {
+        second.limiter.dispose()
+      }
+    })
+  })
 
   /** Calls of EVAL and EVALSHA Redis has run so far. */
   const scriptCalls = async () => {

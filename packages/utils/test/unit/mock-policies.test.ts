@@ -5,6 +5,7 @@ import RedisMock from 'ioredis-mock'
 import { describe, expect, it, vi } from 'vitest'
 
 import { createIoredisMockAdapter } from '#src/testing/index.js'
+import { describeControlsContract } from '#test/support/controls-contract.js'
 import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 import { describePolicyExamples } from '#test/support/policy-examples.js'
@@ -50,6 +51,9 @@ describe("ioredis-mock's Lua", () => {
 
 describePolicyContract('ioredis-mock', { store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }) })
 describeRequestLimitsContract('ioredis-mock', {
+  store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
+})
+describeControlsContract('ioredis-mock', {
   store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
 })
 

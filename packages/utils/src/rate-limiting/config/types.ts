@@ -3,6 +3,7 @@ import type { Request, RequestHandler } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
+import type { OperatorControls } from '../limiter/controls.js'
 import type { KeyGenerator } from '../limiter/keys.js'
 import type { Algorithm, Limit } from '../policies/limits.js'
 import type { MaxFunction, PolicySelector } from '../policies/plans.js'
@@ -232,23 +233,24 @@ export interface RateLimitConfig {
  * has express-rate-limit's getKey, a resetKey that resolves once the store has reset the key,
  * and status and dispose.
  */
-export type RateLimitRequestHandler = RequestHandler & {
-  /**
-   * Resets a client's count, in the store and in this process's memory of blocked clients.
-   * Resolves once the store has done so: at once in memory, after the Redis call on Redis (which
-   * rejects, like a request's call, when Redis cannot be used).
-   */
-  resetKey(key: string): Promise<void>
-  /** A client's hits and reset time, as express-rate-limit's getKey. */
-  getKey: ExpressRateLimitHandler['getKey']
-  /** Where this limiter counts, and whether that store can be used right now. */
-  status(): RateLimitStoreStatus
-  /**
-   * Frees this limiter's keyPrefix and type so another limiter may take them, and stops its
-   * in-memory timer. It does not close the shared Redis connection: that is RedisClientManager.close().
-   */
-  dispose(): void
-}
+export type RateLimitRequestHandler = RequestHandler &
+  OperatorControls & {
+    /**
+     * Resets a client's count, in the store and in this process's memory of blocked clients.
+     * Resolves once the store has done so: at once in memory, after the Redis call on Redis (which
+     * rejects, like a request's call, when Redis cannot be used).
+     */
+    resetKey(key: string): Promise<void>
+    /** A client's hits and reset time, as express-rate-limit's getKey. */
+    getKey: ExpressRateLimitHandler['getKey']
+    /** Where this limiter counts, and whether that store can be used right now. */
+    status(): RateLimitStoreStatus
+    /**
+     * Frees this limiter's keyPrefix and type so another limiter may take them, and stops its
+     * in-memory timer. It does not close the shared Redis connection: that is RedisClientManager.close().
+     */
+    dispose(): void
+  }
 
 /** The read and write limiters of one service. */
 export interface RateLimiters {

@@ -28,7 +28,14 @@ import { Unanswered } from '../stores/round-trips.js'
 import type { Decide } from './decision.js'
 import type { Chosen } from '../policies/plans.js'
 import { handlerOptions, PolicyInfo, type ExceededHandler } from './response.js'
-import { exceededHandler, type LimiterCore, type LimiterParts, type RedisLimiterOptions } from './variants.js'
+import {
+  exceededHandler,
+  type LimiterControls,
+  type LimiterCore,
+  type LimiterParts,
+  type RateLimitClientState,
+  type RedisLimiterOptions,
+} from './variants.js'
 
 /** True when the `type` limiter needs a policy: another algorithm, several limits, a cost, policies or a max function. */
 export function usesPolicy(config: ResolvedRateLimitConfig, type: LimiterName): boolean {
@@ -304,6 +311,66 @@ function reportedLimits(plan: PolicyPlan) {
   }
 }
 
+/** A policy limiter's store, as the operator's controls use it. */
+interface PolicyControlStore {
+  get(key: string, limits: readonly CheckedLimit[]): PolicyDecision | Promise<PolicyDecision>
+  adjust(key: string, cost: number, limits: readonly CheckedLimit[]): PolicyDecision | Promise<PolicyDecision>
+  block(key: string, ms: number): number | Promise<number>
+}
+
+/**
+ * The operator's controls of a policy limiter: under the limiter's own limits, or a named policy's
+ * (where a max is a function, the limits getKey reports against).
+ */
+function policyControls(
+  parts: LimiterParts,
+  plan: PolicyPlan,
+  reported: { get(): readonly CheckedLimit[] },
+  store: PolicyControlStore,
+): LimiterControls {
+  const limitsOf = (policy: string | undefined): readonly CheckedLimit[] => {
+    if (policy === undefined) return reported.get()
+    const set = plan.sets.find((candidate) => candidate.policy === policy)
+    if (set === undefined) {
+      const known = plan.sets.flatMap((candidate) => (candidate.policy === undefined ? [] : [candidate.policy]))
+      throw new RateLimitError(
+        ERROR_CODES.INVALID_ARGUMENT,
+        known.length === 0
+          ? `policy: this limiter has no policies, got ${JSON.stringify(policy)}`
+          : `policy must be one of ${known.join(', ')}, got ${JSON.stringify(policy)}`,
+        { option: 'policy' },
+      )
+    }
+    return (
+      set.constant ??
+      checkLimits(set.templates.map((limit) => ({ ...limit, max: typeof limit.max === 'number' ? limit.max : 1 })))
+    )
+  }
+  const stateOf = (key: string, policy: string | undefined, decision: PolicyDecision): RateLimitClientState => ({
+    key,
+    policy,
+    retryAfterMs: decision.blockedMs,
+    limits: decision.limits,
+  })
+  return {
+    async inspect(key, policy) {
+      return stateOf(key, policy, await store.get(key, limitsOf(policy)))
+    },
+    async adjust(key, n, policy) {
+      const limits = limitsOf(policy)
+      await store.adjust(key, n, limits)
+      if (n < 0) parts.blocked?.delete(key)
+      return stateOf(key, policy, await store.get(key, limits))
+    },
+    async block(key, ms) {
+      const until = await store.block(key, ms)
+      const limits = limitsOf(undefined)
+      parts.blocked?.block(key, until, limits[0]!.max, limits[0]!.name)
+      return stateOf(key, undefined, await store.get(key, limits))
+    },
+  }
+}
+
 /** A policy limiter counting in this process's memory. */
 export function memoryPolicyLimiter(parts: LimiterParts, settings: PolicySettings, since: Date): LimiterCore {
   const { plan } = settings
@@ -329,6 +396,11 @@ export function memoryPolicyLimiter(parts: LimiterParts, settings: PolicySetting
     getKey: (key: string) => Promise.resolve(clientInfo(store.get(key, reported.get()))),
     status: () => ({ store: 'memory', ready: true, state: 'memory', since: since.toISOString() }),
     dispose: () => store.shutdown(),
+    ...policyControls(parts, plan, reported, {
+      get: (key, limits) => store.get(key, limits),
+      adjust: (key, cost, limits) => store.consume(key, cost, limits, true),
+      block: (key, ms) => store.block(key, ms),
+    }),
   }
 }
 
@@ -461,5 +533,6 @@ export function redisPolicyLimiter(
       stopResetting()
       fallbackStore?.shutdown()
     },
+    ...policyControls(parts, plan, reported, store),
   }
 }

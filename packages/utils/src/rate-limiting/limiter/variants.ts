@@ -1,6 +1,11 @@
 // The two kinds of limiter behind the front middleware: one that counts in memory, and one that
 // counts in Redis and turns to the onStoreError policy while Redis cannot be used.
-import { rateLimit, type RateLimitRequestHandler as LimiterHandler, type Store } from 'express-rate-limit'
+import {
+  rateLimit,
+  type ClientRateLimitInfo,
+  type RateLimitRequestHandler as LimiterHandler,
+  type Store,
+} from 'express-rate-limit'
 
 import type { RateLimitLogger } from '../observability/logger.js'
 import type { AuditLog } from '../observability/audit.js'
@@ -16,7 +21,7 @@ import type { BlockedKeys } from './blocked-keys.js'
 import { decidedDirectly, keyFromFront, type Decide, type Decider } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
 import { rateLimitExceededHandler } from './response.js'
-import type { CheckedLimit } from '../policies/limits.js'
+import type { CheckedLimit, LimitState } from '../policies/limits.js'
 
 /** What one limiter's express-rate-limit instances share, whatever they count in. */
 export interface LimiterParts {
@@ -37,8 +42,30 @@ export interface LimiterParts {
   readonly headers: RateLimitHeaders
 }
 
+/** Where a client stands (an operator's view): its limits, and how long until it could pass. */
+export interface RateLimitClientState {
+  /** The client key, as stored. */
+  readonly key: string
+  /** The policy it was read under (`policies`); undefined for the limiter's own limits. */
+  readonly policy: string | undefined
+  /** ms until a request of cost 1 could pass: 0 when one could now. */
+  readonly retryAfterMs: number
+  /** Each limit: its name, max and windowMs, the units left and the ms until it is whole again. */
+  readonly limits: readonly LimitState[]
+}
+
+/** What an operator's controls need of a kind of limiter (limiter/controls.ts checks their arguments). */
+export interface LimiterControls {
+  /** The state of `key`, spending nothing; under `policy` for a limiter with policies. */
+  inspect(key: string, policy?: string): Promise<RateLimitClientState>
+  /** Spends `n` more of every limit (`n` > 0, a penalty), or gives `-n` back (a reward), never below nothing spent. */
+  adjust(key: string, n: number, policy?: string): Promise<RateLimitClientState>
+  /** Refuses every request of `key` for `ms`, fleet-wide on Redis. */
+  block(key: string, ms: number): Promise<RateLimitClientState>
+}
+
 /** What a limiter's handle adds to its front middleware. */
-export interface LimiterCore {
+export interface LimiterCore extends LimiterControls {
   readonly decide: Decide
   resetKey(key: string): Promise<void>
   readonly getKey: LimiterHandler['getKey']
@@ -110,6 +137,57 @@ export function memoryLimiter(parts: LimiterParts, since: Date): LimiterCore {
     getKey: handler.getKey,
     status: () => ({ store: 'memory', ready: true, state: 'memory', since: since.toISOString() }),
     dispose: () => store.shutdown(),
+    ...fixedControls(parts, {
+      info: (key) => store.get(key),
+      add: (key, n) => Promise.resolve(store.add(key, n)),
+      block: (key, ms) => Promise.resolve(store.block(key, Date.now() + ms)),
+    }),
+  }
+}
+
+/** The fixed window's store, as the operator's controls use it. */
+interface FixedControlStore {
+  info(key: string): Promise<ClientRateLimitInfo | undefined>
+  add(key: string, n: number): Promise<void>
+  block(key: string, ms: number): Promise<void>
+}
+
+/** The operator's controls of the default's fixed window, over its store (memory or Redis). */
+function fixedControls(parts: LimiterParts, store: FixedControlStore): LimiterControls {
+  const stateOf = async (key: string): Promise<RateLimitClientState> => {
+    const info = await store.info(key)
+    const now = Date.now()
+    // rate-limit-redis answers a key that does not exist with NaN hits.
+    const counted = info !== undefined && Number.isFinite(info.totalHits) && info.totalHits > 0
+    const hits = counted ? info.totalHits : 0
+    const resetMs = !counted || info.resetTime === undefined ? 0 : Math.max(0, info.resetTime.getTime() - now)
+    return {
+      key,
+      policy: undefined,
+      retryAfterMs: hits >= parts.max ? resetMs : 0,
+      limits: [
+        {
+          name: parts.type,
+          max: parts.max,
+          windowMs: parts.windowMs,
+          remaining: Math.max(0, parts.max - hits),
+          resetMs,
+        },
+      ],
+    }
+  }
+  return {
+    inspect: (key) => stateOf(key),
+    async adjust(key, n) {
+      await store.add(key, n)
+      if (n < 0) parts.blocked?.delete(key)
+      return stateOf(key)
+    },
+    async block(key, ms) {
+      await store.block(key, ms)
+      parts.blocked?.block(key, Date.now() + ms, parts.max)
+      return stateOf(key)
+    },
   }
 }
 
@@ -186,5 +264,10 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
       stopResetting()
       fallbackStore.shutdown()
     },
+    ...fixedControls(parts, {
+      info: (key) => store.get(key),
+      add: (key, n) => store.add(key, n),
+      block: (key, ms) => store.block(key, ms),
+    }),
   }
 }

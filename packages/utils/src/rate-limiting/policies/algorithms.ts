@@ -15,8 +15,17 @@ export type PolicyAlgorithm = 'fixed-window' | 'sliding-window' | 'token-bucket'
 export interface AlgorithmModel {
   /** Numbers of state per limit. */
   readonly width: number
-  /** Decides a request of `cost` at `now`, spending it in `state` when every limit allows it. */
-  decide(limits: readonly CheckedLimit[], state: Float64Array, now: number, cost: number): PolicyDecision
+  /**
+   * Decides a request of `cost` at `now`, spending it in `state` when every limit allows it, or
+   * whatever they say when `force` (a penalty; a negative cost is a reward, never below nothing spent).
+   */
+  decide(
+    limits: readonly CheckedLimit[],
+    state: Float64Array,
+    now: number,
+    cost: number,
+    force?: boolean,
+  ): PolicyDecision
   /** ms from `now` until the state can be forgotten (it would decide as a new client's). */
   expiryMs(limits: readonly CheckedLimit[], state: Float64Array, now: number): number
   /** The same decision in Lua, for Redis (policy-scripts.ts). */

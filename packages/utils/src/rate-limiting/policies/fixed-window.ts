@@ -16,6 +16,7 @@ export function fixedWindow(
   state: Float64Array,
   now: number,
   cost: number,
+  force = false,
 ): PolicyDecision {
   let allowed = true
   let retryMs = 0
@@ -28,13 +29,17 @@ export function fixedWindow(
     retryMs = Math.max(retryMs, state[2 * i]! - now)
     if (count + 1 > limits[i]!.max) blockedMs = Math.max(blockedMs, state[2 * i]! - now)
   }
-  if (allowed && cost > 0) {
+  // A forced spend (an operator's penalty, or a reward's negative cost) is made whatever the limits say.
+  if (force) allowed = true
+  if (allowed && cost !== 0) {
     for (let i = 0; i < limits.length; i++) {
       if (state[2 * i]! <= now) {
+        // A reward has nothing to give back once the window has ended.
+        if (cost < 0) continue
         state[2 * i] = now + limits[i]!.windowMs
         state[2 * i + 1] = 0
       }
-      state[2 * i + 1]! += cost
+      state[2 * i + 1] = Math.max(0, state[2 * i + 1]! + cost)
     }
   }
   return { allowed, retryMs, blockedMs, limits: limits.map((limit, i) => stateOf(limit, state, 2 * i, now)) }

@@ -35,25 +35,74 @@ export class MemoryPolicyStore {
    * if every limit allows it. A limit's state is kept by its place in the list, whatever list a
    * call gives: a client whose policy changes keeps its counts (docs/rate-limiting.md).
    */
-  consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
-    return this.#model.decide(limits, this.#stateOf(key, limits.length), this.now(), cost)
+  consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits, force = false): PolicyDecision {
+    const now = this.now()
+    if (this.#blocks.size > 0 && !force) {
+      const until = this.#blockOf(key, now)
+      if (until > now) return this.#blocked(key, cost, limits, now, until)
+    }
+    return this.#model.decide(limits, this.#stateOf(key, limits.length), now, cost, force)
+  }
+
+  /**
+   * Refuses every request of `key` for `ms` (an operator's block), whatever its limits say; its
+   * counts stay as they are. Answers when it ends (ms since the epoch).
+   */
+  block(key: string, ms: number): number {
+    const until = this.now() + ms
+    this.#blocks.set(key, until)
+    return until
+  }
+
+  /** Operators' blocks by client key: until when (ms since the epoch). Few, so kept apart and swept as read. */
+  readonly #blocks = new Map<string, number>()
+
+  #blockOf(key: string, now: number): number {
+    const until = this.#blocks.get(key)
+    if (until === undefined) return 0
+    if (until <= now) this.#blocks.delete(key)
+    return until
+  }
+
+  /** A blocked client's decision, as the Redis scripts give it: refused until the block ends, nothing spent. */
+  #blocked(key: string, cost: number, limits: readonly CheckedLimit[], now: number, until: number): PolicyDecision {
+    const state = this.#find(key)
+    const copy = () => {
+      const fresh = new Float64Array(Math.max(state?.length ?? 0, this.#model.width * limits.length))
+      if (state !== undefined) fresh.set(state)
+      return fresh
+    }
+    const probe = this.#model.decide(limits, copy(), now, cost)
+    const view = this.#model.decide(limits, copy(), now, 0)
+    return {
+      allowed: false,
+      retryMs: Math.max(probe.allowed ? 0 : probe.retryMs, until - now),
+      blockedMs: Math.max(probe.allowed ? 0 : probe.blockedMs, until - now),
+      limits: view.limits,
+    }
   }
 
   /** Where `key` stands by `limits`, spending nothing (a cost of 0 fits every limit, and changes nothing). */
   get(key: string, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
+    const now = this.now()
+    const until = this.#blocks.size > 0 ? this.#blockOf(key, now) : 0
+    if (until > now) return this.#blocked(key, 0, limits, now, until)
     const state = this.#find(key)
     const copy = new Float64Array(Math.max(state?.length ?? 0, this.#model.width * limits.length))
     if (state !== undefined) copy.set(state)
-    return this.#model.decide(limits, copy, this.now(), 0)
+    return this.#model.decide(limits, copy, now, 0)
   }
 
   /** Forgets every client (the fallback's counts, once Redis is back). */
   resetAll(): void {
     for (const generation of this.#generations) generation.clear()
+    this.#blocks.clear()
   }
 
+  /** Forgets `key`'s state and any block of it. */
   resetKey(key: string): void {
     for (const generation of this.#generations) generation.delete(key)
+    this.#blocks.delete(key)
   }
 
   /** How many clients it holds (every generation). */
@@ -64,6 +113,7 @@ export class MemoryPolicyStore {
   shutdown(): void {
     clearInterval(this.#rotation)
     for (const generation of this.#generations) generation.clear()
+    this.#blocks.clear()
   }
 
   #find(key: string): Float64Array | undefined {

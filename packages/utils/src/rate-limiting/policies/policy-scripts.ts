@@ -20,7 +20,31 @@ const PREAMBLE = [
   '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
   'end',
   'local cost = tonumber(ARGV[2])',
+  // `f<cost>`: an operator's forced spend (a penalty; a negative cost is a reward), made whatever
+  // the limits say, and whatever a block says.
+  'local force = false',
+  'if cost == nil then',
+  '  force = true',
+  '  cost = tonumber(string.sub(ARGV[2], 2))',
+  'end',
   'local n = (#ARGV - 2) / 2',
+]
+
+/** After HMGET of `fields`, with field `x` (until when an operator blocked the client) last. */
+const BLOCK_FIELD = "fields[#fields + 1] = 'x'"
+
+/**
+ * After the limits' checks: a block refuses the request, however little it costs, until its time;
+ * a forced spend is made whatever the limits and the block say.
+ */
+const BLOCK_AND_FORCE = [
+  'local block_until = tonumber(stored[#fields]) or 0',
+  'if block_until > now and not force then',
+  '  allowed = 0',
+  '  retry = math.max(retry, block_until - now)',
+  '  blocked = math.max(blocked, block_until - now)',
+  'end',
+  'if force then allowed = 1 end',
 ]
 
 /** The sliding window (sliding-window.ts). Fields per limit i: wi (its window), ci (its count), pi (the previous window's). */
@@ -28,6 +52,7 @@ export const SLIDING_WINDOW_SCRIPT = [
   ...PREAMBLE,
   'local fields = {}',
   "for i = 1, n do fields[3 * i - 2] = 'w' .. i; fields[3 * i - 1] = 'c' .. i; fields[3 * i] = 'p' .. i end",
+  BLOCK_FIELD,
   "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
   'local windows, currents, previouses, elapseds = {}, {}, {}, {}',
   'local allowed, retry, blocked, expiry = 1, 0, 0, 0',
@@ -63,12 +88,13 @@ export const SLIDING_WINDOW_SCRIPT = [
   '    end',
   '  end',
   'end',
+  ...BLOCK_AND_FORCE,
   'local reply = { allowed, retry, blocked }',
   'local writes = {}',
   'for i = 1, n do',
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
   // Spent only when every limit allows it.
-  '  if allowed == 1 then currents[i] = currents[i] + cost end',
+  '  if allowed == 1 then currents[i] = math.max(0, currents[i] + cost) end',
   '  local current, previous, elapsed = currents[i], previouses[i], elapseds[i]',
   '  local remaining = math.max(0, math.floor((max * w - previous * (w - elapsed) - current * w) / w))',
   '  local reset = 0',
@@ -79,10 +105,10 @@ export const SLIDING_WINDOW_SCRIPT = [
   "  writes[at + 1], writes[at + 2], writes[at + 3] = 'w' .. i, windows[i], 'c' .. i",
   "  writes[at + 4], writes[at + 5], writes[at + 6] = current, 'p' .. i, previous",
   'end',
-  'if allowed == 1 and cost > 0 then',
+  'if allowed == 1 and cost ~= 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
-  // Kept while any count still weighs: until the end of the window after this one.
-  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
+  // Kept while any count still weighs (until the end of the window after this one), and any block.
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], math.max(expiry, block_until - now)) end",
   'end',
   'return reply',
 ].join('\n')
@@ -92,6 +118,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   ...PREAMBLE,
   'local fields = {}',
   "for i = 1, n do fields[2 * i - 1] = 'a' .. i; fields[2 * i] = 'b' .. i end",
+  BLOCK_FIELD,
   "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
   'local aheads = {}',
   'local allowed, retry, blocked = 1, 0, 0',
@@ -110,6 +137,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   '    blocked = math.max(blocked, math.ceil((ahead + w - max * w) / max))',
   '  end',
   'end',
+  ...BLOCK_AND_FORCE,
   'local reply = { allowed, retry, blocked }',
   'local writes = {}',
   'local expiry = 0',
@@ -117,7 +145,7 @@ export const TOKEN_BUCKET_SCRIPT = [
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
   '  local ahead = aheads[i]',
   // Spent only when every limit allows it: TAT moves cost x T on.
-  '  if allowed == 1 then ahead = ahead + cost * w end',
+  '  if allowed == 1 then ahead = math.max(0, ahead + cost * w) end',
   '  reply[2 * i + 2] = math.max(0, math.floor((max * w - ahead) / w))',
   '  reply[2 * i + 3] = math.ceil(ahead / max)',
   '  expiry = math.max(expiry, math.ceil(ahead / max))',
@@ -125,10 +153,10 @@ export const TOKEN_BUCKET_SCRIPT = [
   "  writes[at + 1], writes[at + 2] = 'a' .. i, now + math.floor(ahead / max)",
   "  writes[at + 3], writes[at + 4] = 'b' .. i, ahead % max",
   'end',
-  'if allowed == 1 and cost > 0 then',
+  'if allowed == 1 and cost ~= 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
-  // Kept until every bucket is full again; a full bucket needs no state.
-  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
+  // Kept until every bucket is full again (a full bucket needs no state), and any block.
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], math.max(expiry, block_until - now)) end",
   'end',
   'return reply',
 ].join('\n')
@@ -138,6 +166,7 @@ export const FIXED_WINDOW_SCRIPT = [
   ...PREAMBLE,
   'local fields = {}',
   "for i = 1, n do fields[2 * i - 1] = 'e' .. i; fields[2 * i] = 'n' .. i end",
+  BLOCK_FIELD,
   "local stored = redis.call('HMGET', KEYS[1], unpack(fields))",
   'local ends, counts = {}, {}',
   'local allowed, retry, blocked = 1, 0, 0',
@@ -155,15 +184,17 @@ export const FIXED_WINDOW_SCRIPT = [
   '    if count + 1 > max then blocked = math.max(blocked, ends_at - now) end',
   '  end',
   'end',
+  ...BLOCK_AND_FORCE,
   'local reply = { allowed, retry, blocked }',
   'local writes = {}',
   'local expiry = 0',
   'for i = 1, n do',
   '  local max, w = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])',
-  // Spent only when every limit allows it; a limit with no window open starts one.
-  '  if allowed == 1 and cost > 0 then',
+  // Spent only when every limit allows it; a limit with no window open starts one (a reward has
+  // nothing to give back there).
+  '  if allowed == 1 and cost ~= 0 and (cost > 0 or ends[i] > now) then',
   '    if ends[i] <= now then ends[i], counts[i] = now + w, 0 end',
-  '    counts[i] = counts[i] + cost',
+  '    counts[i] = math.max(0, counts[i] + cost)',
   '  end',
   '  local open = ends[i] > now',
   '  if open then',
@@ -175,10 +206,10 @@ export const FIXED_WINDOW_SCRIPT = [
   '  local at = #writes',
   "  writes[at + 1], writes[at + 2], writes[at + 3], writes[at + 4] = 'e' .. i, ends[i], 'n' .. i, counts[i]",
   'end',
-  'if allowed == 1 and cost > 0 then',
+  'if allowed == 1 and cost ~= 0 then',
   "  redis.call('HSET', KEYS[1], unpack(writes))",
-  // Kept until the last of its windows ends.
-  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], expiry) end",
+  // Kept until the last of its windows ends, and any block.
+  "  if redis_clock then redis.call('PEXPIRE', KEYS[1], math.max(expiry, block_until - now)) end",
   'end',
   'return reply',
 ].join('\n')

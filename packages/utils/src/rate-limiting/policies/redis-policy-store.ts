@@ -45,7 +45,7 @@ export class RedisPolicyStore {
    * EVALSHA's arguments for a request of `cost` for `key` by `limits`: the script's SHA1, its key,
    * and its ARGV.
    */
-  evalshaArgs(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): string[] {
+  evalshaArgs(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits, force = false): string[] {
     let limitArgs = this.#limitArgs.get(limits)
     if (limitArgs === undefined) {
       limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
@@ -56,7 +56,8 @@ export class RedisPolicyStore {
       '1',
       this.keyOf(key),
       this.now === undefined ? '' : String(this.now()),
-      String(cost),
+      // `f<cost>`: an operator's forced spend (policy-scripts.ts).
+      force ? `f${cost}` : String(cost),
       ...limitArgs,
     ]
   }
@@ -66,13 +67,18 @@ export class RedisPolicyStore {
    * if every limit allows it. A limit's state is kept by its place in the list (the script's
    * fields are numbered), so a client whose policy changes keeps its counts.
    */
-  async consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits): Promise<PolicyDecision> {
+  async consume(
+    key: string,
+    cost: number,
+    limits: readonly CheckedLimit[] = this.limits,
+    force = false,
+  ): Promise<PolicyDecision> {
     let reply: unknown
     try {
-      reply = await this.send('EVALSHA', ...this.evalshaArgs(key, cost, limits))
+      reply = await this.send('EVALSHA', ...this.evalshaArgs(key, cost, limits, force))
     } catch (error) {
       if (!isNoScript(error)) throw error
-      return this.consumeByEval(key, cost, limits)
+      return this.consumeByEval(key, cost, limits, force)
     }
     return this.decision(reply, limits)
   }
@@ -82,9 +88,19 @@ export class RedisPolicyStore {
     key: string,
     cost: number,
     limits: readonly CheckedLimit[] = this.limits,
+    force = false,
   ): Promise<PolicyDecision> {
-    const [, ...rest] = this.evalshaArgs(key, cost, limits)
+    const [, ...rest] = this.evalshaArgs(key, cost, limits, force)
     return this.decision(await this.send('EVAL', this.script, ...rest), limits)
+  }
+
+  /**
+   * Refuses every request of `key` for `ms`, by Redis's clock (or the test's): field `x` of its
+   * hash, which every policy script reads, and a TTL that outlasts it. Answers when it ends.
+   */
+  async block(key: string, ms: number): Promise<number> {
+    const now = this.now === undefined ? '' : String(this.now())
+    return Number(await this.send('EVAL', BLOCK_SCRIPT, '1', this.keyOf(key), now, String(ms)))
   }
 
   /** Where `key` stands by `limits`, spending nothing: a cost of 0 fits every limit and writes nothing new. */
@@ -113,6 +129,20 @@ export class RedisPolicyStore {
     return { allowed: numbers[0] === 1, retryMs: numbers[1]!, blockedMs: numbers[2]!, limits: states }
   }
 }
+
+/** An operator's block: `x` in the client's hash, kept at least as long as the block. */
+const BLOCK_SCRIPT = [
+  'local now = tonumber(ARGV[1])',
+  'local redis_clock = now == nil',
+  'if redis_clock then',
+  "  local time = redis.call('TIME')",
+  '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
+  'end',
+  'local ms = tonumber(ARGV[2])',
+  "redis.call('HSET', KEYS[1], 'x', now + ms)",
+  "if redis_clock and redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end",
+  'return now + ms',
+].join('\n')
 
 /** Redis's answer to EVALSHA for a script it does not have (after SCRIPT FLUSH, a restart, a failover). */
 export const isNoScript = (error: unknown): boolean =>

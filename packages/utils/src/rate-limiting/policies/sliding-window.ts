@@ -20,6 +20,7 @@ export function slidingWindow(
   state: Float64Array,
   now: number,
   cost: number,
+  force = false,
 ): PolicyDecision {
   let allowed = true
   let retryMs = 0
@@ -38,7 +39,10 @@ export function slidingWindow(
       blockedMs = Math.max(blockedMs, waitFor(max, w, elapsed, current, previous, 1))
     }
   }
-  if (allowed) for (let i = 0; i < limits.length; i++) state[3 * i + 1]! += cost
+  // A forced spend (a penalty, or a reward's negative cost) is made whatever the limits say; a
+  // reward gives back from this window's count only, never below 0.
+  if (force) allowed = true
+  if (allowed) for (let i = 0; i < limits.length; i++) state[3 * i + 1] = Math.max(0, state[3 * i + 1]! + cost)
   return { allowed, retryMs, blockedMs, limits: limits.map((limit, i) => stateOf(limit, state, 3 * i, now)) }
 }
 

@@ -23,6 +23,7 @@ export function tokenBucket(
   state: Float64Array,
   now: number,
   cost: number,
+  force = false,
 ): PolicyDecision {
   let allowed = true
   let retryMs = 0
@@ -35,10 +36,13 @@ export function tokenBucket(
     retryMs = Math.max(retryMs, Math.ceil((ahead + cost * windowMs - max * windowMs) / max))
     blockedMs = Math.max(blockedMs, Math.max(0, Math.ceil((ahead + windowMs - max * windowMs) / max)))
   }
-  if (allowed) {
+  // A forced spend (a penalty, or a reward's negative cost) is made whatever the limits say; a
+  // reward never fills a bucket past full.
+  if (force) allowed = true
+  if (allowed && cost !== 0) {
     for (let i = 0; i < limits.length; i++) {
       const { max, windowMs } = limits[i]!
-      const after = aheadOf(state, 2 * i, now, max) + cost * windowMs
+      const after = Math.max(0, aheadOf(state, 2 * i, now, max) + cost * windowMs)
       state[2 * i] = now + Math.floor(after / max)
       state[2 * i + 1] = after % max
     }

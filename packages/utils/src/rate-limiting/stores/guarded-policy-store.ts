@@ -67,6 +67,16 @@ export class GuardedPolicyStore {
     await this.#guard(key, () => this.inner.resetKey(key))
   }
 
+  /** An operator's forced spend of `cost` (a penalty; negative, a reward), whatever the limits say. */
+  adjust(key: string, cost: number, limits: readonly CheckedLimit[]): Promise<PolicyDecision> {
+    return this.#guard(key, () => this.inner.consume(key, cost, limits, true))
+  }
+
+  /** Refuses every request of the client for `ms`; answers when it ends. */
+  block(key: string, ms: number): Promise<number> {
+    return this.#guard(key, () => this.inner.block(key, ms))
+  }
+
   dispose(): void {
     this.#unsubscribe()
   }

@@ -8,7 +8,7 @@ import type { Breakers } from '../resilience/breakers.js'
 import { batchedSendOf, writeWatchOf, type BatchedSend } from './batched-calls.js'
 import { failEach, PendingCalls, StoreUnavailableError, withTimeout } from './deadlines.js'
 import { circuitOpen, guardedCall, GuardedIncrement } from './guarded-calls.js'
-import { SAFE_DECREMENT_SCRIPT } from './scripts.js'
+import { ADJUST_SCRIPT, BLOCKED_HITS, SAFE_DECREMENT_SCRIPT } from './scripts.js'
 
 /**
  * rate-limit-redis's store, guarded. While the breaker is open every call fails at once; a call
@@ -132,6 +132,18 @@ export class GuardedRedisStore implements Store {
 
   async resetKey(key: string): Promise<void> {
     await this.#guard(key, () => this.inner.resetKey(key))
+  }
+
+  /** An operator's penalty (`n` > 0) or reward (`n` < 0) of the client's count (ADJUST_SCRIPT). */
+  async add(key: string, n: number): Promise<void> {
+    const args = [ADJUST_SCRIPT, '1', this.inner.prefixKey(key), String(n), this.#windowArg] as const
+    await this.#guard(key, () => this.client.call('EVAL', ...args))
+  }
+
+  /** Refuses every request of the client for `ms`: a count over any limit, expiring then. */
+  async block(key: string, ms: number): Promise<void> {
+    const args = [this.inner.prefixKey(key), String(BLOCKED_HITS), 'PX', String(ms)] as const
+    await this.#guard(key, () => this.client.call('SET', ...args))
   }
 
   #guard<T>(key: string, call: () => Promise<T>, timed = false): Promise<T> {

@@ -2,6 +2,7 @@
 import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
 
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
+import { BLOCKED_HITS } from './scripts.js'
 
 /** Slots a fresh generation starts with; it doubles as clients arrive. */
 const FIRST_CAPACITY = 1024
@@ -85,6 +86,10 @@ export class CompactMemoryStore implements Store {
     const observe = this.stats?.observeStore
     const start = observe === undefined ? 0 : performance.now()
     const now = Date.now()
+    if (this.#blocks.size > 0) {
+      const until = this.#blockOf(key, now)
+      if (until > now) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
+    }
     const slot = this.#slotOf(key, now)
     const cells = this.#current.cells
     let resetMs = cells[2 * slot]!
@@ -109,11 +114,51 @@ export class CompactMemoryStore implements Store {
   resetKey(key: string): void {
     this.#current.delete(key)
     this.#previous.delete(key)
+    this.#blocks.delete(key)
   }
 
   resetAll(): void {
     this.#current = new Generation()
     this.#previous = new Generation()
+    this.#blocks.clear()
+  }
+
+  /**
+   * An operator's penalty (`n` > 0: as many hits, opening a window if none is open) or reward
+   * (`n` < 0: hits taken back, never below 0, and no window opened).
+   */
+  add(key: string, n: number): void {
+    // Nothing to take back from a client with no window open: create nothing.
+    if (n < 0 && this.#info(key) === undefined) return
+    const now = Date.now()
+    const slot = this.#slotOf(key, now)
+    const cells = this.#current.cells
+    if (cells[2 * slot]! <= now) {
+      if (n < 0) return
+      cells[2 * slot] = now + this.#windowMs
+      cells[2 * slot + 1] = 0
+    }
+    cells[2 * slot + 1] = Math.max(0, cells[2 * slot + 1]! + n)
+  }
+
+  /**
+   * Refuses every request of `key` until `untilMs` (an operator's block). Kept apart from the
+   * windows, since a block may outlast the two generations; its count starts afresh after it.
+   */
+  block(key: string, untilMs: number): void {
+    this.#current.delete(key)
+    this.#previous.delete(key)
+    this.#blocks.set(key, untilMs)
+  }
+
+  /** Operators' blocks by key: few, so a Map beside the windows, swept as read. */
+  readonly #blocks = new Map<string, number>()
+
+  #blockOf(key: string, now: number): number {
+    const until = this.#blocks.get(key)
+    if (until === undefined) return 0
+    if (until <= now) this.#blocks.delete(key)
+    return until
   }
 
   shutdown(): void {
@@ -146,6 +191,8 @@ export class CompactMemoryStore implements Store {
   }
 
   #info(key: string): ClientRateLimitInfo | undefined {
+    const until = this.#blocks.size > 0 ? this.#blockOf(key, Date.now()) : 0
+    if (until > Date.now()) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
     const generation = this.#current.slots.has(key) ? this.#current : this.#previous
     const slot = generation.slots.get(key)
     if (slot === undefined) return undefined

@@ -33,6 +33,24 @@ describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
     return servers
   }
 
+  it('lets a client reset elsewhere through every process within a second, not at its window’s end', async () => {
+    // Two processes that each refused the client, and so answer it from memory for 15 minutes'
+    // window; then its key goes from Redis, as a reset by any process or operator does.
+    const [a, b] = await fleet(2, { RATE_LIMIT_READ_MAX: '2' })
+    const status = async (server: ServerProcess) => {
+      const response = await fetch(`${server.base}/api/v1/metaverses`)
+      await response.arrayBuffer()
+      return response.status
+    }
+    expect([await status(a!), await status(b!), await status(a!), await status(b!)]).toEqual([200, 200, 429, 429])
+    expect(await redis.admin.del('metaverses-srv:read:127.0.0.1')).toBe(1)
+    // Each asks Redis again at most a second after its last refusal (BLOCKED_RECHECK_MS), with one
+    // request; the requests before that are refused from memory and spend nothing.
+    await waitFor('the first process to let the client through', async () => (await status(a!)) === 200)
+    await waitFor('the second process to let the client through', async () => (await status(b!)) === 200)
+    expect(await redis.admin.get('metaverses-srv:read:127.0.0.1')).toBe('2')
+  })
+
   it('lets exactly 100 of 300 concurrent reads on one client through, across three instances', async () => {
     // With the default settings: three cold processes are as exact as one (redis-failures.md, Deadlines).
     const servers = await fleet(3)

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { RedisClientManager } from '#src/index.js'
 
+import { BLOCKED_RECHECK_MS } from '#src/limiter/blocked-keys.js'
 import { MODELS } from '#src/policies/algorithms.js'
 import { waitFor } from '#test/support/http.js'
 import { CONTROLLED, describeControlsContract } from '#test/support/controls-contract.js'
@@ -132,14 +133,19 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
       })
       try {
         const client = { 'X-Forwarded-For': '10.2.0.2' }
+        const started = performance.now()
         for (let i = 0; i < 3; i++) await request(app).get('/r').set(client)
         const before = await scriptCalls()
         const flood = await Promise.all(Array.from({ length: 20 }, () => request(app).get('/r').set(client)))
         expect(flood.every((answer) => answer.status === 429)).toBe(true)
-        expect(await scriptCalls()).toBe(before)
+        // None, but the one request a second that asks the store again, which bounds how long a
+        // reset elsewhere goes unseen (BLOCKED_RECHECK_MS): on a busy machine this may last seconds.
+        const rechecks = Math.floor((performance.now() - started) / BLOCKED_RECHECK_MS)
+        expect((await scriptCalls()) - before).toBeLessThanOrEqual(rechecks)
         // Another client is still decided by Redis.
+        const beforeOther = await scriptCalls()
         expect((await request(app).get('/r').set('X-Forwarded-For', '10.2.0.3')).status).toBe(200)
-        expect(await scriptCalls()).toBe(before + 1)
+        expect(await scriptCalls()).toBe(beforeOther + 1)
       } finally {
         limiter.dispose()
       }

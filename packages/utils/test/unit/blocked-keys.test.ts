@@ -3,7 +3,7 @@ import express from 'express'
 import request from 'supertest'
 import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
 
-import { BlockedKeys, MAX_BLOCKED_KEYS } from '#src/limiter/blocked-keys.js'
+import { BLOCKED_RECHECK_MS, BlockedKeys, MAX_BLOCKED_KEYS } from '#src/limiter/blocked-keys.js'
 import { createRateLimiters, type RateLimitConfig, type RateLimiters } from '#src/index.js'
 import { createApp } from '#test/support/app.js'
 import { waitFor } from '#test/support/http.js'
@@ -44,6 +44,22 @@ describe('BlockedKeys', () => {
     now = 2000
     expect(keys.get('a')).toBeUndefined()
     expect(keys.size).toBe(0)
+  })
+
+  it(`asks the store again after ${BLOCKED_RECHECK_MS} ms, so a reset elsewhere in the fleet is seen within that`, () => {
+    let now = 0
+    const keys = new BlockedKeys(() => now)
+    keys.block('a', 600_000, 5)
+    now = BLOCKED_RECHECK_MS - 1
+    expect(keys.get('a')).toBeDefined()
+    // Due: this one request goes to the store; the next ones are still answered from memory.
+    now = BLOCKED_RECHECK_MS
+    expect(keys.get('a')).toBeUndefined()
+    expect(keys.get('a')).toBeDefined()
+    now = 2 * BLOCKED_RECHECK_MS - 1
+    expect(keys.get('a')).toBeDefined()
+    now = 2 * BLOCKED_RECHECK_MS
+    expect(keys.get('a')).toBeUndefined()
   })
 
   it(`holds at most ${MAX_BLOCKED_KEYS} keys, making room from expired ones at most once a second`, () => {

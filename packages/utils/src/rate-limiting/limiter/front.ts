@@ -54,6 +54,8 @@ export function limiterFront({
           const info = (req as LimitedRequest).rateLimit
           // Over the limit, shadow mode lets a request through: its handler has written the headers.
           if (info !== before && info !== undefined && info.used <= info.limit) {
+            // Let through: a block remembered here has been lifted (a reset or reward elsewhere).
+            if (blocked !== undefined && blocked.size > 0) blocked.delete(key)
             headers.write(res, info)
             if (isNearLimit(info.remaining, info.limit)) stats.nearLimit++
           }

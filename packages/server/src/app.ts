@@ -5,11 +5,15 @@ import type { Registry } from 'prom-client'
 import { createMetaversesServiceRoutes, getRateLimiters, type MetaversesDataSource } from '@universo/metaverses-srv'
 import { redactCredentials, type RateLimitLogger, type RateLimitRequestHandler } from '@universo/utils/rate-limiting'
 
+import { createAdminRoutes } from './admin.js'
 import { createEnsureAuth, createIdentify } from './auth.js'
 import type { ServerConfig } from './config.js'
 import { httpMetrics, metricsEndpoint } from './metrics.js'
 import { sendJsonError } from './responses.js'
 import { createSessionRoute } from './session.js'
+
+/** Methods that read: the read limiter counts them on the admin routes, as on the API. */
+const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 export interface AppDependencies {
   readonly config: Pick<ServerConfig, 'trustProxy' | 'authRequired' | 'tokens'> &
@@ -69,6 +73,22 @@ export function createApp({
 
   app.use(createIdentify(config.tokens))
   const ensureAuth = createEnsureAuth(config.authRequired)
+
+  // The operator's controls, for admins. Behind the limiters, so that guessing an admin token is
+  // limited like any other request (admins' own requests are skipped unless RATE_LIMIT_SKIP_ADMINS=false).
+  app.use('/admin/rate-limits', (req, res, next) =>
+    (READ_METHODS.has(req.method) ? limiters.read : limiters.write)(req, res, next),
+  )
+  app.use(
+    createAdminRoutes({
+      limiters: new Map([
+        ['read', limiters.read],
+        ['write', limiters.write],
+        ...(loginLimiter === undefined ? [] : ([['login', loginLimiter]] as const)),
+      ]),
+      logger,
+    }),
+  )
 
   // Mounted lazily on the first API request, as the deployment guide shows.
   let metaversesRouter: Router | null = null

@@ -1,4 +1,6 @@
 // What tests and embedding hosts import from @universo/server. Re-exports only.
+export { ADMIN_BODY_LIMIT_BYTES, createAdminRoutes, MAX_ADMIN_BLOCK_MS } from './admin.js'
+export type { AdminRoutesOptions } from './admin.js'
 export { createApp } from './app.js'
 export type { AppDependencies } from './app.js'
 export { serverRateLimitOptions } from './boot.js'

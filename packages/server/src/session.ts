@@ -3,7 +3,7 @@
 import express, { Router, type RequestHandler } from 'express'
 import type { Registry } from 'prom-client'
 
-import { SERVICE_KEY_PREFIX, SERVICE_METRICS_NAMESPACE } from '@universo/metaverses-srv'
+import { requestErrorHandler, SERVICE_KEY_PREFIX, SERVICE_METRICS_NAMESPACE } from '@universo/metaverses-srv'
 import type { RateLimitConfig, RateLimitLogger, RateLimitRequestHandler } from '@universo/utils/rate-limiting'
 
 import { MAX_TOKEN_LENGTH, tokenHash, type ServerConfig, type TokenTable } from './config.js'
@@ -67,5 +67,7 @@ export function createSessionRoute(login: RateLimitRequestHandler, tokens: Token
     }
     res.json({ success: true, user: { id: user.id, isAdmin: user.isAdmin } })
   })
+  // Malformed, oversized or unreadable bodies: the service's 4xx answers (INVALID_JSON, PAYLOAD_TOO_LARGE, ...).
+  router.use(requestErrorHandler)
   return router
 }

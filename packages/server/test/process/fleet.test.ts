@@ -51,6 +51,32 @@ describe.runIf(redisServerAvailable())('a fleet on one Redis', () => {
     expect(await redis.admin.get('metaverses-srv:read:127.0.0.1')).toBe('2')
   })
 
+  it('blocks a client through one process’s admin route for the whole fleet, and unblocks it through another’s', async () => {
+    const ADMIN = 'tok-admin-0123456789abcdef'
+    const [a, b] = await fleet(2, { API_TOKENS: `${ADMIN}:ops:admin` })
+    const admin = { Authorization: `Bearer ${ADMIN}` }
+    const status = async (server: ServerProcess) => {
+      const response = await fetch(`${server.base}/api/v1/metaverses`)
+      await response.arrayBuffer()
+      return response.status
+    }
+    expect(await status(b!)).toBe(200)
+    const blocked = await fetch(`${a!.base}/admin/rate-limits/read/127.0.0.1/block`, {
+      method: 'POST',
+      headers: { ...admin, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ms: 600_000 }),
+    })
+    expect(blocked.status).toBe(200)
+    expect([await status(a!), await status(b!)]).toEqual([429, 429])
+    // Both now answer the client from memory; a reset through the other process reaches both.
+    const reset = await fetch(`${b!.base}/admin/rate-limits/read/127.0.0.1`, { method: 'DELETE', headers: admin })
+    expect(reset.status).toBe(200)
+    expect(await status(b!)).toBe(200)
+    await waitFor('the other process to let the client through', async () => (await status(a!)) === 200)
+    const state = await (await fetch(`${a!.base}/admin/rate-limits/read/127.0.0.1`, { headers: admin })).json()
+    expect(state).toMatchObject({ state: { retryAfterMs: 0, limits: [{ name: 'read', max: 100, remaining: 98 }] } })
+  })
+
   it('lets exactly 100 of 300 concurrent reads on one client through, across three instances', async () => {
     // With the default settings: three cold processes are as exact as one (redis-failures.md, Deadlines).
     const servers = await fleet(3)

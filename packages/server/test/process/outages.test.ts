@@ -213,6 +213,27 @@ describe.runIf(redisServerAvailable())('the policy from RATE_LIMIT_ON_STORE_ERRO
     await expectExactSharedCounting('u6')
   })
 
+  it("answers the admin routes 503 while Redis is away: the operator's controls act on the shared budget or not at all", async () => {
+    redis = await startRedisServer()
+    const port = redis.port
+    const ADMIN = 'tok-ops-0123456789abcdef'
+    await fleet(port, { API_TOKENS: `${API_TOKENS},${ADMIN}:ops:admin` })
+    await redis.signal('SIGKILL')
+    await allDegraded('fallback')
+    const answer = await fetch(`${servers[0]!.base}/admin/rate-limits/read/user%3Au1`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    expect(answer.status).toBe(503)
+    expect(await answer.json()).toMatchObject({ success: false, code: 'RATE_LIMIT_STORE_UNAVAILABLE' })
+    redis = await startRedisServer({ port })
+    await waitFor('both to use Redis again', allReady, RECOVERY_MS)
+    const back = await fetch(`${servers[0]!.base}/admin/rate-limits/read/user%3Au1`, {
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    expect(back.status).toBe(200)
+  })
+
   it('allow: every request passes while Redis is away', async () => {
     redis = await startRedisServer()
     const port = redis.port

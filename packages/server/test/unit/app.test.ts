@@ -257,12 +257,137 @@ describe('POST /api/v1/session, behind the login limiter', () => {
     const { app } = await bootWithLogin({ RATE_LIMIT_LOGIN_MAX: '4' })
     await attempt(app, 42).expect(400)
     await request(app).post('/api/v1/session').set('Content-Type', 'text/plain').send('token').expect(415)
-    await request(app)
+    const large = await request(app)
       .post('/api/v1/session')
       .send({ token: 'x'.repeat(SESSION_BODY_LIMIT_BYTES) })
       .expect(413)
+    expect(large.body).toMatchObject({ code: 'PAYLOAD_TOO_LARGE' })
     expect((await attempt(app, '').expect(400)).body).toMatchObject({ code: 'INVALID_BODY' })
     await attempt(app, TOKEN_ALICE).expect(429)
+  })
+})
+
+describe('the admin routes', () => {
+  const admin = { Authorization: `Bearer ${TOKEN_BOB}` }
+  const alice = { Authorization: `Bearer ${TOKEN_ALICE}` }
+
+  it("reads a client's state, blocks it, and resets it, writing who did each change to the audit log", async () => {
+    const { app, lines } = await boot({ RATE_LIMIT_READ_MAX: '5' })
+    await request(app).get('/api/v1/metaverses').set(alice).expect(200)
+    await request(app).get('/api/v1/metaverses').set(alice).expect(200)
+    const state = await request(app).get('/admin/rate-limits/read/user%3Aalice').set(admin).expect(200)
+    expect(state.body).toMatchObject({
+      success: true,
+      limiter: 'read',
+      state: { key: 'user:alice', retryAfterMs: 0, limits: [{ name: 'read', max: 5, remaining: 3 }] },
+    })
+
+    const blocked = await request(app)
+      .post('/admin/rate-limits/read/user%3Aalice/block')
+      .set(admin)
+      .send({ ms: 60_000 })
+      .expect(200)
+    expect(blocked.body.state.retryAfterMs).toBeGreaterThan(59_000)
+    const refused = await request(app).get('/api/v1/metaverses').set(alice).expect(429)
+    expect(Number(refused.headers['retry-after'])).toBe(60)
+    expect(lines).toContainEqual('[RateLimit:read] Operator block')
+
+    await request(app).delete('/admin/rate-limits/read/user%3Aalice').set(admin).expect(200)
+    await request(app).get('/api/v1/metaverses').set(alice).expect(200)
+    expect(lines).toContainEqual('[RateLimit:read] Operator reset')
+  })
+
+  it('audits each change with the admin, the limiter, the key and the time asked', async () => {
+    const records: unknown[] = []
+    const logger = {
+      info: () => undefined,
+      error: () => undefined,
+      warn: (_line: string, record?: unknown) => void records.push(record),
+    }
+    const config = loadConfig({ API_TOKENS })
+    await initializeRateLimiters({ ...config.rateLimit, logger })
+    const app = createApp({ config, dataSource: createInMemoryDataSource(), logger })
+    await request(app).post('/admin/rate-limits/write/10.0.0.9/block').set(admin).send({ ms: 5000 }).expect(200)
+    expect(records).toContainEqual({
+      event: 'rate_limit_operator_action',
+      action: 'block',
+      namespace: 'metaverses',
+      type: 'write',
+      key: '10.0.0.9',
+      by: 'bob',
+      ms: 5000,
+    })
+  })
+
+  it('takes a key as stored, URL-encoded: an IPv6 /56 key', async () => {
+    const { app } = await boot()
+    const answer = await request(app)
+      .get('/admin/rate-limits/read/2001%3Adb8%3A1%3A2300%3A%3A%2F56')
+      .set(admin)
+      .expect(200)
+    expect(answer.body.state.key).toBe('2001:db8:1:2300::/56')
+  })
+
+  it('answers 401 without a valid admin token and 403 for a user who is not an admin', async () => {
+    const { app } = await boot()
+    await request(app).get('/admin/rate-limits/read/user%3Aalice').expect(401)
+    await request(app)
+      .get('/admin/rate-limits/read/user%3Aalice')
+      .set('Authorization', 'Bearer tok-nobody-0000000000')
+      .expect(401)
+    const forbidden = await request(app).delete('/admin/rate-limits/read/user%3Aalice').set(alice).expect(403)
+    expect(forbidden.body).toMatchObject({ code: 'FORBIDDEN' })
+  })
+
+  it('limits clients guessing admin tokens like any other client', async () => {
+    const { app } = await boot({ RATE_LIMIT_READ_MAX: '2' })
+    const guess = () =>
+      request(app).get('/admin/rate-limits/read/x').set('Authorization', 'Bearer tok-guess-0000000000')
+    expect([(await guess()).status, (await guess()).status, (await guess()).status]).toEqual([401, 401, 429])
+  })
+
+  it.each([
+    ['an unknown limiter', 'get', '/admin/rate-limits/search/user%3Aalice', undefined, 404, 'UNKNOWN_LIMITER'],
+    ['a key with a control character', 'get', '/admin/rate-limits/read/a%00b', undefined, 400, 'INVALID_KEY'],
+    ['a key that is too long', 'delete', `/admin/rate-limits/read/${'k'.repeat(1025)}`, undefined, 400, 'INVALID_KEY'],
+    ['a key that does not decode', 'get', '/admin/rate-limits/read/%E0%A4%A', undefined, 400, 'INVALID_PATH'],
+    ['a block of 0 ms', 'post', '/admin/rate-limits/read/k/block', { ms: 0 }, 400, 'INVALID_BODY'],
+    ['a block of a string', 'post', '/admin/rate-limits/read/k/block', { ms: '60000' }, 400, 'INVALID_BODY'],
+    ['a block past 2^31-1 ms', 'post', '/admin/rate-limits/read/k/block', { ms: 2 ** 31 }, 400, 'INVALID_BODY'],
+    ['a block with no body', 'post', '/admin/rate-limits/read/k/block', undefined, 400, 'INVALID_BODY'],
+    ['a body that is not JSON', 'post', '/admin/rate-limits/read/k/block', '{"ms":', 400, 'INVALID_JSON'],
+    [
+      'a huge body',
+      'post',
+      '/admin/rate-limits/read/k/block',
+      { ms: 1, pad: 'x'.repeat(2000) },
+      413,
+      'PAYLOAD_TOO_LARGE',
+    ],
+  ] as const)('answers %s with a %s and a clear body, never a 500', async (_what, method, path, body, status, code) => {
+    const { app } = await boot()
+    let call = request(app)[method](path).set(admin)
+    if (typeof body === 'string') call = call.set('Content-Type', 'application/json').send(body)
+    else if (body !== undefined) call = call.send(body)
+    const answer = await call
+    expect(answer.status).toBe(status)
+    expect(answer.body).toMatchObject({ success: false, code })
+    expect(typeof answer.body.error).toBe('string')
+  })
+
+  it('reaches the login limiter when the server has one', async () => {
+    const { logger } = recorder()
+    const config = loadConfig({ API_TOKENS })
+    await initializeRateLimiters({ ...config.rateLimit, logger })
+    const loginLimiter = await createRateLimiter('login', loginLimiterOptions(config, logger))
+    try {
+      const app = createApp({ config, dataSource: createInMemoryDataSource(), logger, loginLimiter })
+      await request(app).post('/api/v1/session').send({ token: 'nope' }).expect(401)
+      const state = await request(app).get('/admin/rate-limits/login/%3A%3Affff%3A127.0.0.1').set(admin).expect(200)
+      expect(state.body.state.limits).toMatchObject([{ name: 'login', max: 5 }])
+    } finally {
+      loginLimiter.dispose()
+    }
   })
 })
 

@@ -1,5 +1,6 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
-import type { Request } from 'express'
+import type { Request, Response } from 'express'
+import type { RateLimitInfo } from 'express-rate-limit'
 
 import { checkName, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
 import type {
@@ -25,7 +26,14 @@ import {
 import { operatorControls } from './limiter/controls.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
 import { blockedAnswer } from './limiter/response.js'
-import { exceededHandler, memoryLimiter, redisLimiter, type LimiterParts } from './limiter/variants.js'
+import {
+  exceededHandler,
+  memoryLimiter,
+  redisLimiter,
+  type LimiterCore,
+  type LimiterParts,
+} from './limiter/variants.js'
+import { redactCredentials } from './observability/redact.js'
 import { AuditLog } from './observability/audit.js'
 import { debug } from './observability/logger.js'
 import { RateLimitMetrics } from './observability/metrics.js'
@@ -37,10 +45,53 @@ import { degradedLine } from './resilience/degraded.js'
 function clientKeys(type: LimiterName, config: ResolvedRateLimitConfig) {
   const checkProxy = createProxyChecks(config.logger, `[RateLimit:${type}]`)
   const { keyGenerator } = config
-  return (request: Request): string | Promise<string> => {
+  return (request: Request, response: Response): string | Promise<string> => {
     checkProxy(request)
-    const key = keyGenerator(request)
+    const key = keyGenerator(request, response)
     return typeof key === 'string' ? boundedKey(key) : Promise.resolve(key).then((k) => boundedKey(String(k)))
+  }
+}
+
+/**
+ * skipSuccessfulRequests and skipFailedRequests, as express-rate-limit has them: a request let
+ * through is given back once its response finishes as a success (or a failure), or, for failures,
+ * when the client goes away before it ends. Undefined when neither is on: no listener is added.
+ */
+function givingBack(type: LimiterName, config: ResolvedRateLimitConfig, core: { giveBack: LimiterCore['giveBack'] }) {
+  const { skipSuccessfulRequests, skipFailedRequests, logger } = config
+  if (!skipSuccessfulRequests && !skipFailedRequests) return undefined
+  const succeeded =
+    config.requestWasSuccessful ?? ((_request: Request, response: Response) => response.statusCode < 400)
+  const failed = (what: string) => (error: unknown) => {
+    // During an outage nothing can be given back, and the outage is logged already.
+    if ((error as Error | undefined)?.name === 'StoreUnavailableError') return
+    logger.error(
+      `[RateLimit:${type}] ${what}: ${redactCredentials(String((error as Error | undefined)?.message ?? error))}`,
+    )
+  }
+  return (request: Request, response: Response, key: string, info: RateLimitInfo): void => {
+    let given = false
+    const give = () => {
+      if (given) return
+      given = true
+      core.giveBack(key, info).catch(failed('Could not give a request back'))
+    }
+    response.once('finish', () => {
+      let verdict: boolean | Promise<boolean>
+      try {
+        verdict = succeeded(request, response)
+      } catch (error) {
+        return failed('requestWasSuccessful threw')(error)
+      }
+      Promise.resolve(verdict).then((success) => {
+        if (success ? skipSuccessfulRequests : skipFailedRequests) give()
+      }, failed('requestWasSuccessful rejected'))
+    })
+    if (skipFailedRequests) {
+      response.once('close', () => {
+        if (!response.writableEnded) give()
+      })
+    }
   }
 }
 
@@ -94,6 +145,8 @@ function limiterParts(
     max: typeof max === 'number' ? max : 1,
     windowMs: config.windowMs,
     message: config.message,
+    statusCode: config.statusCode,
+    handler: config.handler,
     problemDetails: config.problemDetails,
     limits: policy?.plan.constant,
     shadow: config.shadow,
@@ -106,6 +159,8 @@ function limiterParts(
       type,
       windowMs: config.windowMs,
       legacyHeaders: config.legacyHeaders,
+      // true is draft-6, as express-rate-limit reads it.
+      standard: config.standardHeaders === true ? 'draft-6' : config.standardHeaders,
       ...(policy?.plan.constant === undefined ? {} : { limits: policy.plan.constant }),
     }),
   }
@@ -142,6 +197,7 @@ function buildLimiter(
     stats: parts.stats,
     skip: config.skip,
     keyOf: clientKeys(type, config),
+    giveBack: givingBack(type, config, core),
     blocked: parts.blocked,
     answerBlocked: blockedAnswer(exceededHandler(parts, backend.kind), config.windowMs),
     headers: parts.headers,

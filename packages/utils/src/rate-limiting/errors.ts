@@ -43,6 +43,8 @@ export const ERROR_CODES = Object.freeze({
   INVALID_POLICY: 'ERR_RATE_LIMIT_INVALID_POLICY',
   /** An operator control (get, penalty, reward, block, reset) was called with a bad key, amount or time. */
   INVALID_ARGUMENT: 'ERR_RATE_LIMIT_INVALID_ARGUMENT',
+  /** An express-rate-limit option that cannot mean the same thing here; the message says what to use instead. */
+  UNSUPPORTED_OPTION: 'ERR_RATE_LIMIT_UNSUPPORTED_OPTION',
 } as const)
 
 export type RateLimitErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]

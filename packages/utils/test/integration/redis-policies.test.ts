@@ -13,6 +13,7 @@ import { BLOCKED_RECHECK_MS } from '#src/limiter/blocked-keys.js'
 import { MODELS } from '#src/policies/algorithms.js'
 import { waitFor } from '#test/support/http.js'
 import { CONTROLLED, describeControlsContract } from '#test/support/controls-contract.js'
+import { describeErlOptionsContract, optionsApp } from '#test/support/erl-options-contract.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract, policyApp } from '#test/support/policy-contract.js'
@@ -37,6 +38,46 @@ describe.runIf(redisServerAvailable())('policies on a real redis-server', () => 
   describePolicyContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
   describeRequestLimitsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
   describeControlsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+  describeErlOptionsContract('a real Redis', { store: () => ({ redisUrl: server.url }) })
+
+  describe.each([
+    ['the fixed window (the default)', {}],
+    ['the fixed window as a policy', { algorithm: 'fixed-window', cost: 1 }],
+    ['the sliding window', { algorithm: 'sliding-window' }],
+    ['the token bucket', { algorithm: 'token-bucket' }],
+  ] as const)('giving requests back on a real Redis: %s', (_label, config) => {
+    it('never takes a counter below 0, and leaves every key with a TTL', async () => {
+      const keyPrefix = uniquePrefix('give')
+      const { app, limiter } = await optionsApp({
+        keyPrefix,
+        redisUrl: server.url,
+        windowMs: 60_000,
+        limit: 3,
+        skipSuccessfulRequests: true,
+        skipFailedRequests: true,
+        ...config,
+      })
+      try {
+        // Every request given back, three times the limit over: success and failure alike.
+        for (let i = 0; i < 9; i++) {
+          await request(app)
+            .get(i % 2 === 0 ? '/ok' : '/fail')
+            .set('X-Forwarded-For', '10.8.0.1')
+          await waitFor('the request to be given back', async () => {
+            return (await limiter.get('10.8.0.1')).limits[0]!.remaining === 3
+          })
+        }
+        for (const key of await client.keys(`${keyPrefix}:*`)) {
+          expect(await client.pttl(key)).toBeGreaterThan(0)
+          const values =
+            (await client.type(key)) === 'hash' ? Object.values(await client.hgetall(key)) : [await client.get(key)]
+          for (const value of values) expect(Number(value)).toBeGreaterThanOrEqual(0)
+        }
+      } finally {
+        limiter.dispose()
+      }
+    })
+  })
 
   describe.each(CONTROLLED)("the operator's controls across two limiters on one Redis: %s", (_label, config) => {
     it('acts on the shared state: the other limiter sees a block and a penalty, and every key keeps a TTL', async () => {

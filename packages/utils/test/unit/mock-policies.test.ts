@@ -6,6 +6,7 @@ import { describe, expect, it, vi } from 'vitest'
 
 import { createIoredisMockAdapter } from '#src/testing/index.js'
 import { describeControlsContract } from '#test/support/controls-contract.js'
+import { describeErlOptionsContract } from '#test/support/erl-options-contract.js'
 import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 import { describePolicyExamples } from '#test/support/policy-examples.js'
@@ -54,6 +55,9 @@ describeRequestLimitsContract('ioredis-mock', {
   store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
 })
 describeControlsContract('ioredis-mock', {
+  store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
+})
+describeErlOptionsContract('ioredis-mock', {
   store: () => ({ redisClient: createIoredisMockAdapter(new RedisMock()) }),
 })
 

@@ -11,6 +11,7 @@ import {
   type RateLimitConfig,
   type RateLimiters,
 } from '#src/index.js'
+import { resolveConfig } from '#src/config/options.js'
 import { recordingLogger } from '#test/support/logger.js'
 
 const created: RateLimiters[] = []
@@ -152,6 +153,48 @@ describe('option checks', () => {
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message)).toEqual([
       '[RateLimit] redisRetryDelay is deprecated and ignored: reconnect delays are min(attempt * 100, 1000) ms',
     ])
+  })
+})
+
+describe("express-rate-limit's option names", () => {
+  it.each([
+    [true, 'allow'],
+    [false, 'deny'],
+  ] as const)('maps passOnStoreError %s onto onStoreError %s', (passOnStoreError, onStoreError) => {
+    expect(resolveConfig({ passOnStoreError }).onStoreError).toBe(onStoreError)
+  })
+
+  it('gives limit to every max not given its own', () => {
+    expect(resolveConfig({ limit: 7, maxWrite: 3 })).toMatchObject({ maxRead: 7, maxWrite: 3, maxCustom: 7 })
+    expect(resolveConfig({ max: 9 })).toMatchObject({ maxRead: 9, maxWrite: 9, maxCustom: 9 })
+  })
+
+  it.each([
+    [{ limit: 1, max: 2 }, 'max', 'max must be left out when limit is given (max is its older name), got 2'],
+    [
+      { passOnStoreError: true, onStoreError: 'fallback' },
+      'passOnStoreError',
+      'passOnStoreError must be left out when onStoreError is given (it is its express-rate-limit name), got true',
+    ],
+    [
+      { problemDetails: true, message: { error: 'x' } },
+      'message',
+      'message must be a string with problemDetails (it is the detail), got an object',
+    ],
+    [{ statusCode: 200 }, 'statusCode', 'statusCode must be an integer from 400 to 599, got 200'],
+    [
+      { standardHeaders: 'draft-9' },
+      'standardHeaders',
+      `standardHeaders must be 'draft-8', 'draft-7', 'draft-6', true (draft-6) or false (none), got "draft-9"`,
+    ],
+    [
+      { message: '' },
+      'message',
+      'message must be a non-empty string, an object (the body), or a function (request, response) => string | object, got ""',
+    ],
+  ] as const)('refuses %j', async (config, option, message) => {
+    const error = await rejectionOf(config)
+    expect(error).toMatchObject({ code: ERROR_CODES.INVALID_OPTION, option, message })
   })
 })
 

@@ -19,12 +19,14 @@ import { createApp } from '#test/support/app.js'
 import { uniquePrefix } from '#test/support/limiter-contract.js'
 import { recordingLogger } from '#test/support/logger.js'
 import { describeControlsContract } from '#test/support/controls-contract.js'
+import { describeErlOptionsContract } from '#test/support/erl-options-contract.js'
 import { describeRequestLimitsContract } from '#test/support/request-limits-contract.js'
 import { describePolicyContract } from '#test/support/policy-contract.js'
 
 describePolicyContract('memory', { store: () => ({}) })
 describeRequestLimitsContract('memory', { store: () => ({}) })
 describeControlsContract('memory', { store: () => ({}) })
+describeErlOptionsContract('memory', { store: () => ({}) })
 
 describe("docs/algorithms.md's example", () => {
   it('runs as shown: the burst limit refuses, and an export costs 10', async () => {

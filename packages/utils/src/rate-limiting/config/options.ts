@@ -1,6 +1,6 @@
 // Defaults, and the checks every option passes before a limiter exists (the options: schema.ts).
 import { ERROR_CODES, RateLimitError } from '../errors.js'
-import { defaultKeyGenerator, type KeyGenerator } from '../limiter/keys.js'
+import { defaultKeyGenerator, keyGeneratorWithSubnet, type KeyGenerator } from '../limiter/keys.js'
 import { consoleLogger, type RateLimitLogger } from '../observability/logger.js'
 import { shownValue } from '../observability/redact.js'
 import { MAX_RECONNECT_DELAY_MS, OPTIONS, type DefaultedOption, type OptionName, type OptionSpec } from './schema.js'
@@ -55,11 +55,34 @@ export function budgetOf(name: LimiterName): RateLimitType {
   return RATE_LIMIT_TYPES.includes(name as RateLimitType) ? (name as RateLimitType) : 'custom'
 }
 
+/**
+ * express-rate-limit's options that cannot mean the same thing here, and what to use instead
+ * (docs/migrating-from-express-rate-limit.md): refused, never ignored.
+ */
+export const UNSUPPORTED_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  headers: "headers is express-rate-limit 6's name of legacyHeaders: use legacyHeaders",
+  draft_polli_ratelimit_headers:
+    "draft_polli_ratelimit_headers was removed in express-rate-limit 7: use standardHeaders: 'draft-6'",
+  onLimitReached:
+    'onLimitReached was removed in express-rate-limit 7: use handler, or the audit log (auditLog), which logs each client once a window',
+  store:
+    'store: a custom express-rate-limit Store is not supported yet; use redisUrl or redisClient to count in Redis, or leave both out to count in memory',
+  identifier:
+    "identifier: the RateLimit headers name a limit by its limiter's name or a limit's name; use createRateLimiter(name, ...) or limits: [{ name, max, windowMs }]",
+  requestPropertyName: 'requestPropertyName: the decision is always on req.rateLimit here; read it there',
+  retryAfter:
+    'retryAfter: Retry-After is the true time until a request could pass, for every algorithm, and is not set by hand; use handler to write another header',
+  validate: "validate: this library's checks warn once each and never throw; leave validate out",
+})
+
 /** The object given, once it is one and holds only known options. */
 function knownOptions(config: unknown): Readonly<Record<string, unknown>> {
   if (config === undefined || config === null) return {}
   if (typeof config !== 'object' || Array.isArray(config)) throw invalid('config', 'an object', config)
   for (const key of Object.keys(config)) {
+    if (Object.hasOwn(UNSUPPORTED_OPTIONS, key)) {
+      throw new RateLimitError(ERROR_CODES.UNSUPPORTED_OPTION, UNSUPPORTED_OPTIONS[key]!, { option: key })
+    }
     if (!Object.hasOwn(OPTIONS, key)) {
       throw new RateLimitError(
         ERROR_CODES.UNKNOWN_OPTION,
@@ -84,6 +107,39 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     if (!spec.accepts(value)) throw invalid(name, spec.allowed, value)
     spec.verify?.(value)
     resolved[name] = value
+  }
+  // express-rate-limit's names: `limit` (or `max`) for every limiter's max not given its own, and
+  // passOnStoreError for the outage policy.
+  if (given.limit !== undefined && given.max !== undefined) {
+    throw invalid('max', 'left out when limit is given (max is its older name)', given.max)
+  }
+  const alias = given.limit !== undefined ? 'limit' : given.max !== undefined ? 'max' : undefined
+  if (alias !== undefined) {
+    for (const own of ['maxRead', 'maxWrite', 'maxCustom'] as const)
+      if (given[own] === undefined) resolved[own] = resolved[alias]
+  }
+  if (given.passOnStoreError !== undefined) {
+    if (given.onStoreError !== undefined) {
+      throw invalid(
+        'passOnStoreError',
+        'left out when onStoreError is given (it is its express-rate-limit name)',
+        given.passOnStoreError,
+      )
+    }
+    resolved.onStoreError = given.passOnStoreError === true ? 'allow' : 'deny'
+  }
+  if (resolved.problemDetails === true && typeof resolved.message !== 'string') {
+    throw invalid('message', 'a string with problemDetails (it is the detail)', resolved.message)
+  }
+  if (resolved.ipv6Subnet !== undefined) {
+    if (resolved.keyGenerator !== undefined) {
+      throw invalid(
+        'ipv6Subnet',
+        "left out with keyGenerator (it groups the default key generator's addresses; call ipKeyGenerator(ip, subnet) in yours)",
+        resolved.ipv6Subnet,
+      )
+    }
+    resolved.keyGenerator = keyGeneratorWithSubnet(resolved.ipv6Subnet as number | false)
   }
   if ((resolved.policies === undefined) !== (resolved.policy === undefined)) {
     throw resolved.policy === undefined

@@ -15,6 +15,10 @@ import { parseRedisUrl } from '../redis/url.js'
 import { flagValue } from './env-values.js'
 import type {
   CostFunction,
+  ExceededHandlerFunction,
+  MessageFunction,
+  RequestWasSuccessful,
+  StandardHeaders,
   PolicyLimits,
   RateLimitConfig,
   RedisCommandClient,
@@ -172,6 +176,39 @@ const limitList = (option: string, variable: { env?: string } = {}): Spec<readon
         },
 })
 
+/** A max with no default of its own (`limit`, `max`): a positive safe integer, or a function of the request. */
+const aliasMax: Spec<number | MaxFunction, undefined> = {
+  allowed: 'a positive integer, or a function (request) => number',
+  accepts: (value): value is number | MaxFunction =>
+    typeof value === 'function' || (Number.isSafeInteger(value) && (value as number) >= 1),
+  default: undefined,
+}
+
+/** The 429's body: a string, an object, or a function of the request. */
+const messageSpec: Spec<string | Readonly<Record<string, unknown>> | MessageFunction, string> = {
+  allowed: 'a non-empty string, an object (the body), or a function (request, response) => string | object',
+  accepts: (value): value is string | Readonly<Record<string, unknown>> | MessageFunction =>
+    (typeof value === 'string' && /\S/.test(value)) ||
+    typeof value === 'function' ||
+    (typeof value === 'object' && value !== null && !Array.isArray(value)),
+  default: 'Too many requests, please try again later.',
+}
+
+const STANDARD_HEADERS = ['draft-6', 'draft-7', 'draft-8'] as const
+
+const standardHeadersSpec: Spec<StandardHeaders, 'draft-8'> = {
+  allowed: "'draft-8', 'draft-7', 'draft-6', true (draft-6) or false (none)",
+  accepts: (value): value is StandardHeaders =>
+    typeof value === 'boolean' || (STANDARD_HEADERS as readonly unknown[]).includes(value),
+  default: 'draft-8',
+}
+
+const passOnStoreErrorSpec: Spec<boolean, undefined> = {
+  allowed: 'true (onStoreError allow) or false (deny)',
+  accepts: (value): value is boolean => typeof value === 'boolean',
+  default: undefined,
+}
+
 /** A request's cost: a positive safe integer, or a function that answers one per request. */
 const costSpec: Spec<number | CostFunction, undefined> = {
   allowed: 'a positive safe integer, or a function (request) => number',
@@ -295,9 +332,39 @@ export const OPTIONS = {
     text('1-64 characters from A-Z a-z 0-9 . _ - { } (no spaces or colons)', /^[A-Za-z0-9._{}-]{1,64}$/, 'rate-limit'),
   ),
   message: documented(
-    'The `error` text of the 429 body.',
-    text('a non-empty string', /\S/, 'Too many requests, please try again later.'),
+    "The 429's body: a string is the `error` of our JSON body; an object is sent as the body.",
+    messageSpec,
   ),
+  statusCode: documented('The status of a refused request.', integer({ min: 400, max: 599, default: 429 })),
+  handler: documented(
+    "Answers a refused request in place of our 429 (express-rate-limit's `handler`).",
+    fn<ExceededHandlerFunction>('a function (request, response, next, options)'),
+  ),
+  standardHeaders: documented('Which RateLimit headers to send.', standardHeadersSpec),
+  skipSuccessfulRequests: documented('Give a request back once its response says it succeeded.', flag(false)),
+  skipFailedRequests: documented(
+    'Give a request back once its response says it failed, or the client went away first.',
+    flag(false),
+  ),
+  requestWasSuccessful: documented(
+    'Whether a request succeeded, for skipSuccessfulRequests and skipFailedRequests.',
+    fn<RequestWasSuccessful>('a function (request, response) => boolean'),
+  ),
+  passOnStoreError: documented("The outage policy, by express-rate-limit's name.", passOnStoreErrorSpec),
+  ipv6Subnet: documented(
+    "The prefix length IPv6 clients are grouped by in the default key generator (express-rate-limit's `ipv6Subnet`).",
+    {
+      allowed: 'an integer from 1 to 128, or false (each address on its own)',
+      accepts: (value): value is number | false =>
+        value === false || (Number.isSafeInteger(value) && (value as number) >= 1 && (value as number) <= 128),
+      default: undefined,
+    } satisfies Spec<number | false, undefined>,
+  ),
+  limit: documented(
+    "The max of every limiter this call makes, unless its own max is given (express-rate-limit's `limit`).",
+    aliasMax,
+  ),
+  max: documented('The older name of `limit`, as express-rate-limit has it.', aliasMax),
   redisUrl: documented('Redis to share the budget through.', {
     ...text('a redis:// or rediss:// URL', /\S/),
     verify: (url: string) => void parseRedisUrl(url, 'redisUrl'),

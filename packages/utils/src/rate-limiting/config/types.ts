@@ -1,5 +1,5 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
-import type { Request, RequestHandler } from 'express'
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
@@ -42,7 +42,30 @@ export interface RedisCommandClient {
  * Whether a request bypasses the limiter: true lets it through without counting it (it is counted
  * in rate_limit_skipped_total instead). Truthy values count as true.
  */
-export type SkipFunction = (request: Request) => boolean | undefined | Promise<boolean | undefined>
+export type SkipFunction = (request: Request, response: Response) => boolean | undefined | Promise<boolean | undefined>
+
+/** A 429's body from the request, as express-rate-limit's `message` function: a string (our body's `error`) or an object (the body). */
+export type MessageFunction = (
+  request: Request,
+  response: Response,
+) => string | Readonly<Record<string, unknown>> | Promise<string | Readonly<Record<string, unknown>>>
+
+/**
+ * Answers a request over the limit in place of our 429, as express-rate-limit's `handler`: the
+ * headers (and Retry-After) are written, the request is counted, audited and remembered as blocked.
+ */
+export type ExceededHandlerFunction = (
+  request: Request,
+  response: Response,
+  next: NextFunction,
+  options: { readonly statusCode: number; readonly windowMs: number; readonly message: unknown },
+) => void
+
+/** Whether a request succeeded, for skipSuccessfulRequests and skipFailedRequests. @default status < 400 */
+export type RequestWasSuccessful = (request: Request, response: Response) => boolean | Promise<boolean>
+
+/** The RateLimit headers' version: draft-8 (ours), draft-7, draft-6 (true, as in express-rate-limit), or none. */
+export type StandardHeaders = 'draft-6' | 'draft-7' | 'draft-8' | boolean
 
 /** What a request costs, from the request: a positive safe integer, at once or as a promise. */
 export type CostFunction = (request: Request) => number | Promise<number>
@@ -137,8 +160,40 @@ export interface RateLimitConfig {
    * @default 'rate-limit'
    */
   keyPrefix?: string
-  /** The `error` text of the 429 body. A non-empty string. @default 'Too many requests, please try again later.' */
-  message?: string
+  /**
+   * The 429's body: a string is the `error` of our JSON body; an object is sent as the body. A
+   * function of the request (sync or async) answers either. @default 'Too many requests, please try again later.'
+   */
+  message?: string | Readonly<Record<string, unknown>> | MessageFunction
+  /** The status of a refused request. An integer from 400 to 599. @default 429 */
+  statusCode?: number
+  /** Answers a refused request in place of our 429 (express-rate-limit's `handler`). @default our 429 */
+  handler?: ExceededHandlerFunction
+  /**
+   * Which RateLimit headers to send. 'draft-8' (`RateLimit` and `RateLimit-Policy` with names),
+   * 'draft-7', 'draft-6' (or true, as express-rate-limit reads it), or false for none. @default 'draft-8'
+   */
+  standardHeaders?: StandardHeaders
+  /** Give a request back once its response says it succeeded. Success is status < 400, or requestWasSuccessful's answer. @default false */
+  skipSuccessfulRequests?: boolean
+  /** Give a request back once its response says it failed, or the client went away first. Failure is status >= 400, or requestWasSuccessful's false. @default false */
+  skipFailedRequests?: boolean
+  /** Whether a request succeeded, for skipSuccessfulRequests and skipFailedRequests. @default status < 400 */
+  requestWasSuccessful?: RequestWasSuccessful
+  /**
+   * The outage policy, by express-rate-limit's name. true is onStoreError 'allow', false is 'deny'
+   * (a refused request rather than an error). Not with onStoreError. @default none (onStoreError)
+   */
+  passOnStoreError?: boolean
+  /**
+   * The prefix length IPv6 clients are grouped by in the default key generator (express-rate-limit's
+   * `ipv6Subnet`). An integer from 1 to 128, or false for each address on its own. Not with keyGenerator. @default 56
+   */
+  ipv6Subnet?: number | false
+  /** The max of every limiter this call makes, unless its own max is given (express-rate-limit's `limit`). @default none */
+  limit?: number | MaxFunction
+  /** The older name of `limit`, as express-rate-limit has it. Not with `limit`. @default none */
+  max?: number | MaxFunction
   /**
    * Redis to share the budget through. When neither this, `redisClient` nor REDIS_URL is set,
    * each process counts in memory. @default process.env.REDIS_URL

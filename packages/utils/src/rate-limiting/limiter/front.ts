@@ -16,7 +16,9 @@ export interface FrontOptions {
   readonly stats: LimiterStats
   readonly skip: SkipFunction | undefined
   /** The client key of a request: the key generator's, checked and bounded. */
-  readonly keyOf: (request: Request) => string | Promise<string>
+  readonly keyOf: (request: Request, response: Response) => string | Promise<string>
+  /** Watches a request let through, to give it back by its response (skipSuccessfulRequests, skipFailedRequests). */
+  readonly giveBack?: ((request: Request, response: Response, key: string, info: RateLimitInfo) => void) | undefined
   /** Clients known to be over their limit; undefined in shadow mode, which never blocks. */
   readonly blocked: BlockedKeys | undefined
   /** Answers 429 to a known-blocked client, exactly as the limiter would. */
@@ -35,6 +37,7 @@ export function limiterFront({
   stats,
   skip,
   keyOf,
+  giveBack,
   blocked,
   answerBlocked,
   headers,
@@ -56,6 +59,7 @@ export function limiterFront({
           if (info !== before && info !== undefined && info.used <= info.limit) {
             // Let through: a block remembered here has been lifted (a reset or reward elsewhere).
             if (blocked !== undefined && blocked.size > 0) blocked.delete(key)
+            if (giveBack !== undefined) giveBack(req, res, key, info)
             headers.write(res, info)
             if (isNearLimit(info.remaining, info.limit)) stats.nearLimit++
           }
@@ -70,7 +74,7 @@ export function limiterFront({
     stats.requests++
     let key: string | Promise<string>
     try {
-      key = keyOf(req)
+      key = keyOf(req, res)
     } catch (error) {
       return next(error)
     }
@@ -93,7 +97,7 @@ function behindSkip(
   return (req, res, next) => {
     let verdict: ReturnType<SkipFunction>
     try {
-      verdict = skip(req)
+      verdict = skip(req, res)
     } catch (error) {
       return next(error)
     }

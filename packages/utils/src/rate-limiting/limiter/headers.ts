@@ -19,6 +19,8 @@ export interface HeaderSettings {
   readonly type: LimiterName
   readonly windowMs: number
   readonly legacyHeaders: boolean
+  /** Which RateLimit headers: draft-8 (ours, with names), draft-7 or draft-6 (express-rate-limit's), or none. */
+  readonly standard?: 'draft-6' | 'draft-7' | 'draft-8' | false
   /**
    * A policy's limits (limiter/policy-limiter.ts): RateLimit-Policy then lists every one by name,
    * and RateLimit names the one `info.name` gives, the closest to refusing.
@@ -64,7 +66,10 @@ export class RateLimitHeaders {
         response.setHeader('X-RateLimit-Reset', String(Math.ceil(info.resetTime.getTime() / 1000)))
       }
     }
+    const standard = this.settings.standard ?? 'draft-8'
+    if (standard === false) return
     const decidedBy = (info as NamedInfo).policyLimits?.()
+    if (standard !== 'draft-8') return this.#olderDraft(response, info, seconds, standard, decidedBy)
     const items = decidedBy === undefined ? this.#policyItems : this.#itemsOf(decidedBy)
     if (items !== undefined) {
       const name = (info as NamedInfo).name ?? (decidedBy ?? this.settings.limits)![0]!.name
@@ -93,6 +98,30 @@ export class RateLimitHeaders {
   secondsLeft(info: RateLimitInfo, now: number): number {
     if (info.resetTime === undefined) return this.#windowSeconds
     return Math.max(0, Math.ceil((info.resetTime.getTime() - now) / 1000))
+  }
+
+  /**
+   * express-rate-limit's draft-6 (RateLimit-Limit, -Remaining, -Reset) and draft-7 (one RateLimit
+   * field) headers, with `RateLimit-Policy: <limit>;w=<seconds>`: of the limit closest to refusing,
+   * for a policy, since those drafts name no limit.
+   */
+  #olderDraft(
+    response: Response,
+    info: RateLimitInfo,
+    seconds: number,
+    standard: 'draft-6' | 'draft-7',
+    decidedBy: readonly CheckedLimit[] | undefined,
+  ): void {
+    const name = (info as NamedInfo).name
+    const windowMs = decidedBy?.find((limit) => limit.name === name)?.windowMs ?? this.settings.windowMs
+    response.setHeader('RateLimit-Policy', `${info.limit};w=${Math.ceil(windowMs / 1000)}`)
+    if (standard === 'draft-7') {
+      response.setHeader('RateLimit', `limit=${info.limit}, remaining=${info.remaining}, reset=${seconds}`)
+      return
+    }
+    response.setHeader('RateLimit-Limit', String(info.limit))
+    response.setHeader('RateLimit-Remaining', String(info.remaining))
+    response.setHeader('RateLimit-Reset', String(seconds))
   }
 
   /** RateLimit-Policy's items for a list of limits a request was decided by (a policy's, say). */

@@ -1,11 +1,11 @@
 // Client keys: the user id when the request is authenticated, the client IP otherwise; long keys hashed.
 import { createHash } from 'node:crypto'
 
-import type { Request } from 'express'
+import type { Request, Response } from 'express'
 import { ipKeyGenerator } from 'express-rate-limit'
 
 /** Turns a request into the client key its budget is counted under. */
-export type KeyGenerator = (request: Request) => string | Promise<string>
+export type KeyGenerator = (request: Request, response: Response) => string | Promise<string>
 
 /** A client key longer than this many bytes is stored as its SHA-256, so a header cannot inflate Redis memory. */
 export const MAX_CLIENT_KEY_BYTES = 128
@@ -16,9 +16,24 @@ export const MAX_CLIENT_KEY_BYTES = 128
  * by its /56 as express-rate-limit does. The `user:` tag keeps a user id from ever naming an IP's key.
  */
 export function defaultKeyGenerator(request: Request): string {
+  return userKey(request) ?? ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown')
+}
+
+/** `user:<id>` for a request an authentication step has identified; undefined otherwise. */
+function userKey(request: Request): string | undefined {
   const id = (request as { user?: { id?: unknown } }).user?.id
   if ((typeof id === 'string' && id !== '') || (typeof id === 'number' && Number.isFinite(id))) return `user:${id}`
-  return ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown')
+  return undefined
+}
+
+/**
+ * The default key generator with IPv6 addresses grouped by another prefix (`ipv6Subnet`, as in
+ * express-rate-limit), or not grouped at all (false).
+ */
+export function keyGeneratorWithSubnet(subnet: number | false): KeyGenerator {
+  if (subnet === 56) return defaultKeyGenerator
+  return (request) =>
+    userKey(request) ?? ipKeyGenerator(request.ip ?? request.socket.remoteAddress ?? 'unknown', subnet)
 }
 
 /** The key as is, or `sha256:<hex>` when it is longer than MAX_CLIENT_KEY_BYTES. */

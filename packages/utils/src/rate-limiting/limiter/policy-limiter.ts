@@ -368,6 +368,11 @@ function policyControls(
       parts.blocked?.block(key, until, limits[0]!.max, limits[0]!.name)
       return stateOf(key, undefined, await store.get(key, limits))
     },
+    async giveBack(key, info) {
+      // What the request spent, of the limits it was decided by.
+      if (!(info instanceof PolicyInfo)) return
+      await store.adjust(key, -info.cost, info.policyLimits())
+    },
   }
 }
 

@@ -4,11 +4,15 @@ import { STATUS_CODES } from 'node:http'
 import type { NextFunction, Request, Response } from 'express'
 import type { Options, RateLimitInfo } from 'express-rate-limit'
 
+import type { ExceededHandlerFunction, MessageFunction } from '../config/types.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { CheckedLimit, LimitState } from '../policies/limits.js'
 import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { RateLimitHeaders } from './headers.js'
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+const PROBLEM_JSON = 'application/problem+json'
 
 /** The code in every 429 body, for clients to branch on. */
 export const RATE_LIMIT_EXCEEDED = 'RATE_LIMIT_EXCEEDED'
@@ -30,7 +34,12 @@ export interface ExceededLimit {
 export interface ExceededOptions {
   /** The limiter's name: the one limit of a limiter without a policy is called so. */
   readonly name: string
-  readonly message: string
+  /** The body: a string is our body's `error`, an object the body itself, a function answers either. */
+  readonly message: string | Readonly<Record<string, unknown>> | MessageFunction
+  /** The status of a refused request. */
+  readonly statusCode: number
+  /** Answers in place of our body, once the headers are written (express-rate-limit's `handler`). */
+  readonly handler?: ExceededHandlerFunction | undefined
   /** Answer as RFC 9457 problem details (`application/problem+json`) instead of our JSON body. */
   readonly problemDetails: boolean
   /** A policy's limits; undefined for the default's one window. */
@@ -56,6 +65,8 @@ export type ExceededHandler = (request: Request, response: Response, next: NextF
 export function rateLimitExceededHandler({
   name,
   message,
+  statusCode,
+  handler,
   problemDetails,
   limits,
   shadow,
@@ -66,7 +77,20 @@ export function rateLimitExceededHandler({
   headers,
 }: ExceededOptions): ExceededHandler {
   // A RateLimitExceededBody; everything but retryAfter is the same in every answer, so written once.
-  const bodyStart = `{"success":false,"error":${JSON.stringify(message)},"code":"${RATE_LIMIT_EXCEEDED}","retryAfter":`
+  const bodyStart = (error: string) =>
+    `{"success":false,"error":${JSON.stringify(error)},"code":"${RATE_LIMIT_EXCEEDED}","retryAfter":`
+  const fixedStart = typeof message === 'string' ? bodyStart(message) : undefined
+  const send = (response: Response, body: string, contentType: string) => {
+    response.statusCode = statusCode
+    response.setHeader('Content-Type', contentType)
+    response.setHeader('Content-Length', Buffer.byteLength(body))
+    response.end(body)
+  }
+  /** Our JSON body with `error`, or an object message as the body. */
+  const sendMessage = (response: Response, answer: unknown, retryAfter: number) => {
+    if (typeof answer === 'string') return send(response, `${bodyStart(answer)}${retryAfter}}`, JSON_TYPE)
+    send(response, JSON.stringify(answer), JSON_TYPE)
+  }
   return (request, response, next, options) => {
     const info = (request as Request & { rateLimit?: RateLimitInfo }).rateLimit
     if (info === undefined) return next(new Error('express-rate-limit called the handler without req.rateLimit'))
@@ -90,15 +114,25 @@ export function rateLimitExceededHandler({
     }
     // The body repeats Retry-After.
     const retryAfter = headers.retryAfter(response, info, now)
+    if (handler !== undefined) {
+      return handler(request, response, next, { statusCode, windowMs: options.windowMs, message })
+    }
     // Written directly rather than through res.json: a 429 needs no ETag, and hashing the body for
     // one would cost every rejected request.
-    const body = problemDetails
-      ? problemBody(options.statusCode, message, retryAfter, exceededLimits(info, name, options.windowMs, limits))
-      : `${bodyStart}${retryAfter}}`
-    response.statusCode = options.statusCode
-    response.setHeader('Content-Type', problemDetails ? 'application/problem+json' : 'application/json; charset=utf-8')
-    response.setHeader('Content-Length', Buffer.byteLength(body))
-    response.end(body)
+    if (fixedStart !== undefined) {
+      if (!problemDetails) return send(response, `${fixedStart}${retryAfter}}`, JSON_TYPE)
+      const limitsMet = exceededLimits(info, name, options.windowMs, limits)
+      return send(response, problemBody(statusCode, message as string, retryAfter, limitsMet), PROBLEM_JSON)
+    }
+    if (typeof message !== 'function') return sendMessage(response, message, retryAfter)
+    let answer: ReturnType<MessageFunction>
+    try {
+      answer = message(request, response)
+    } catch (error) {
+      return next(error)
+    }
+    if (!(answer instanceof Promise)) return sendMessage(response, answer, retryAfter)
+    answer.then((resolved) => sendMessage(response, resolved, retryAfter), next)
   }
 }
 

@@ -3,6 +3,7 @@
 import {
   rateLimit,
   type ClientRateLimitInfo,
+  type RateLimitInfo,
   type RateLimitRequestHandler as LimiterHandler,
   type Store,
 } from 'express-rate-limit'
@@ -16,7 +17,13 @@ import { StoreUnavailableError } from '../stores/deadlines.js'
 import { GuardedRedisStore } from '../stores/guarded-store.js'
 import { CompactMemoryStore } from '../stores/memory-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
-import type { RateLimitStoreStatus, LimiterName, StoreErrorPolicy } from '../config/types.js'
+import type {
+  ExceededHandlerFunction,
+  LimiterName,
+  MessageFunction,
+  RateLimitStoreStatus,
+  StoreErrorPolicy,
+} from '../config/types.js'
 import type { BlockedKeys } from './blocked-keys.js'
 import { decidedDirectly, keyFromFront, type Decide, type Decider } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
@@ -28,7 +35,9 @@ export interface LimiterParts {
   readonly type: LimiterName
   readonly max: number
   readonly windowMs: number
-  readonly message: string
+  readonly message: string | Readonly<Record<string, unknown>> | MessageFunction
+  readonly statusCode: number
+  readonly handler: ExceededHandlerFunction | undefined
   /** 429 bodies as RFC 9457 problem details (response.ts). */
   readonly problemDetails: boolean
   /** A policy's limits; undefined for the default's one window. */
@@ -62,6 +71,11 @@ export interface LimiterControls {
   adjust(key: string, n: number, policy?: string): Promise<RateLimitClientState>
   /** Refuses every request of `key` for `ms`, fleet-wide on Redis. */
   block(key: string, ms: number): Promise<RateLimitClientState>
+  /**
+   * Gives back what a request let through spent (skipSuccessfulRequests, skipFailedRequests),
+   * never below nothing spent; nothing once its window has ended.
+   */
+  giveBack(key: string, info: RateLimitInfo): Promise<void>
 }
 
 /** What a limiter's handle adds to its front middleware. */
@@ -79,6 +93,8 @@ export function exceededHandler(parts: LimiterParts, store: StoreKind) {
   return rateLimitExceededHandler({
     name: parts.type,
     message: parts.message,
+    statusCode: parts.statusCode,
+    handler: parts.handler,
     problemDetails: parts.problemDetails,
     limits: parts.limits,
     shadow: parts.shadow,
@@ -187,6 +203,11 @@ function fixedControls(parts: LimiterParts, store: FixedControlStore): LimiterCo
       await store.block(key, ms)
       parts.blocked?.block(key, Date.now() + ms, parts.max)
       return stateOf(key)
+    },
+    async giveBack(key, info) {
+      // As express-rate-limit: a window that has ended holds nothing of this request.
+      if (info.resetTime !== undefined && Date.now() >= info.resetTime.getTime()) return
+      await store.add(key, -1)
     },
   }
 }

@@ -45,7 +45,8 @@ describe('logs', () => {
       ]),
     )
     // The guide's greps still find their lines in the JSON.
-    expect(raw.filter((line) => line.includes('Using MemoryStore'))).toHaveLength(2)
+    // read, write, and the login limiter of POST /api/v1/session.
+    expect(raw.filter((line) => line.includes('Using MemoryStore'))).toHaveLength(3)
   })
 
   it('write the audit record once per client under a flood, as a warning with its fields', async () => {

@@ -2,10 +2,11 @@
 import type { Request, Response } from 'express'
 import type { RateLimitInfo } from 'express-rate-limit'
 
-import { checkName, maxFor, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
+import { checkName, maxFor, RATE_LIMIT_TYPES, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
 import type {
   LimiterName,
   MaxFunction,
+  RateLimitType,
   RateLimitConfig,
   RateLimiters,
   RateLimitRequestHandler,
@@ -240,6 +241,11 @@ async function createLimiters(types: readonly LimiterName[], config: ResolvedRat
       requireRedis,
       redisRetries,
       keyPrefix,
+      // A named limiter made on its own has its own circuit: its lines say which (`metaverses-srv/login`).
+      setName:
+        types.length === 1 && !RATE_LIMIT_TYPES.includes(types[0] as RateLimitType)
+          ? `${keyPrefix}/${types[0]}`
+          : keyPrefix,
       storeTimeoutMs,
       logger,
       degradedLine: degradedLine(config, limits),

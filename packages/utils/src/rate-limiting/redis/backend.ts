@@ -46,6 +46,8 @@ export type BackendOptions = Pick<RateLimitConfig, 'redisClient' | 'redisUrl'> &
   readonly requireRedis: boolean
   readonly redisRetries: number
   readonly keyPrefix: string
+  /** What the set's log lines call it: its keyPrefix, and a named limiter's name after a slash. */
+  readonly setName?: string
   readonly storeTimeoutMs: number
   readonly logger: RateLimitLogger
   /** What a breaker logs as it opens (resilience/degraded.ts). */
@@ -77,7 +79,10 @@ export async function openBackend(config: BackendOptions): Promise<Backend> {
   const probe = probeOf(client, cluster, config, stores)
   const makeBreaker = (node: string, probeKey: () => string): CircuitBreaker =>
     new CircuitBreaker({
-      name: cluster === undefined ? config.keyPrefix : `${config.keyPrefix} (cluster node ${node})`,
+      name:
+        cluster === undefined
+          ? (config.setName ?? config.keyPrefix)
+          : `${config.setName ?? config.keyPrefix} (cluster node ${node})`,
       degradedLine: config.degradedLine,
       probeIntervalMs: PROBE_INTERVAL_MS,
       stallMs: STALL_FACTOR * config.storeTimeoutMs,

@@ -1,6 +1,6 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
 import type { Request, Response } from 'express'
-import type { RateLimitInfo } from 'express-rate-limit'
+import type { RateLimitInfo, Store } from 'express-rate-limit'
 
 import { checkName, maxFor, RATE_LIMIT_TYPES, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
 import type {
@@ -28,6 +28,7 @@ import { operatorControls } from './limiter/controls.js'
 import { createProxyChecks } from './limiter/proxy-checks.js'
 import { blockedAnswer } from './limiter/response.js'
 import {
+  customStoreLimiter,
   exceededHandler,
   memoryLimiter,
   redisLimiter,
@@ -39,7 +40,11 @@ import { AuditLog } from './observability/audit.js'
 import { debug } from './observability/logger.js'
 import { RateLimitMetrics } from './observability/metrics.js'
 import { LimiterStats } from './observability/stats.js'
-import { openBackend, type Backend } from './redis/backend.js'
+import { openBackend, PROBE_INTERVAL_MS, STALL_FACTOR, type Backend } from './redis/backend.js'
+import { singleBreaker, type Breakers } from './resilience/breakers.js'
+import { CircuitBreaker } from './resilience/circuit-breaker.js'
+import { GuardedCustomStore } from './stores/custom-store.js'
+import { withTimeout } from './stores/deadlines.js'
 import { degradedLine } from './resilience/degraded.js'
 
 /** The client key of a request: the key generator's answer, proxy-checked, and hashed when long. */
@@ -111,7 +116,7 @@ const shownMax = (max: number | MaxFunction): number | string => (typeof max ===
 function limiterParts(
   type: LimiterName,
   config: ResolvedRateLimitConfig,
-  backend: Backend,
+  backend: SetBackend,
   policy: PolicySettings | undefined,
 ): LimiterParts {
   const max = maxFor(config, type)
@@ -119,7 +124,9 @@ function limiterParts(
   logger.info(
     backend.kind === 'redis'
       ? `[RateLimit:${type}] Using Redis store (distributed mode)`
-      : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
+      : backend.kind === 'custom'
+        ? `[RateLimit:${type}] Using the store given (${backend.store.constructor.name})`
+        : `[RateLimit:${type}] Using MemoryStore (single-instance mode)`,
   )
   if (policy !== undefined) {
     for (const set of policy.plan.sets) {
@@ -167,11 +174,56 @@ function limiterParts(
   }
 }
 
+/** A set counting in an express-rate-limit Store of the user's: one circuit, its limiters' guarded views of it. */
+interface CustomBackend {
+  readonly kind: 'custom'
+  readonly store: Store
+  readonly breakers: Breakers
+  readonly since: Date
+  /** Each limiter's view of the store, under its own key prefix; the first one probes it. */
+  readonly views: GuardedCustomStore[]
+  dispose(): void
+}
+
+type SetBackend = Backend | CustomBackend
+
+function openCustomBackend(
+  store: Store,
+  config: ResolvedRateLimitConfig,
+  setName: string,
+  line: string,
+): CustomBackend {
+  const views: GuardedCustomStore[] = []
+  const breakers = singleBreaker(
+    () =>
+      new CircuitBreaker({
+        name: setName,
+        subject: 'Store',
+        degradedLine: line,
+        probeIntervalMs: PROBE_INTERVAL_MS,
+        stallMs: STALL_FACTOR * config.storeTimeoutMs,
+        logger: config.logger,
+        probe: () => withTimeout(views[0]?.probe() ?? Promise.resolve(), config.storeTimeoutMs),
+      }),
+  )
+  return {
+    kind: 'custom',
+    store,
+    breakers,
+    since: new Date(),
+    views,
+    dispose() {
+      breakers.dispose()
+      void Promise.resolve(store.shutdown?.()).catch(() => undefined)
+    },
+  }
+}
+
 /** The `type` limiter on `backend`: its kind of limiter, behind the front middleware, with metrics. */
 function buildLimiter(
   type: LimiterName,
   config: ResolvedRateLimitConfig,
-  backend: Backend,
+  backend: SetBackend,
   metrics: RateLimitMetrics | undefined,
   policy: PolicySettings | undefined,
   release: () => void,
@@ -180,7 +232,17 @@ function buildLimiter(
   const { keyPrefix, storeTimeoutMs, onStoreError, instances } = config
   const redisOptions = { keyPrefix, storeTimeoutMs, onStoreError, instances }
   let core
-  if (policy === undefined) {
+  if (backend.kind === 'custom') {
+    const view = new GuardedCustomStore(
+      backend.store,
+      `${keyPrefix}:${type}:`,
+      backend.breakers,
+      storeTimeoutMs,
+      parts.stats,
+    )
+    backend.views.push(view)
+    core = customStoreLimiter(parts, view, backend.breakers, redisOptions)
+  } else if (policy === undefined) {
     core = backend.kind === 'memory' ? memoryLimiter(parts, backend.since) : redisLimiter(parts, backend, redisOptions)
   } else {
     core =
@@ -188,7 +250,7 @@ function buildLimiter(
         ? memoryPolicyLimiter(parts, policy, backend.since)
         : redisPolicyLimiter(parts, policy, backend, redisOptions)
   }
-  const inFallback = (): boolean => backend.kind === 'redis' && !backend.breakers.healthy
+  const inFallback = (): boolean => backend.kind !== 'memory' && !backend.breakers.healthy
   const leaveMetrics = metrics?.join(
     { namespace: config.metricsNamespace, type, stats: parts.stats, policy: config.onStoreError, inFallback },
     backend.kind === 'redis' ? backend.client : undefined,
@@ -235,26 +297,30 @@ async function createLimiters(types: readonly LimiterName[], config: ResolvedRat
         max: shownMax(limit.max),
       })),
     )
-    const backend = await openBackend({
-      redisClient,
-      redisUrl,
-      requireRedis,
-      redisRetries,
-      keyPrefix,
-      // A named limiter made on its own has its own circuit: its lines say which (`metaverses-srv/login`).
-      setName:
-        types.length === 1 && !RATE_LIMIT_TYPES.includes(types[0] as RateLimitType)
-          ? `${keyPrefix}/${types[0]}`
-          : keyPrefix,
-      storeTimeoutMs,
-      logger,
-      degradedLine: degradedLine(config, limits),
-    })
+    const setName =
+      types.length === 1 && !RATE_LIMIT_TYPES.includes(types[0] as RateLimitType)
+        ? `${keyPrefix}/${types[0]}`
+        : keyPrefix
+    const backend: SetBackend =
+      config.store !== undefined
+        ? openCustomBackend(config.store, config, setName, degradedLine(config, limits))
+        : await openBackend({
+            redisClient,
+            redisUrl,
+            requireRedis,
+            redisRetries,
+            keyPrefix,
+            // A named limiter made on its own has its own circuit: its lines say which (`metaverses-srv/login`).
+            setName,
+            storeTimeoutMs,
+            logger,
+            degradedLine: degradedLine(config, limits),
+          })
     let open = types.length
     return types.map((type, index) =>
       buildLimiter(type, config, backend, metrics, policies[index], () => {
         releases[index]!()
-        if (--open === 0 && backend.kind === 'redis') backend.dispose()
+        if (--open === 0 && backend.kind !== 'memory') backend.dispose()
       }),
     )
   } catch (error) {

@@ -65,8 +65,6 @@ export const UNSUPPORTED_OPTIONS: Readonly<Record<string, string>> = Object.free
     "draft_polli_ratelimit_headers was removed in express-rate-limit 7: use standardHeaders: 'draft-6'",
   onLimitReached:
     'onLimitReached was removed in express-rate-limit 7: use handler, or the audit log (auditLog), which logs each client once a window',
-  store:
-    'store: a custom express-rate-limit Store is not supported yet; use redisUrl or redisClient to count in Redis, or leave both out to count in memory',
   identifier:
     "identifier: the RateLimit headers name a limit by its limiter's name or a limit's name; use createRateLimiter(name, ...) or limits: [{ name, max, windowMs }]",
   requestPropertyName: 'requestPropertyName: the decision is always on req.rateLimit here; read it there',
@@ -145,6 +143,27 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
     throw resolved.policy === undefined
       ? invalid('policy', 'a function (request) => policy name, given with policies', undefined)
       : invalid('policies', 'the named policies the policy function picks from, given with policy', undefined)
+  }
+  if (resolved.store !== undefined) {
+    const beside = [
+      'redisUrl',
+      'redisClient',
+      'limits',
+      'limitsRead',
+      'limitsWrite',
+      'limitsCustom',
+      'cost',
+      'policies',
+    ].find((option) => resolved[option] !== undefined)
+    const functionMax = ['maxRead', 'maxWrite', 'maxCustom'].find((option) => typeof resolved[option] === 'function')
+    const other = beside ?? functionMax ?? (resolved.algorithm !== 'fixed-window' ? 'algorithm' : undefined)
+    if (other !== undefined) {
+      throw invalid(
+        'store',
+        `used without ${other}: an express-rate-limit Store counts one fixed window a hit at a time; for ${other}, count in Redis (redisUrl) or memory`,
+        'a Store',
+      )
+    }
   }
   if (resolved.redisClient !== undefined && resolved.redisUrl !== undefined) {
     throw invalid('redisClient', 'used without redisUrl (the client already says where Redis is)', 'a client')

@@ -2,6 +2,7 @@
 // environment variable that sets it. resolveConfig, rateLimitConfigFromEnv, DEFAULT_RATE_LIMIT_CONFIG
 // and the checks of the docs' tables and JSDoc (test/unit/option-docs.test.ts) all read this table.
 import type { Request } from 'express'
+import type { Store } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
@@ -369,6 +370,14 @@ export const OPTIONS = {
     ...text('a redis:// or rediss:// URL', /\S/),
     verify: (url: string) => void parseRedisUrl(url, 'redisUrl'),
   }),
+  store: documented(
+    "An express-rate-limit Store of the user's to count in (Memcached, Postgres, ...), behind the same timeouts, circuit and fallback as Redis.",
+    withMethods<Store>('an express-rate-limit Store: an object with increment(key), decrement(key) and resetKey(key)', [
+      'increment',
+      'decrement',
+      'resetKey',
+    ]),
+  ),
   redisClient: documented(
     "A client to use instead of the process's shared connection (tests, custom set-ups).",
     withMethods<RedisCommandClient>('a client with a call(command, ...args) method, such as ioredis', ['call']),

@@ -1,6 +1,6 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { RateLimitRequestHandler as ExpressRateLimitHandler } from 'express-rate-limit'
+import type { RateLimitRequestHandler as ExpressRateLimitHandler, Store } from 'express-rate-limit'
 import type { Registry } from 'prom-client'
 
 import type { OperatorControls } from '../limiter/controls.js'
@@ -199,6 +199,12 @@ export interface RateLimitConfig {
    * each process counts in memory. @default process.env.REDIS_URL
    */
   redisUrl?: string
+  /**
+   * An express-rate-limit Store of the user's to count in (Memcached, Postgres, ...), behind the same timeouts, circuit and fallback as Redis.
+   * Its API counts one hit at a time, so it takes the default's fixed window only: not with
+   * redisUrl, redisClient, another algorithm, limits, cost, policies or a max function. @default none
+   */
+  store?: Store
   /** A client to use instead of the process's shared connection (tests, custom set-ups). */
   redisClient?: RedisCommandClient
   /** Connection attempts retried before the first connection fails the call. An integer 0-20. @default 3 */
@@ -333,6 +339,13 @@ export interface RateLimitExceededBody {
  */
 export type RateLimitStoreStatus =
   | { readonly store: 'memory'; readonly ready: true; readonly state: 'memory'; readonly since: string }
+  | {
+      /** An express-rate-limit Store of the user's (the `store` option). */
+      readonly store: 'custom'
+      readonly ready: boolean
+      readonly state: 'custom' | StoreErrorPolicy
+      readonly since: string
+    }
   | {
       readonly store: 'redis'
       /** standalone, sentinel or cluster. */

@@ -15,6 +15,9 @@ import type { RedisBackend } from '../redis/backend.js'
 import { degradedHandler, fallbackMax } from '../resilience/degraded.js'
 import { StoreUnavailableError } from '../stores/deadlines.js'
 import { GuardedRedisStore } from '../stores/guarded-store.js'
+import type { GuardedCustomStore } from '../stores/custom-store.js'
+import type { Breakers } from '../resilience/breakers.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
 import { CompactMemoryStore } from '../stores/memory-store.js'
 import { createRedisStore } from '../stores/redis-store.js'
 import type {
@@ -289,6 +292,78 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
       info: (key) => store.get(key),
       add: (key, n) => store.add(key, n),
       block: (key, ms) => store.block(key, ms),
+    }),
+  }
+}
+
+/**
+ * A limiter counting in an express-rate-limit Store of the user's, guarded as the Redis store is:
+ * a call that fails or hangs past storeTimeoutMs is decided by the onStoreError policy, and the
+ * fallback counts in memory with max / instances while the store is away.
+ */
+export function customStoreLimiter(
+  parts: LimiterParts,
+  store: GuardedCustomStore,
+  breakers: Breakers,
+  options: RedisLimiterOptions,
+): LimiterCore {
+  const primary = expressLimiter(parts, 'custom', store)
+  let fallback: Decider | undefined
+  const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
+  const stopResetting = breakers.onChange((healthy) => {
+    if (healthy) void fallbackStore.resetAll()
+  })
+  const policy = degradedHandler(options.onStoreError, parts.shadow, () => {
+    fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
+    return fallback
+  })
+  const degraded: Decide = (req, res, next, key) => {
+    parts.stats.degraded++
+    policy(req, res, next, key)
+  }
+  return {
+    decide(req, res, next, key) {
+      if (!breakers.healthy) return degraded(req, res, next, key)
+      primary(
+        req,
+        res,
+        (error?: unknown) => {
+          if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
+          next(error)
+        },
+        key,
+      )
+    },
+    async resetKey(key: string): Promise<void> {
+      parts.blocked?.delete(key)
+      fallback?.resetKey(key)
+      await store.resetKey(key)
+    },
+    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    status: (): RateLimitStoreStatus => ({
+      store: 'custom',
+      ready: breakers.healthy,
+      state: breakers.healthy ? 'custom' : options.onStoreError,
+      since: breakers.since.toISOString(),
+    }),
+    dispose(): void {
+      stopResetting()
+      fallbackStore.shutdown()
+    },
+    ...fixedControls(parts, {
+      info: (key) => store.get(key),
+      // The Store API counts one hit at a time: n of them, in turn.
+      async add(key, n) {
+        for (let i = 0; i < Math.abs(n); i++) await (n > 0 ? store.increment(key) : store.decrement(key))
+      },
+      block: () =>
+        Promise.reject(
+          new RateLimitError(
+            ERROR_CODES.INVALID_ARGUMENT,
+            'block: an express-rate-limit Store cannot hold a block; count in Redis (redisUrl) or memory to block a client',
+            { option: 'block' },
+          ),
+        ),
     }),
   }
 }

@@ -95,7 +95,12 @@ export class RateLimitMetrics {
       entry = {
         namespace,
         type,
-        byStore: { redis: new TimeHistogram(), memory: new TimeHistogram(), fallback: new TimeHistogram() },
+        byStore: {
+          redis: new TimeHistogram(),
+          memory: new TimeHistogram(),
+          fallback: new TimeHistogram(),
+          custom: new TimeHistogram(),
+        },
       }
       this.#times.set(id, entry)
     }

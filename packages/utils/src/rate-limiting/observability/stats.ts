@@ -1,6 +1,6 @@
 // What one limiter counts as requests pass through it: plain numbers, read by the metrics at scrape time.
 /** Which store decided a request; `fallback` is the in-memory limiter used while Redis is away. */
-export type StoreKind = 'redis' | 'memory' | 'fallback'
+export type StoreKind = 'redis' | 'memory' | 'fallback' | 'custom'
 
 /**
  * Running totals of one limiter. The request path only adds to numbers here, so a limiter costs the

@@ -23,7 +23,7 @@ export const PROBE_INTERVAL_MS = 250
 /** The probe runs in the background, so it may wait longer than a request would. */
 const PROBE_TIMEOUT_MS = 1000
 /** Timeouts must keep coming for this many storeTimeoutMs before they open the breaker. */
-const STALL_FACTOR = 3
+export const STALL_FACTOR = 3
 /** How long a handed-in client that is still connecting is waited for. */
 const CONNECT_WAIT_MS = 10_000
 

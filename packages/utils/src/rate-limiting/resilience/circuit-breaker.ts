@@ -15,6 +15,8 @@ export interface CircuitBreakerOptions {
   /** Timeouts must keep coming for this long before they open the breaker; a short stall does not. */
   readonly stallMs: number
   readonly logger: RateLimitLogger
+  /** What the lines call the store: `Redis`, or `The store` for an express-rate-limit Store of the user's. @default 'Redis' */
+  readonly subject?: string
 }
 
 export interface StoreHealthSnapshot {
@@ -45,6 +47,10 @@ export class CircuitBreaker {
   #lastClosed = 0
   #probeFailureReported = false
   readonly #listeners = new Set<(healthy: boolean) => void>()
+
+  get #subject(): string {
+    return this.options.subject ?? 'Redis'
+  }
 
   constructor(private readonly options: CircuitBreakerOptions) {
     this.#interval = options.probeIntervalMs
@@ -107,9 +113,9 @@ export class CircuitBreaker {
     const flapping = now - this.#lastClosed < FLAP_WINDOW_MS
     this.#interval = flapping ? Math.min(this.#interval * 2, MAX_PROBE_INTERVAL_MS) : this.options.probeIntervalMs
     const { logger, name, degradedLine } = this.options
-    logger.error(`[RateLimit] ${name}: Redis unavailable (${describeError(error)})`)
+    logger.error(`[RateLimit] ${name}: ${this.#subject} unavailable (${describeError(error)})`)
     logger.warn(`[RateLimit] ${name}: ${degradedLine}`)
-    if (flapping) logger.warn(`[RateLimit] ${name}: Redis is flapping; probing every ${this.#interval} ms`)
+    if (flapping) logger.warn(`[RateLimit] ${name}: ${this.#subject} is flapping; probing every ${this.#interval} ms`)
     this.#notify()
     this.#schedule()
   }
@@ -121,7 +127,9 @@ export class CircuitBreaker {
     this.#generation++
     this.#since = new Date(now)
     this.#lastClosed = now
-    this.options.logger.info(`[RateLimit] ${this.options.name}: Redis back after ${seconds} s, shared limits restored`)
+    this.options.logger.info(
+      `[RateLimit] ${this.options.name}: ${this.#subject} back after ${seconds} s, shared limits restored`,
+    )
     this.#notify()
   }
 
@@ -147,7 +155,7 @@ export class CircuitBreaker {
       // Say once per outage why Redis is still not used: it may answer, but too slowly, or refuse writes.
       if (!this.#probeFailureReported) {
         this.#probeFailureReported = true
-        this.options.logger.warn(`[RateLimit] ${this.options.name}: Redis still unavailable: ${reason}`)
+        this.options.logger.warn(`[RateLimit] ${this.options.name}: ${this.#subject} still unavailable: ${reason}`)
       }
       if (!this.#disposed) this.#schedule()
     } finally {

@@ -1,0 +1,66 @@
+// Starts a real memcached on a free loopback port for one test file, and stops it by pid.
+import { spawn, spawnSync } from 'node:child_process'
+import { connect } from 'node:net'
+
+import { freePort } from './ports.js'
+import { stopProcess } from './redis-server.js'
+
+export const MEMCACHED_INSTALL_HINT =
+  'memcached is not installed: the custom-store tests run a published community Store on it. Install it with ' +
+  '`sudo apt-get install -y memcached` (Debian/Ubuntu) or `brew install memcached` (macOS).'
+
+/** True when a memcached binary can be run. */
+export function memcachedAvailable(): boolean {
+  return spawnSync('memcached', ['-V'], { stdio: 'ignore' }).status === 0
+}
+
+export interface TestMemcached {
+  readonly port: number
+  readonly location: string
+  /** Kills it (SIGKILL), as a crash would. */
+  kill(): Promise<void>
+  stop(): Promise<void>
+}
+
+/** A memcached on `port` (a free one unless given), once it accepts connections. */
+export async function startMemcached(port?: number): Promise<TestMemcached> {
+  const chosen = port ?? (await freePort())
+  // -U 0: no UDP; -l: loopback only; -m 16: 16 MB is plenty.
+  // memcached refuses to run as root unless told whom to run as.
+  const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : []
+  const child = spawn('memcached', ['-p', String(chosen), '-U', '0', '-l', '127.0.0.1', '-m', '16', ...asUser], {
+    stdio: 'ignore',
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`memcached exited with ${child.exitCode} before listening on ${chosen}`)
+    if (await accepts(chosen)) break
+    if (Date.now() > deadline) {
+      await stopProcess(child)
+      throw new Error(`memcached did not listen on ${chosen} within 10 s`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return {
+    port: chosen,
+    location: `127.0.0.1:${chosen}`,
+    async kill() {
+      child.kill('SIGKILL')
+      await exited
+    },
+    stop: () => stopProcess(child),
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}

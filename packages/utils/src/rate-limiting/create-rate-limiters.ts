@@ -163,8 +163,10 @@ function limiterParts(
     audit,
     // Shadow mode never blocks, so it has no blocked clients to remember.
     blocked: config.shadow ? undefined : new BlockedKeys(),
+    property: config.requestPropertyName === 'rateLimit' ? undefined : config.requestPropertyName,
     headers: new RateLimitHeaders({
       type,
+      identifier: typeof config.identifier === 'string' ? config.identifier : undefined,
       windowMs: config.windowMs,
       legacyHeaders: config.legacyHeaders,
       // true is draft-6, as express-rate-limit reads it.
@@ -261,6 +263,8 @@ function buildLimiter(
     skip: config.skip,
     keyOf: clientKeys(type, config),
     giveBack: givingBack(type, config, core),
+    property: parts.property,
+    identify: typeof config.identifier === 'function' ? config.identifier : undefined,
     blocked: parts.blocked,
     answerBlocked: blockedAnswer(exceededHandler(parts, backend.kind), config.windowMs),
     headers: parts.headers,

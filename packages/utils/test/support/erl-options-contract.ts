@@ -155,6 +155,45 @@ export function describeErlOptionsContract(name: string, { store }: PolicyContra
       expect(refused.headers['retry-after']).toBeDefined()
     })
 
+    it('names the limit in the draft-8 headers by identifier, a string or a function of the request', async () => {
+      const fixed = await setUp({ limit: 2, identifier: 'api-2-per-min' })
+      const answer = await fixed.get('/ok', '10.7.9.1').expect(200)
+      expect(answer.headers.ratelimit).toMatch(/^"api-2-per-min"; r=1; t=\d+$/)
+      expect(answer.headers['ratelimit-policy']).toMatch(/^"api-2-per-min"; q=2; w=60; pk=/)
+      const perRequest = await setUp({
+        limit: 1,
+        identifier: (req) => Promise.resolve(`plan-${req.get('x-plan') ?? 'free'}`),
+      })
+      const first = await perRequest.get('/ok', '10.7.9.2').set('X-Plan', 'pro').expect(200)
+      expect(first.headers.ratelimit).toMatch(/^"plan-pro"; r=0; t=\d+$/)
+      // The refused request's headers too.
+      const refused = await perRequest.get('/ok', '10.7.9.2').expect(429)
+      expect(refused.headers.ratelimit).toMatch(/^"plan-free"; r=0; t=\d+$/)
+      // A bad answer goes to the error handler.
+      const bad = await setUp({ identifier: () => 'has "quotes"' })
+      expect((await bad.get('/ok', '10.7.9.3')).body).toMatchObject({ code: 'ERR_RATE_LIMIT_INVALID_OPTION' })
+    })
+
+    it('sets the decision on requestPropertyName too, for requests let through and refused', async () => {
+      const seen: unknown[] = []
+      const { app, limiter } = await optionsApp({
+        windowMs: 60_000,
+        ...store(),
+        limit: 1,
+        requestPropertyName: 'quota',
+        handler: (req, res) => {
+          seen.push((req as unknown as { quota?: unknown }).quota)
+          res.status(429).end()
+        },
+      })
+      made.push(limiter)
+      app.get('/quota', (req, res) => res.json({ quota: (req as unknown as { quota?: unknown }).quota }))
+      const allowed = await request(app).get('/quota').set('X-Forwarded-For', '10.7.10.1').expect(200)
+      expect(allowed.body.quota).toMatchObject({ limit: 1, used: 1, remaining: 0, key: '10.7.10.1' })
+      await request(app).get('/quota').set('X-Forwarded-For', '10.7.10.1').expect(429)
+      expect(seen).toEqual([expect.objectContaining({ limit: 1, remaining: 0, key: '10.7.10.1' })])
+    })
+
     it('calls skip and keyGenerator with the response too', async () => {
       const seen: boolean[] = []
       const { statuses } = await setUp({

@@ -183,6 +183,16 @@ describe("express-rate-limit's option names", () => {
     ],
     [{ statusCode: 200 }, 'statusCode', 'statusCode must be an integer from 400 to 599, got 200'],
     [
+      { identifier: 'api', limitsRead: [{ max: 1, windowMs: 1000 }] },
+      'identifier',
+      'identifier must be used without limitsRead: name each limit there ({ name, max, windowMs }), got "api"',
+    ],
+    [
+      { requestPropertyName: '1st' },
+      'requestPropertyName',
+      'requestPropertyName must be 1-64 letters, digits, _ and $, not starting with a digit, got "1st"',
+    ],
+    [
       { standardHeaders: 'draft-9' },
       'standardHeaders',
       `standardHeaders must be 'draft-8', 'draft-7', 'draft-6', true (draft-6) or false (none), got "draft-9"`,

@@ -65,9 +65,6 @@ export const UNSUPPORTED_OPTIONS: Readonly<Record<string, string>> = Object.free
     "draft_polli_ratelimit_headers was removed in express-rate-limit 7: use standardHeaders: 'draft-6'",
   onLimitReached:
     'onLimitReached was removed in express-rate-limit 7: use handler, or the audit log (auditLog), which logs each client once a window',
-  identifier:
-    "identifier: the RateLimit headers name a limit by its limiter's name or a limit's name; use createRateLimiter(name, ...) or limits: [{ name, max, windowMs }]",
-  requestPropertyName: 'requestPropertyName: the decision is always on req.rateLimit here; read it there',
   retryAfter:
     'retryAfter: Retry-After is the true time until a request could pass, for every algorithm, and is not set by hand; use handler to write another header',
   validate: "validate: this library's checks warn once each and never throw; leave validate out",
@@ -138,6 +135,18 @@ export function resolveConfig(config: RateLimitConfig | undefined): ResolvedRate
       )
     }
     resolved.keyGenerator = keyGeneratorWithSubnet(resolved.ipv6Subnet as number | false)
+  }
+  if (resolved.identifier !== undefined) {
+    const beside = ['limits', 'limitsRead', 'limitsWrite', 'limitsCustom', 'policies'].find(
+      (option) => resolved[option] !== undefined,
+    )
+    if (beside !== undefined) {
+      throw invalid(
+        'identifier',
+        `used without ${beside}: name each limit there ({ name, max, windowMs })`,
+        resolved.identifier,
+      )
+    }
   }
   if ((resolved.policies === undefined) !== (resolved.policy === undefined)) {
     throw resolved.policy === undefined

@@ -17,6 +17,7 @@ import { flagValue } from './env-values.js'
 import type {
   CostFunction,
   ExceededHandlerFunction,
+  IdentifierFunction,
   MessageFunction,
   RequestWasSuccessful,
   StandardHeaders,
@@ -197,6 +198,9 @@ const messageSpec: Spec<string | Readonly<Record<string, unknown>> | MessageFunc
 
 const STANDARD_HEADERS = ['draft-6', 'draft-7', 'draft-8'] as const
 
+/** A name the RateLimit headers can quote as it is: printable, no `"` or `\`. */
+export const IDENTIFIER = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/
+
 const standardHeadersSpec: Spec<StandardHeaders, 'draft-8'> = {
   allowed: "'draft-8', 'draft-7', 'draft-6', true (draft-6) or false (none)",
   accepts: (value): value is StandardHeaders =>
@@ -342,6 +346,19 @@ export const OPTIONS = {
     fn<ExceededHandlerFunction>('a function (request, response, next, options)'),
   ),
   standardHeaders: documented('Which RateLimit headers to send.', standardHeadersSpec),
+  requestPropertyName: documented(
+    "The property of the request the decision is set on, as well as `rateLimit` (express-rate-limit's requestPropertyName).",
+    text('1-64 letters, digits, _ and $, not starting with a digit', /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/),
+  ),
+  identifier: documented(
+    'The name of the one limit in the draft-8 RateLimit headers, for a limiter without a policy.',
+    {
+      allowed: 'a string of 1-64 printable characters with no " or \\, or a function (request, response) => string',
+      accepts: (value): value is string | IdentifierFunction =>
+        typeof value === 'function' || (typeof value === 'string' && IDENTIFIER.test(value)),
+      default: undefined,
+    } satisfies Spec<string | IdentifierFunction, undefined>,
+  ),
   skipSuccessfulRequests: documented('Give a request back once its response says it succeeded.', flag(false)),
   skipFailedRequests: documented(
     'Give a request back once its response says it failed, or the client went away first.',

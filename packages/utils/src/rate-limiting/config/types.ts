@@ -61,6 +61,9 @@ export type ExceededHandlerFunction = (
   options: { readonly statusCode: number; readonly windowMs: number; readonly message: unknown },
 ) => void
 
+/** The RateLimit headers' name of a request's limit, from the request (express-rate-limit's identifier). */
+export type IdentifierFunction = (request: Request, response: Response) => string | Promise<string>
+
 /** Whether a request succeeded, for skipSuccessfulRequests and skipFailedRequests. @default status < 400 */
 export type RequestWasSuccessful = (request: Request, response: Response) => boolean | Promise<boolean>
 
@@ -174,6 +177,17 @@ export interface RateLimitConfig {
    * 'draft-7', 'draft-6' (or true, as express-rate-limit reads it), or false for none. @default 'draft-8'
    */
   standardHeaders?: StandardHeaders
+  /**
+   * The property of the request the decision is set on, as well as `rateLimit` (express-rate-limit's
+   * requestPropertyName). 1-64 letters, digits, `_` and `$`, not starting with a digit. @default 'rateLimit'
+   */
+  requestPropertyName?: string
+  /**
+   * The name of the one limit in the draft-8 RateLimit headers, for a limiter without a policy.
+   * express-rate-limit's identifier: a string, or a function of the request (sync or async)
+   * that answers one: 1-64 printable characters, no `"` or `\`. @default the limiter's name
+   */
+  identifier?: string | IdentifierFunction
   /** Give a request back once its response says it succeeded. Success is status < 400, or requestWasSuccessful's answer. @default false */
   skipSuccessfulRequests?: boolean
   /** Give a request back once its response says it failed, or the client went away first. Failure is status >= 400, or requestWasSuccessful's false. @default false */

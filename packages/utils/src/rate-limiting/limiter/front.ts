@@ -6,7 +6,10 @@ import type { BlockedKey, BlockedKeys } from './blocked-keys.js'
 import type { Decide } from './decision.js'
 import type { RateLimitHeaders } from './headers.js'
 import { isNearLimit, type LimiterStats } from '../observability/stats.js'
+import { IDENTIFIER } from '../config/schema.js'
 import type { SkipFunction } from '../config/types.js'
+import { ERROR_CODES, RateLimitError } from '../errors.js'
+import { shownValue } from '../observability/redact.js'
 
 type LimitedRequest = Request & { rateLimit?: RateLimitInfo }
 
@@ -17,6 +20,10 @@ export interface FrontOptions {
   readonly skip: SkipFunction | undefined
   /** The client key of a request: the key generator's, checked and bounded. */
   readonly keyOf: (request: Request, response: Response) => string | Promise<string>
+  /** Also sets the decision on `req[property]` (requestPropertyName); undefined for rateLimit alone. */
+  readonly property?: string | undefined
+  /** Names each request's limit in the headers (an identifier function); undefined when not per request. */
+  readonly identify?: ((request: Request, response: Response) => string | Promise<string>) | undefined
   /** Watches a request let through, to give it back by its response (skipSuccessfulRequests, skipFailedRequests). */
   readonly giveBack?: ((request: Request, response: Response, key: string, info: RateLimitInfo) => void) | undefined
   /** Clients known to be over their limit; undefined in shadow mode, which never blocks. */
@@ -38,6 +45,8 @@ export function limiterFront({
   skip,
   keyOf,
   giveBack,
+  property,
+  identify,
   blocked,
   answerBlocked,
   headers,
@@ -55,6 +64,7 @@ export function limiterFront({
       (error?: unknown) => {
         if (error === undefined) {
           const info = (req as LimitedRequest).rateLimit
+          if (property !== undefined && info !== before) (req as unknown as Record<string, unknown>)[property] = info
           // Over the limit, shadow mode lets a request through: its handler has written the headers.
           if (info !== before && info !== undefined && info.used <= info.limit) {
             // Let through: a block remembered here has been lifted (a reset or reward elsewhere).
@@ -78,8 +88,34 @@ export function limiterFront({
     } catch (error) {
       return next(error)
     }
-    if (typeof key === 'string') withKey(req, res, next, key)
-    else key.then((resolved) => withKey(req, res, next, resolved), next)
+    const decided = identify === undefined ? withKey : named
+    if (typeof key === 'string') decided(req, res, next, key)
+    else key.then((resolved) => decided(req, res, next, resolved), next)
+  }
+
+  /** `withKey` once the identifier function has named the request's limit. */
+  const named = (req: Request, res: Response, next: NextFunction, key: string): void => {
+    let name: string | Promise<string>
+    try {
+      name = identify!(req, res)
+    } catch (error) {
+      return next(error)
+    }
+    const go = (answer: string) => {
+      if (typeof answer !== 'string' || !IDENTIFIER.test(answer)) {
+        return next(
+          new RateLimitError(
+            ERROR_CODES.INVALID_OPTION,
+            `identifier (a function of the request) must answer 1-64 printable characters with no " or \\, got ${shownValue(answer)}`,
+            { option: 'identifier' },
+          ),
+        )
+      }
+      headers.name(res, answer)
+      withKey(req, res, next, key)
+    }
+    if (typeof name === 'string') go(name)
+    else Promise.resolve(name).then(go, next)
   }
   return skip === undefined ? counted : behindSkip(skip, stats, counted)
 }

@@ -17,6 +17,8 @@ export function partitionKey(key: string): string {
 
 export interface HeaderSettings {
   readonly type: LimiterName
+  /** The one limit's name in the draft-8 headers, in place of the limiter's (`identifier`). */
+  readonly identifier?: string | undefined
   readonly windowMs: number
   readonly legacyHeaders: boolean
   /** Which RateLimit headers: draft-8 (ours, with names), draft-7 or draft-6 (express-rate-limit's), or none. */
@@ -78,12 +80,12 @@ export class RateLimitHeaders {
       add(response, 'RateLimit-Policy', items.map((item) => `${item}${pk}:`).join(', '))
       return
     }
-    const { type } = this.settings
-    add(response, 'RateLimit', `"${type}"; r=${info.remaining}; t=${seconds}`)
+    const name = this.#names.get(response) ?? this.settings.identifier ?? this.settings.type
+    add(response, 'RateLimit', `"${name}"; r=${info.remaining}; t=${seconds}`)
     add(
       response,
       'RateLimit-Policy',
-      `"${type}"; q=${info.limit}; w=${this.#windowSeconds}; pk=:${this.#pk(info.key)}:`,
+      `"${name}"; q=${info.limit}; w=${this.#windowSeconds}; pk=:${this.#pk(info.key)}:`,
     )
   }
 
@@ -136,6 +138,14 @@ export class RateLimitHeaders {
   }
 
   readonly #itemsByLimits = new WeakMap<readonly CheckedLimit[], readonly string[]>()
+
+  /** Names an identifier function gave each response's limit. */
+  readonly #names = new WeakMap<Response, string>()
+
+  /** The name `identifier` answered for this response's one limit. */
+  name(response: Response, name: string): void {
+    this.#names.set(response, name)
+  }
 
   #pk(key: string): string {
     let pk = this.#partitionKeys.get(key)

@@ -52,6 +52,8 @@ export interface ExceededOptions {
   /** Where to remember the client as blocked until its reset; undefined to not remember it. */
   readonly blocked: BlockedKeys | undefined
   readonly headers: RateLimitHeaders
+  /** Also sets the decision on `request[property]` (requestPropertyName). */
+  readonly property?: string | undefined
 }
 
 /** The handler of a request over the limit, as express-rate-limit calls it. */
@@ -75,6 +77,7 @@ export function rateLimitExceededHandler({
   store,
   blocked,
   headers,
+  property,
 }: ExceededOptions): ExceededHandler {
   // A RateLimitExceededBody; everything but retryAfter is the same in every answer, so written once.
   const bodyStart = (error: string) =>
@@ -94,6 +97,7 @@ export function rateLimitExceededHandler({
   return (request, response, next, options) => {
     const info = (request as Request & { rateLimit?: RateLimitInfo }).rateLimit
     if (info === undefined) return next(new Error('express-rate-limit called the handler without req.rateLimit'))
+    if (property !== undefined) (request as unknown as Record<string, unknown>)[property] = info
     const now = Date.now()
     if (audit !== undefined) audit.exceeded(request, info, shadow, store)
     headers.write(response, info, now)

@@ -52,6 +52,8 @@ export interface LimiterParts {
   /** Clients known to be over their limit; undefined in shadow mode, which never blocks. */
   readonly blocked: BlockedKeys | undefined
   readonly headers: RateLimitHeaders
+  /** requestPropertyName, when it is not rateLimit. */
+  readonly property: string | undefined
 }
 
 /** Where a client stands (an operator's view): its limits, and how long until it could pass. */
@@ -107,6 +109,7 @@ export function exceededHandler(parts: LimiterParts, store: StoreKind) {
     // A fallback's count is this process's alone, and starts afresh when Redis is back: not a block to keep.
     blocked: store === 'fallback' ? undefined : parts.blocked,
     headers: parts.headers,
+    property: parts.property,
   })
 }
 

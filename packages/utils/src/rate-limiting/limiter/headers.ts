@@ -80,7 +80,8 @@ export class RateLimitHeaders {
       add(response, 'RateLimit-Policy', items.map((item) => `${item}${pk}:`).join(', '))
       return
     }
-    const name = this.#names.get(response) ?? this.settings.identifier ?? this.settings.type
+    // Looked up only when an identifier function names each response's limit.
+    const name = (this.#named ? this.#names.get(response) : undefined) ?? this.settings.identifier ?? this.settings.type
     add(response, 'RateLimit', `"${name}"; r=${info.remaining}; t=${seconds}`)
     add(
       response,
@@ -142,8 +143,11 @@ export class RateLimitHeaders {
   /** Names an identifier function gave each response's limit. */
   readonly #names = new WeakMap<Response, string>()
 
+  #named = false
+
   /** The name `identifier` answered for this response's one limit. */
   name(response: Response, name: string): void {
+    this.#named = true
     this.#names.set(response, name)
   }
 

@@ -1,6 +1,7 @@
 // createRateLimiter / createRateLimiters: express-rate-limit middlewares on a Redis or memory store.
 import type { Request, Response } from 'express'
 import type { RateLimitInfo, Store } from 'express-rate-limit'
+import type { Registry } from 'prom-client'
 
 import { checkName, maxFor, RATE_LIMIT_TYPES, resolveConfig, type ResolvedRateLimitConfig } from './config/options.js'
 import type {
@@ -292,7 +293,10 @@ async function createLimiters(types: readonly LimiterName[], config: ResolvedRat
   const releases: (() => void)[] = []
   try {
     for (const type of types) releases.push(claimPrefix(config.keyPrefix, type))
-    const metrics = config.metricsRegistry === undefined ? undefined : await RateLimitMetrics.on(config.metricsRegistry)
+    const metrics =
+      config.metricsRegistry === undefined
+        ? undefined
+        : await RateLimitMetrics.on(config.metricsRegistry as unknown as Registry)
     const { redisClient, redisUrl, requireRedis, redisRetries, keyPrefix, storeTimeoutMs, logger } = config
     // What the fallback line shows: each limiter's max, or each limit of its policy.
     const limits = types.flatMap((type, index) =>

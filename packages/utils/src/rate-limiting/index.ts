@@ -31,6 +31,7 @@ export type {
   KeyGenerator,
   Limit,
   MaxFunction,
+  MetricsRegistry,
   PolicyLimits,
   PolicySelector,
   RateLimitConfig,

@@ -1,5 +1,6 @@
 // The built package, as a consumer sees it: ESM and CJS entry points, their types, no deep imports.
 import { execFileSync, spawnSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -61,6 +62,19 @@ describe('@universo/utils/rate-limiting as built', () => {
     const out = node(['-e', "require('@universo/utils/dist/rate-limiting/index.cjs')"])
     expect(out.status).not.toBe(0)
     expect(out.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED')
+  })
+
+  it('has types that import no optional peer: prom-client is named in no .d.ts', () => {
+    const typeFiles = readdirSync(join(packageDir, 'dist'), { recursive: true, encoding: 'utf8' }).filter((file) =>
+      /\.d\.c?ts$/.test(file),
+    )
+    expect(typeFiles.length).toBeGreaterThan(0)
+    const importing = typeFiles.filter((file) =>
+      /from ['"]prom-client['"]|import\(['"]prom-client['"]\)/.test(
+        readFileSync(join(packageDir, 'dist', file), 'utf8'),
+      ),
+    )
+    expect(importing).toEqual([])
   })
 
   it('is typed for both CommonJS and ES module consumers (node16 resolution, no development condition)', () => {

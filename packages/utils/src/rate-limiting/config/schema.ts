@@ -3,7 +3,6 @@
 // and the checks of the docs' tables and JSDoc (test/unit/option-docs.test.ts) all read this table.
 import type { Request } from 'express'
 import type { Store } from 'express-rate-limit'
-import type { Registry } from 'prom-client'
 
 import type { KeyGenerator } from '../limiter/keys.js'
 import { ERROR_CODES, RateLimitError } from '../errors.js'
@@ -18,6 +17,7 @@ import type {
   CostFunction,
   ExceededHandlerFunction,
   IdentifierFunction,
+  MetricsRegistry,
   MessageFunction,
   RequestWasSuccessful,
   StandardHeaders,
@@ -460,7 +460,7 @@ export const OPTIONS = {
   ),
   metricsRegistry: documented(
     "A prom-client Registry to report the limiters' metrics on (see docs/observability.md).",
-    withMethods<Registry>('a prom-client Registry', ['registerMetric', 'getSingleMetric', 'metrics']),
+    withMethods<MetricsRegistry>('a prom-client Registry', ['registerMetric', 'getSingleMetric', 'metrics']),
   ),
   metricsNamespace: documented(
     'The `namespace` label of the metrics and audit records, usually the service name.',

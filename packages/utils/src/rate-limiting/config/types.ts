@@ -1,7 +1,6 @@
 // Public types of @universo/utils/rate-limiting: options, limiter handles and the Redis seam.
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { RateLimitRequestHandler as ExpressRateLimitHandler, Store } from 'express-rate-limit'
-import type { Registry } from 'prom-client'
 
 import type { OperatorControls } from '../limiter/controls.js'
 import type { KeyGenerator } from '../limiter/keys.js'
@@ -29,6 +28,17 @@ export type RateLimitType = 'read' | 'write' | 'custom'
  * `{keyPrefix}:{name}:{client key}`.
  */
 export type LimiterName = RateLimitType | (string & {})
+
+/**
+ * A prom-client `Registry`, as the limiters see one. Said here rather than imported, so that a
+ * project without prom-client (an optional peer) still typechecks against these types, with
+ * skipLibCheck off; a prom-client 15 Registry fits it as it is.
+ */
+export interface MetricsRegistry {
+  registerMetric(metric: never): void
+  getSingleMetric(name: string): unknown
+  metrics(): Promise<string>
+}
 
 /**
  * The smallest Redis client the limiters need: something that sends one raw command.
@@ -294,7 +304,7 @@ export interface RateLimitConfig {
    * A prom-client Registry to report the limiters' metrics on (see docs/observability.md). Without
    * it no metric exists and prom-client is never loaded. @default none
    */
-  metricsRegistry?: Registry
+  metricsRegistry?: MetricsRegistry
   /**
    * The `namespace` label of the metrics and audit records, usually the service name. 1-64
    * characters from `A-Z a-z 0-9 . _ -`. @default keyPrefix

@@ -18,6 +18,9 @@ afterEach(async () => {
   setup = undefined
 })
 
+/** How often Sentinel sends INFO to the nodes it watches: fixed by Sentinel at 10 s. */
+const SENTINEL_INFO_PERIOD_MS = 10_000
+
 describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
   it('counts on the master, and goes on counting on the new one after SENTINEL FAILOVER, with no 5xx', async () => {
     setup = await startSentinels()
@@ -102,11 +105,20 @@ describe.runIf(redisServerAvailable())('Redis Sentinel', () => {
           setup.master.port === (await setup.currentMasterPort()) ? setup.replica.port : setup.master.port,
           '127.0.0.1',
         )
+        // Sentinel turns the old master into a replica when it next sends it INFO, which it does
+        // every 10 s (SENTINEL_INFO_PERIOD_MS, a period Sentinel does not let us set): a wait of
+        // Sentinel's, not ours, so it has a deadline of its own.
+        await waitFor(
+          'Sentinel to turn the old master into a replica',
+          async () => (await oldMaster.role())[0] === 'slave',
+          3 * SENTINEL_INFO_PERIOD_MS,
+          100,
+        )
+        // Then our writes get READONLY, and the limiters reconnect through the sentinels.
         let probes = 0
         await waitFor(
           'the limiters to count on the new master',
           async () => {
-            if ((await oldMaster.role())[0] !== 'slave') return false
             const client = `10.3.1.${++probes}`
             await fetch(`${http.base}/items`, { headers: { 'X-Forwarded-For': client } })
             return limiters.status().ready && (await newMaster.exists(`${keyPrefix}:read#${tag}:${client}`)) === 1

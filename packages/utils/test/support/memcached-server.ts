@@ -24,7 +24,18 @@ export interface TestMemcached {
 
 /** A memcached on `port` (a free one unless given), once it accepts connections. */
 export async function startMemcached(port?: number): Promise<TestMemcached> {
-  const chosen = port ?? (await freePort())
+  // A port found free may be taken before memcached binds it (by any outgoing connection's local
+  // port): on a port of our choosing, a fresh one is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(port ?? (await freePort()))
+    } catch (error) {
+      if (port !== undefined || attempt === 3) throw error
+    }
+  }
+}
+
+async function startOn(chosen: number): Promise<TestMemcached> {
   // -U 0: no UDP; -l: loopback only; -m 16: 16 MB is plenty.
   // memcached refuses to run as root unless told whom to run as.
   const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : []

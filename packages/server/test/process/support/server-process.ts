@@ -147,7 +147,20 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<ServerProcess> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run pnpm build first (pnpm test does)`)
-  const port = options.port ?? (await freePort())
+  // A port freePort found free may be taken before the server binds it: by another test's server,
+  // or as the local port of any outgoing connection, which the OS picks from the same range. The
+  // server then exits saying so; on a port of our choosing, a fresh one is tried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(env, options, options.port ?? (await freePort()))
+    } catch (error) {
+      const taken = error instanceof Error && error.message.includes('is already in use')
+      if (!taken || options.port !== undefined || attempt === 3) throw error
+    }
+  }
+}
+
+async function startOnce(env: Record<string, string>, options: StartOptions, port: number): Promise<ServerProcess> {
   const [command, ...args] = options.command ?? [process.execPath, MAIN]
   const watched = spawnWatched(command, args, { env: { PORT: String(port), ...env } })
   const server: ServerProcess = {

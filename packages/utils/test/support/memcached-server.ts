@@ -1,6 +1,5 @@
 // Starts a real memcached on a free loopback port for one test file, and stops it by pid.
 import { spawn, spawnSync } from 'node:child_process'
-import { connect } from 'node:net'
 
 import { freePort } from './ports.js'
 import { stopProcess } from './redis-server.js'
@@ -36,24 +35,37 @@ export async function startMemcached(port?: number): Promise<TestMemcached> {
 }
 
 async function startOn(chosen: number): Promise<TestMemcached> {
-  // -U 0: no UDP; -l: loopback only; -m 16: 16 MB is plenty.
+  // -U 0: no UDP; -l: loopback only; -m 16: 16 MB is plenty; -vv: it says when it listens.
   // memcached refuses to run as root unless told whom to run as.
   const asUser = process.getuid?.() === 0 ? ['-u', 'nobody'] : []
-  const child = spawn('memcached', ['-p', String(chosen), '-U', '0', '-l', '127.0.0.1', '-m', '16', ...asUser], {
-    stdio: 'ignore',
+  const child = spawn('memcached', ['-p', String(chosen), '-U', '0', '-l', '127.0.0.1', '-m', '16', '-vv', ...asUser], {
+    stdio: ['ignore', 'ignore', 'pipe'],
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`memcached exited with ${child.exitCode} before listening on ${chosen}`)
-    if (await accepts(chosen)) break
-    if (Date.now() > deadline) {
-      await stopProcess(child)
-      throw new Error(`memcached did not listen on ${chosen} within 10 s`)
+  let output = ''
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer)
+      reject(new Error(`memcached ${why} on ${chosen}:\n${output}`))
     }
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
+    const timer = setTimeout(() => {
+      fail('did not listen within 10 s')
+      void stopProcess(child)
+    }, 10_000)
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString()
+      if (!/server listening/.test(output)) return
+      clearTimeout(timer)
+      child.off('exit', onExit)
+      resolve()
+    }
+    const onExit = (code: number | null) => fail(`exited with ${code} before listening`)
+    child.stderr!.on('data', onData)
+    child.once('exit', onExit)
+  })
+  // It logs every command at -vv: read and drop the rest.
+  child.stderr!.removeAllListeners('data')
+  child.stderr!.resume()
   return {
     port: chosen,
     location: `127.0.0.1:${chosen}`,
@@ -63,15 +75,4 @@ async function startOn(chosen: number): Promise<TestMemcached> {
     },
     stop: () => stopProcess(child),
   }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
 }

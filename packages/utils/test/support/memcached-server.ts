@@ -60,12 +60,12 @@ async function startOn(chosen: number): Promise<TestMemcached> {
       resolve()
     }
     const onExit = (code: number | null) => fail(`exited with ${code} before listening`)
-    child.stderr!.on('data', onData)
+    child.stderr.on('data', onData)
     child.once('exit', onExit)
   })
   // It logs every command at -vv: read and drop the rest.
-  child.stderr!.removeAllListeners('data')
-  child.stderr!.resume()
+  child.stderr.removeAllListeners('data')
+  child.stderr.resume()
   return {
     port: chosen,
     location: `127.0.0.1:${chosen}`,

@@ -19,9 +19,8 @@ import { checkTemplates, LimitSet, PolicyPlan, type LimitTemplate, type MaxFunct
 import { MemoryPolicyStore } from '../policies/memory-policy-store.js'
 import { RedisPolicyStore, type SendCommand } from '../policies/redis-policy-store.js'
 import type { RedisBackend } from '../redis/backend.js'
-import { degradedHandler, fallbackMax } from '../resilience/degraded.js'
+import { degradedHandler, fallbackMax, unlessUnavailable } from '../resilience/degraded.js'
 import { batchedCalls, type BatchedSend, type WriteWatch } from '../stores/batched-calls.js'
-import { StoreUnavailableError } from '../stores/deadlines.js'
 import { GuardedPolicyStore } from '../stores/guarded-policy-store.js'
 import { clusterOf } from '../stores/redis-store.js'
 import { Unanswered } from '../stores/round-trips.js'
@@ -501,23 +500,8 @@ export function redisPolicyLimiter(
   const stopResetting = breakers.onChange((healthy) => {
     if (healthy) fallbackStore?.resetAll()
   })
-  const degraded: Decide = (req, res, next, key) => {
-    parts.stats.degraded++
-    policy(req, res, next, key)
-  }
   return {
-    decide(req, res, next, key) {
-      if (breakers.single && !breakers.healthy) return degraded(req, res, next, key)
-      primary(
-        req,
-        res,
-        (error?: unknown) => {
-          if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
-          next(error)
-        },
-        key,
-      )
-    },
+    decide: unlessUnavailable(primary, policy, breakers, parts.stats),
     async resetKey(key: string): Promise<void> {
       parts.blocked?.delete(key)
       fallbackStore?.resetKey(key)

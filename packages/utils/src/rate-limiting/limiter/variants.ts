@@ -12,8 +12,7 @@ import type { RateLimitLogger } from '../observability/logger.js'
 import type { AuditLog } from '../observability/audit.js'
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
 import type { RedisBackend } from '../redis/backend.js'
-import { degradedHandler, fallbackMax } from '../resilience/degraded.js'
-import { StoreUnavailableError } from '../stores/deadlines.js'
+import { degradedHandler, fallbackMax, unlessUnavailable } from '../resilience/degraded.js'
 import { GuardedRedisStore } from '../stores/guarded-store.js'
 import type { GuardedCustomStore } from '../stores/custom-store.js'
 import type { Breakers } from '../resilience/breakers.js'
@@ -227,6 +226,44 @@ export interface RedisLimiterOptions {
 }
 
 /**
+ * The default's fixed window in a guarded store (Redis, or a Store of the user's): counted there
+ * while it can be used, and by the onStoreError policy while its circuit is open or a call fails.
+ * The fallback counts in memory with max / instances, and forgets its counts when the store is back.
+ */
+function guardedFixedWindow(
+  parts: LimiterParts,
+  store: Store & { resetKey(key: string): Promise<void> },
+  kind: StoreKind,
+  breakers: Breakers,
+  options: RedisLimiterOptions,
+): Pick<LimiterCore, 'decide' | 'resetKey' | 'getKey' | 'dispose'> {
+  const primary = expressLimiter(parts, kind, store)
+  let fallback: Decider | undefined
+  const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
+  // The outage's counts go when the store is back: a later outage starts afresh, and memory is freed.
+  const stopResetting = breakers.onChange((healthy) => {
+    if (healthy) void fallbackStore.resetAll()
+  })
+  const policy = degradedHandler(options.onStoreError, parts.shadow, () => {
+    fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
+    return fallback
+  })
+  return {
+    decide: unlessUnavailable(primary, policy, breakers, parts.stats),
+    async resetKey(key: string): Promise<void> {
+      parts.blocked?.delete(key)
+      fallback?.resetKey(key)
+      await store.resetKey(key)
+    },
+    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    dispose(): void {
+      stopResetting()
+      fallbackStore.shutdown()
+    },
+  }
+}
+
+/**
  * A limiter counting in Redis while it is healthy, and by the policy while the breaker is open or
  * when a call fails. With one circuit per cluster master, the store fails fast for keys on a lost
  * master only.
@@ -241,42 +278,8 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
     parts.stats,
   )
   backend.stores.push(store)
-  const primary = expressLimiter(parts, 'redis', store)
-  let fallback: Decider | undefined
-  const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
-  // The outage's counts go when Redis is back: a later outage starts afresh, and memory is freed.
-  const stopResetting = breakers.onChange((healthy) => {
-    if (healthy) void fallbackStore.resetAll()
-  })
-  const policy = degradedHandler(options.onStoreError, parts.shadow, () => {
-    fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
-    return fallback
-  })
-  const degraded: Decide = (req, res, next, key) => {
-    parts.stats.degraded++
-    policy(req, res, next, key)
-  }
   return {
-    decide(req, res, next, key) {
-      if (breakers.single && !breakers.healthy) return degraded(req, res, next, key)
-      primary(
-        req,
-        res,
-        (error?: unknown) => {
-          if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
-          next(error)
-        },
-        key,
-      )
-    },
-    async resetKey(key: string): Promise<void> {
-      parts.blocked?.delete(key)
-      fallback?.resetKey(key)
-      // express-rate-limit types this as void; our store returns a promise worth waiting for.
-      const reset: unknown = primary.resetKey(key)
-      await reset
-    },
-    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    ...guardedFixedWindow(parts, store, 'redis', breakers, options),
     status: (): RateLimitStoreStatus => {
       const { healthy, since } = breakers
       return {
@@ -286,10 +289,6 @@ export function redisLimiter(parts: LimiterParts, backend: RedisBackend, options
         state: healthy ? 'redis' : options.onStoreError,
         since: since.toISOString(),
       }
-    },
-    dispose(): void {
-      stopResetting()
-      fallbackStore.shutdown()
     },
     ...fixedControls(parts, {
       info: (key) => store.get(key),
@@ -310,49 +309,14 @@ export function customStoreLimiter(
   breakers: Breakers,
   options: RedisLimiterOptions,
 ): LimiterCore {
-  const primary = expressLimiter(parts, 'custom', store)
-  let fallback: Decider | undefined
-  const fallbackStore = new CompactMemoryStore(parts.stats, 'fallback')
-  const stopResetting = breakers.onChange((healthy) => {
-    if (healthy) void fallbackStore.resetAll()
-  })
-  const policy = degradedHandler(options.onStoreError, parts.shadow, () => {
-    fallback = expressLimiter(parts, 'fallback', fallbackStore, fallbackMax(parts.max, options.instances))
-    return fallback
-  })
-  const degraded: Decide = (req, res, next, key) => {
-    parts.stats.degraded++
-    policy(req, res, next, key)
-  }
   return {
-    decide(req, res, next, key) {
-      if (!breakers.healthy) return degraded(req, res, next, key)
-      primary(
-        req,
-        res,
-        (error?: unknown) => {
-          if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
-          next(error)
-        },
-        key,
-      )
-    },
-    async resetKey(key: string): Promise<void> {
-      parts.blocked?.delete(key)
-      fallback?.resetKey(key)
-      await store.resetKey(key)
-    },
-    getKey: (key: string) => (breakers.healthy || fallback === undefined ? primary.getKey(key) : fallback.getKey(key)),
+    ...guardedFixedWindow(parts, store, 'custom', breakers, options),
     status: (): RateLimitStoreStatus => ({
       store: 'custom',
       ready: breakers.healthy,
       state: breakers.healthy ? 'custom' : options.onStoreError,
       since: breakers.since.toISOString(),
     }),
-    dispose(): void {
-      stopResetting()
-      fallbackStore.shutdown()
-    },
     ...fixedControls(parts, {
       info: (key) => store.get(key),
       // The Store API counts one hit at a time: n of them, in turn.

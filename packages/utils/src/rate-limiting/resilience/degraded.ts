@@ -2,6 +2,9 @@
 
 import type { StoreErrorPolicy } from '../config/types.js'
 import type { Decide } from '../limiter/decision.js'
+import type { LimiterStats } from '../observability/stats.js'
+import { StoreUnavailableError } from '../stores/deadlines.js'
+import type { Breakers } from './breakers.js'
 
 /** The code of a 503 answered under onStoreError 'deny'. */
 export const RATE_LIMIT_UNAVAILABLE = 'RATE_LIMIT_UNAVAILABLE'
@@ -67,5 +70,28 @@ export function degradedHandler(policy: StoreErrorPolicy, shadow: boolean, makeF
           retryAfter,
         })
       }
+  }
+}
+
+/**
+ * `primary` while the store can be used; `policy`, counted in `stats.degraded`, while the store's
+ * only circuit is open or when a call finds the store unavailable (StoreUnavailableError).
+ */
+export function unlessUnavailable(primary: Decide, policy: Decide, breakers: Breakers, stats: LimiterStats): Decide {
+  const degraded: Decide = (req, res, next, key) => {
+    stats.degraded++
+    policy(req, res, next, key)
+  }
+  return (req, res, next, key) => {
+    if (breakers.single && !breakers.healthy) return degraded(req, res, next, key)
+    primary(
+      req,
+      res,
+      (error?: unknown) => {
+        if (error instanceof StoreUnavailableError) return degraded(req, res, next, key)
+        next(error)
+      },
+      key,
+    )
   }
 }

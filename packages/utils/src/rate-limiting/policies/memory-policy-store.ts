@@ -1,5 +1,6 @@
 // A policy counted in this process: each client's state for the sliding window or the token bucket.
 import { MODELS, type AlgorithmModel, type PolicyAlgorithm } from './algorithms.js'
+import { OperatorBlocks } from '../stores/operator-blocks.js'
 import type { CheckedLimit, PolicyDecision } from './limits.js'
 
 /**
@@ -37,9 +38,9 @@ export class MemoryPolicyStore {
    */
   consume(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits, force = false): PolicyDecision {
     const now = this.now()
-    if (this.#blocks.size > 0 && !force) {
-      const until = this.#blockOf(key, now)
-      if (until > now) return this.#blocked(key, cost, limits, now, until)
+    if (!force) {
+      const until = this.#blocks.until(key, now)
+      if (until > 0) return this.#blocked(key, cost, limits, now, until)
     }
     return this.#model.decide(limits, this.#stateOf(key, limits.length), now, cost, force)
   }
@@ -54,15 +55,7 @@ export class MemoryPolicyStore {
     return until
   }
 
-  /** Operators' blocks by client key: until when (ms since the epoch). Few, so kept apart and swept as read. */
-  readonly #blocks = new Map<string, number>()
-
-  #blockOf(key: string, now: number): number {
-    const until = this.#blocks.get(key)
-    if (until === undefined) return 0
-    if (until <= now) this.#blocks.delete(key)
-    return until
-  }
+  readonly #blocks = new OperatorBlocks()
 
   /** A blocked client's decision, as the Redis scripts give it: refused until the block ends, nothing spent. */
   #blocked(key: string, cost: number, limits: readonly CheckedLimit[], now: number, until: number): PolicyDecision {
@@ -85,8 +78,8 @@ export class MemoryPolicyStore {
   /** Where `key` stands by `limits`, spending nothing (a cost of 0 fits every limit, and changes nothing). */
   get(key: string, limits: readonly CheckedLimit[] = this.limits): PolicyDecision {
     const now = this.now()
-    const until = this.#blocks.size > 0 ? this.#blockOf(key, now) : 0
-    if (until > now) return this.#blocked(key, 0, limits, now, until)
+    const until = this.#blocks.until(key, now)
+    if (until > 0) return this.#blocked(key, 0, limits, now, until)
     const state = this.#find(key)
     const copy = new Float64Array(Math.max(state?.length ?? 0, this.#model.width * limits.length))
     if (state !== undefined) copy.set(state)

@@ -2,6 +2,7 @@
 import type { ClientRateLimitInfo, IncrementResponse, Options, Store } from 'express-rate-limit'
 
 import type { LimiterStats, StoreKind } from '../observability/stats.js'
+import { OperatorBlocks } from './operator-blocks.js'
 import { BLOCKED_HITS } from './scripts.js'
 
 /** Slots a fresh generation starts with; it doubles as clients arrive. */
@@ -86,10 +87,8 @@ export class CompactMemoryStore implements Store {
     const observe = this.stats?.observeStore
     const start = observe === undefined ? 0 : performance.now()
     const now = Date.now()
-    if (this.#blocks.size > 0) {
-      const until = this.#blockOf(key, now)
-      if (until > now) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
-    }
+    const until = this.#blocks.until(key, now)
+    if (until > 0) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
     const slot = this.#slotOf(key, now)
     const cells = this.#current.cells
     let resetMs = cells[2 * slot]!
@@ -151,15 +150,7 @@ export class CompactMemoryStore implements Store {
     this.#blocks.set(key, untilMs)
   }
 
-  /** Operators' blocks by key: few, so a Map beside the windows, swept as read. */
-  readonly #blocks = new Map<string, number>()
-
-  #blockOf(key: string, now: number): number {
-    const until = this.#blocks.get(key)
-    if (until === undefined) return 0
-    if (until <= now) this.#blocks.delete(key)
-    return until
-  }
+  readonly #blocks = new OperatorBlocks()
 
   shutdown(): void {
     clearInterval(this.#rotation)
@@ -191,8 +182,8 @@ export class CompactMemoryStore implements Store {
   }
 
   #info(key: string): ClientRateLimitInfo | undefined {
-    const until = this.#blocks.size > 0 ? this.#blockOf(key, Date.now()) : 0
-    if (until > Date.now()) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
+    const until = this.#blocks.until(key, Date.now())
+    if (until > 0) return { totalHits: BLOCKED_HITS, resetTime: new Date(until) }
     const generation = this.#current.slots.has(key) ? this.#current : this.#previous
     const slot = generation.slots.get(key)
     if (slot === undefined) return undefined

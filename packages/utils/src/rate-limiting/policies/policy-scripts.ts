@@ -8,8 +8,8 @@
 // each limit. The reply: allowed (1 or 0), the ms until a request of this cost could pass, the ms
 // until one of cost 1 could, then each limit's remaining units and ms until whole.
 
-/** What both scripts begin with: the time, the cost and the limits. */
-const PREAMBLE = [
+/** `now` from ARGV[1]: Redis's clock unless the caller passes one (every script of ours starts so). */
+const CLOCK = [
   // Redis's clock unless the caller passes one: every app process then decides by one clock.
   'local now = tonumber(ARGV[1])',
   // A time passed in is a test's clock, which Redis cannot expire keys by: the state's own times
@@ -19,6 +19,11 @@ const PREAMBLE = [
   "  local time = redis.call('TIME')",
   '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
   'end',
+]
+
+/** What the policy scripts begin with: the time, the cost and the limits. */
+const PREAMBLE = [
+  ...CLOCK,
   'local cost = tonumber(ARGV[2])',
   // `f<cost>`: an operator's forced spend (a penalty; a negative cost is a reward), made whatever
   // the limits say, and whatever a block says.
@@ -212,4 +217,16 @@ export const FIXED_WINDOW_SCRIPT = [
   "  if redis_clock then redis.call('PEXPIRE', KEYS[1], math.max(expiry, block_until - now)) end",
   'end',
   'return reply',
+].join('\n')
+
+/**
+ * An operator's block of a client for ARGV[2] ms: field `x` of its hash (which every policy script
+ * reads), kept at least as long as the block. Answers when it ends.
+ */
+export const BLOCK_SCRIPT = [
+  ...CLOCK,
+  'local ms = tonumber(ARGV[2])',
+  "redis.call('HSET', KEYS[1], 'x', now + ms)",
+  "if redis_clock and redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end",
+  'return now + ms',
 ].join('\n')

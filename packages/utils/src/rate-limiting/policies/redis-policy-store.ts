@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 
 import { MODELS, type PolicyAlgorithm } from './algorithms.js'
+import { BLOCK_SCRIPT } from './policy-scripts.js'
 import type { CheckedLimit, LimitState, PolicyDecision } from './limits.js'
 
 /** Sends one Redis command and answers with its reply (batched-calls.ts's sender fits). */
@@ -21,6 +22,8 @@ export class RedisPolicyStore {
   readonly #prefix: string
   /** Each list of limits' max and windowMs, as the script's arguments after now and cost. */
   readonly #limitArgs = new WeakMap<readonly CheckedLimit[], readonly string[]>()
+  /** The store's own limits' arguments, without a lookup: every request of a limiter without policies. */
+  readonly #ownArgs: readonly string[]
 
   constructor(
     private readonly send: SendCommand,
@@ -34,6 +37,7 @@ export class RedisPolicyStore {
     this.script = model.script
     this.#sha = createHash('sha1').update(model.script).digest('hex')
     this.#prefix = `${prefix}${model.tag}:`
+    this.#ownArgs = argsOf(limits)
   }
 
   /** The Redis key of a client. */
@@ -46,9 +50,9 @@ export class RedisPolicyStore {
    * and its ARGV.
    */
   evalshaArgs(key: string, cost: number, limits: readonly CheckedLimit[] = this.limits, force = false): string[] {
-    let limitArgs = this.#limitArgs.get(limits)
+    let limitArgs = limits === this.limits ? this.#ownArgs : this.#limitArgs.get(limits)
     if (limitArgs === undefined) {
-      limitArgs = limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
+      limitArgs = argsOf(limits)
       this.#limitArgs.set(limits, limitArgs)
     }
     return [
@@ -130,19 +134,9 @@ export class RedisPolicyStore {
   }
 }
 
-/** An operator's block: `x` in the client's hash, kept at least as long as the block. */
-const BLOCK_SCRIPT = [
-  'local now = tonumber(ARGV[1])',
-  'local redis_clock = now == nil',
-  'if redis_clock then',
-  "  local time = redis.call('TIME')",
-  '  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)',
-  'end',
-  'local ms = tonumber(ARGV[2])',
-  "redis.call('HSET', KEYS[1], 'x', now + ms)",
-  "if redis_clock and redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end",
-  'return now + ms',
-].join('\n')
+/** The limits' max and windowMs, as the script's arguments after now and cost. */
+const argsOf = (limits: readonly CheckedLimit[]): readonly string[] =>
+  limits.flatMap((limit) => [String(limit.max), String(limit.windowMs)])
 
 /** Redis's answer to EVALSHA for a script it does not have (after SCRIPT FLUSH, a restart, a failover). */
 export const isNoScript = (error: unknown): boolean =>

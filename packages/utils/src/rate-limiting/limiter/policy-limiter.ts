@@ -157,10 +157,12 @@ export function checkCostOption(cost: number | CostFunction | undefined, limits:
 /** What a request costs of `limits`: the option's number, or its function's answer, checked each time. */
 type CostOf = (request: Request, limits: readonly CheckedLimit[]) => number | Promise<number>
 
-function costOf(cost: number | CostFunction | undefined): CostOf {
+function costOf(cost: number | CostFunction | undefined, plan?: PolicyPlan): CostOf {
   if (cost === undefined) return () => 1
   if (typeof cost === 'number') {
-    // Checked once per list of limits: a constant list was checked when the limiter was made.
+    // Every list of a plan with no max function was checked against it when the limiter was made.
+    if (plan?.sets.every((set) => set.constant !== undefined)) return () => cost
+    // Otherwise checked once per list of limits.
     const fits = new WeakSet<readonly CheckedLimit[]>()
     return (_request, limits) => {
       if (fits.has(limits)) return cost
@@ -386,7 +388,7 @@ export function memoryPolicyLimiter(parts: LimiterParts, settings: PolicySetting
       reported.seen(limits)
       return store.consume(key, cost, limits)
     },
-    costOf(settings.cost),
+    costOf(settings.cost, plan),
     exceededHandler(parts, 'memory'),
     parts.windowMs,
   )
@@ -462,7 +464,9 @@ export function redisPolicyLimiter(
   // Loaded before the first request, as the fixed window's scripts are; a failure here only means
   // the first call meets NOSCRIPT and sends the script itself.
   if (breakers.healthy) store.reloadScripts(SCRIPT_LOAD_TIMEOUT_MS).catch(() => undefined)
-  const cost = costOf(settings.cost)
+  const cost = costOf(settings.cost, plan)
+  // The fallback's limits are other lists (max / instances): its cost is checked against them.
+  const fallbackCost = costOf(settings.cost)
   const reported = reportedLimits(plan)
   const primary = policyDecide(
     plan,
@@ -491,7 +495,7 @@ export function redisPolicyLimiter(
     return policyDecide(
       plan,
       (key, units, limits) => fallback.consume(key, units, fallbackLimits(limits)),
-      (request, limits) => cost(request, fallbackLimits(limits)),
+      (request, limits) => fallbackCost(request, fallbackLimits(limits)),
       exceededHandler(parts, 'fallback'),
       parts.windowMs,
     )

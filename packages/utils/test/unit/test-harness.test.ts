@@ -5,44 +5,39 @@ import { requireMemcached, requireRedisServer } from '#test/support/global-setup
 import { MEMCACHED_INSTALL_HINT } from '#test/support/memcached-server.js'
 import { INSTALL_HINT } from '#test/support/redis-server.js'
 
-describe('requireRedisServer', () => {
-  it('does nothing when redis-server is installed', () => {
+describe.each([
+  [
+    'redis-server',
+    requireRedisServer,
+    INSTALL_HINT,
+    'SKIPPING Redis integration tests',
+    'apt-get install -y redis-server',
+  ],
+  [
+    'memcached',
+    requireMemcached,
+    MEMCACHED_INSTALL_HINT,
+    'SKIPPING the memcached store tests',
+    'apt-get install -y memcached',
+  ],
+] as const)('the check for %s', (tool, require, hint, skipping, install) => {
+  it(`does nothing when ${tool} is installed`, () => {
     const warn = vi.fn()
-    requireRedisServer(true, 'true', warn)
+    require(true, 'true', warn)
     expect(warn).not.toHaveBeenCalled()
   })
 
-  it('prints one loud line with the install command when redis-server is missing outside CI', () => {
+  it(`prints one loud line with the install command when ${tool} is missing outside CI`, () => {
     const warn = vi.fn()
-    requireRedisServer(false, undefined, warn)
+    require(false, undefined, warn)
     expect(warn).toHaveBeenCalledTimes(1)
-    expect(warn.mock.calls[0]![0]).toContain('SKIPPING Redis integration tests')
-    expect(warn.mock.calls[0]![0]).toContain('apt-get install -y redis-server')
+    expect(warn.mock.calls[0]![0]).toContain(skipping)
+    expect(warn.mock.calls[0]![0]).toContain(install)
   })
 
   it('fails the run under CI=true instead of skipping', () => {
     const warn = vi.fn()
-    expect(() => requireRedisServer(false, 'true', warn)).toThrow(INSTALL_HINT)
+    expect(() => require(false, 'true', warn)).toThrow(hint)
     expect(warn).not.toHaveBeenCalled()
-  })
-})
-
-describe('requireMemcached', () => {
-  it('does nothing when memcached is installed', () => {
-    const warn = vi.fn()
-    requireMemcached(true, 'true', warn)
-    expect(warn).not.toHaveBeenCalled()
-  })
-
-  it('prints one loud line with the install command when memcached is missing outside CI', () => {
-    const warn = vi.fn()
-    requireMemcached(false, undefined, warn)
-    expect(warn).toHaveBeenCalledTimes(1)
-    expect(warn.mock.calls[0]![0]).toContain('SKIPPING the memcached store tests')
-    expect(warn.mock.calls[0]![0]).toContain('apt-get install -y memcached')
-  })
-
-  it('fails the run under CI=true instead of skipping', () => {
-    expect(() => requireMemcached(false, 'true', vi.fn())).toThrow(MEMCACHED_INSTALL_HINT)
   })
 })

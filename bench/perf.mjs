@@ -400,7 +400,7 @@ async function main() {
   mkdirSync(OUT, { recursive: true })
   writeFileSync(join(OUT, 'performance.json'), `${JSON.stringify(report, null, 2)}\n`)
   writeFileSync(join(OUT, 'performance.svg'), renderChart(summary, setups, scenariosOf, NAMES))
-  const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}\n\nRedis's own cost, allowed traffic (a blocked client costs ours no Redis command):\n\n${capacityTable(summary)}\n\nThe targets, judged in this run:\n\n${targetsTable(summary, runs)}`
+  const table = `${markdownTable(summary)}\n\n${pauseTable(summary)}\n\nRedis's own cost, allowed traffic (a blocked client costs ours one Redis call a second, not one a request):\n\n${capacityTable(summary)}\n\nThe targets, judged in this run:\n\n${targetsTable(summary, runs)}`
   process.stdout.write(`${table}\n`)
   if (WRITE_DOCS) writeDocs(report, table)
   process.stderr.write(`wrote ${join(OUT, 'performance.json')} and performance.svg\n`)

@@ -258,9 +258,8 @@ function policyDecide(
     if (typeof units === 'number') return withCost(request, response, next, key, chosen, units)
     units.then((resolved) => withCost(request, response, next, key, chosen, resolved), next)
   }
-  const constant = plan.constant
-  if (constant !== undefined) {
-    const chosen: Chosen = { policy: undefined, limits: constant }
+  if (plan.constant !== undefined) {
+    const chosen = plan.own.chosen!
     return (request, response, next, key) => withLimits(request, response, next, key, chosen)
   }
   return (request, response, next, key) => {

@@ -80,9 +80,11 @@ export class LimitSet {
   /** What a request under this set is decided by, when no max depends on the request. */
   readonly chosen: Chosen | undefined
 
-  /** The limits for `request`: the same list object for the same answers, so callers may cache by it. */
+  /**
+   * The limits for `request`, for a set with a max function (a constant set's are `chosen`): the
+   * same list object for the same answers, so callers may cache by it.
+   */
   resolve(request: Request): readonly CheckedLimit[] | Promise<readonly CheckedLimit[]> {
-    if (this.constant !== undefined) return this.constant
     const answers: (number | Promise<number>)[] = this.templates.map((limit) =>
       typeof limit.max === 'number' ? limit.max : limit.max(request),
     )
@@ -156,11 +158,6 @@ export class PolicyPlan {
   /** The longest window of any limit it may decide by. */
   get longestWindowMs(): number {
     return Math.max(...this.sets.flatMap((set) => set.templates.map((limit) => limit.windowMs)))
-  }
-
-  /** The most limits any of its lists has. */
-  get widest(): number {
-    return Math.max(...this.sets.map((set) => set.templates.length))
   }
 
   /** The request's policy and limits. Throws (or rejects) a RateLimitError for an unknown policy or a bad max. */
